@@ -1,0 +1,149 @@
+"""`bbrange oracle …`: train, serve and administer the oracle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from bbrange.shared.datasets import DATA_DIR_ENV, DATASETS
+from bbrange.shared.devices import resolve_device
+
+app = typer.Typer(help="The victim: label-only predictions of trained classifiers, metered per API key.",
+                  no_args_is_help=True)
+console = Console()
+
+ModelDirOption = Annotated[Path, typer.Option("--model-dir", envvar="BBRANGE_MODEL_DIR", help="Where model weights and cards live.")]
+DataDirOption = Annotated[Optional[Path], typer.Option("--data-dir", envvar=DATA_DIR_ENV, help="Dataset directory (mnist/, gtsrb/).")]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+
+
+@app.command()
+def train(
+    dataset: Annotated[str, typer.Option("--dataset", help=f"One of: {', '.join(DATASETS)}.")],
+    model_dir: ModelDirOption = Path("models"),
+    data_dir: DataDirOption = None,
+    name: Annotated[Optional[str], typer.Option(help="Model name (default: the dataset's name).")] = None,
+    architecture: Annotated[Optional[str], typer.Option(help="Architecture (default: the dataset's oracle).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs (default: the dataset's recipe).")] = None,
+    seed: int = 0,
+    quick: Annotated[bool, typer.Option("--quick", help="A subset and one epoch, for tests.")] = False,
+    device: DeviceOption = "auto",
+) -> None:
+    """Train an oracle model reproducibly and write its safetensors weights and model card."""
+    from bbrange.oracle.training import train_oracle
+
+    if dataset not in DATASETS:
+        raise typer.BadParameter(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}", param_hint="--dataset")
+    card = train_oracle(dataset, model_dir, name=name, architecture=architecture, epochs=epochs, seed=seed,
+                        quick=quick, device=resolve_device(device), data_dir=data_dir)
+    console.print(
+        f"[bold]{card.name}[/]: {card.architecture} on {card.dataset}, test accuracy "
+        f"[bold]{card.test_accuracy:.2%}[/] on {card.test_samples} images, {card.wall_time_s:.0f} s on {card.device}"
+    )
+    console.print(f"weights {model_dir / card.weights_file} (sha256 {card.weights_sha256[:16]}…)")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    model_dir: ModelDirOption = Path("models"),
+    redis_url: Annotated[str, typer.Option(envvar="BBRANGE_REDIS_URL", help="Budget store.")] = "redis://127.0.0.1:6379/0",
+    model: Annotated[Optional[list[str]], typer.Option("--model", help="Serve only these models (repeatable).")] = None,
+    device: DeviceOption = "auto",
+    log_level: str = "info",
+) -> None:
+    """Serve label-only predictions over HTTP (FastAPI + uvicorn). The admin token comes from BBRANGE_ADMIN_TOKEN."""
+    import logging
+
+    import uvicorn
+
+    from bbrange.oracle.app import create_app
+    from bbrange.oracle.settings import OracleSettings
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    resolve_device(device)  # fail here, with a clear message, rather than inside the server's start-up
+    settings = OracleSettings(model_dir=model_dir, redis_url=redis_url, device=device, models=model or None)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+
+
+clients_app = typer.Typer(help="Create, inspect, top up and revoke API clients (through the admin API).",
+                          no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+
+UrlOption = Annotated[str, typer.Option("--url", envvar="BBRANGE_ORACLE_URL", help="Oracle base URL.")]
+AdminTokenOption = Annotated[str, typer.Option("--admin-token", envvar="BBRANGE_ADMIN_TOKEN", help="Admin token.")]
+
+
+def _admin_call(method: str, url: str, path: str, token: str, payload: dict | None = None) -> dict:
+    import httpx
+
+    try:
+        r = httpx.request(method, url.rstrip("/") + path, json=payload, timeout=10.0,
+                          headers={"Authorization": f"Bearer {token}"})
+    except httpx.HTTPError as e:
+        console.print(f"[red]cannot reach the oracle at {url}: {e}[/]")
+        raise typer.Exit(2)
+    body = r.json()
+    if r.is_error:
+        error = body.get("error", {})
+        console.print(f"[red]{r.status_code} {error.get('code', '')}: {error.get('message', body)}[/]")
+        raise typer.Exit(1)
+    return body
+
+
+def _print_clients(clients: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table("client", "name", "budget", "used", "remaining", "rate/min", "revoked")
+    for c in clients:
+        table.add_row(c["client_id"], c["name"], str(c["budget"]), str(c["used"]), str(c["remaining"]),
+                      str(c["rate_per_minute"] or "-"), "yes" if c["revoked"] else "no")
+    console.print(table)
+
+
+@clients_app.command("create")
+def clients_create(
+    name: Annotated[str, typer.Option(help="A label for the client.")],
+    budget: Annotated[int, typer.Option(min=0, help="Total inputs it may have labelled.")],
+    rate_per_minute: Annotated[Optional[int], typer.Option(min=1, help="Most inputs per minute.")] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+    admin_token: AdminTokenOption = "",
+) -> None:
+    """Create a client; prints its API key once."""
+    body = _admin_call("POST", url, "/v1/admin/clients", admin_token,
+                       {"name": name, "budget": budget, "rate_per_minute": rate_per_minute})
+    _print_clients([body["client"]])
+    console.print(f"API key (shown once): [bold]{body['api_key']}[/]")
+
+
+@clients_app.command("list")
+def clients_list(url: UrlOption = "http://127.0.0.1:8000", admin_token: AdminTokenOption = "") -> None:
+    """List every client with its usage."""
+    _print_clients(_admin_call("GET", url, "/v1/admin/clients", admin_token)["clients"])
+
+
+@clients_app.command("usage")
+def clients_usage(client_id: str, url: UrlOption = "http://127.0.0.1:8000", admin_token: AdminTokenOption = "") -> None:
+    """Show one client's budget and usage."""
+    _print_clients([_admin_call("GET", url, f"/v1/admin/clients/{client_id}", admin_token)])
+
+
+@clients_app.command("top-up")
+def clients_top_up(
+    client_id: str,
+    amount: Annotated[int, typer.Option(min=1, help="Inputs to add to the budget.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+    admin_token: AdminTokenOption = "",
+) -> None:
+    """Add to a client's budget."""
+    _print_clients([_admin_call("POST", url, f"/v1/admin/clients/{client_id}/top-up", admin_token, {"amount": amount})])
+
+
+@clients_app.command("revoke")
+def clients_revoke(client_id: str, url: UrlOption = "http://127.0.0.1:8000", admin_token: AdminTokenOption = "") -> None:
+    """Revoke a client's key: its requests get 403 from now on."""
+    _print_clients([_admin_call("POST", url, f"/v1/admin/clients/{client_id}/revoke", admin_token)])

@@ -1,0 +1,42 @@
+"""Prometheus metrics of the oracle. Label values are bounded: client ids and model names, never keys."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REFUSAL_REASONS = (
+    "unauthorized", "revoked", "unknown_model", "bad_input", "body_too_large", "budget_exhausted",
+    "rate_limited", "redis_unavailable", "internal_error",
+)
+
+
+class OracleMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.inputs_answered = Counter(
+            "bbrange_oracle_inputs_answered", "Inputs labelled and answered (one input is one query)",
+            ["client", "model"], registry=r,
+        )
+        self.refusals = Counter(
+            "bbrange_oracle_refusals", "Predict requests refused, by reason", ["reason", "model"], registry=r,
+        )
+        self.budget_remaining = Gauge(
+            "bbrange_oracle_budget_remaining", "Inputs a client may still have labelled (as last seen by this process)",
+            ["client"], registry=r, multiprocess_mode="min",
+        )
+        self.request_seconds = Histogram(
+            "bbrange_oracle_request_seconds", "Predict request latency, from first byte to response",
+            ["model", "encoding"], registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.batch_size = Histogram(
+            "bbrange_oracle_batch_size", "Inputs per answered predict request", ["model"], registry=r,
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+        )
+        self.inference_seconds = Histogram(
+            "bbrange_oracle_inference_seconds", "Model forward time per answered batch", ["model"], registry=r,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        for reason in REFUSAL_REASONS:  # so dashboards see zeros, not gaps
+            self.refusals.labels(reason=reason, model="")

@@ -1,0 +1,93 @@
+"""Oracle models on disk: safetensors weights beside a JSON model card that vouches for them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import torch
+from pydantic import BaseModel, Field
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from bbrange.shared.architectures import ARCHITECTURES, build_model
+from bbrange.shared.datasets import file_digest
+
+
+class WeightsRefused(RuntimeError):
+    """The weights on disk are not the ones the card describes."""
+
+
+class TrainingSettings(BaseModel):
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    quick: bool
+    train_samples: int
+    augmentation: str
+    threads: int | None = None  # absent in cards written before it was recorded
+
+
+class ModelCard(BaseModel):
+    name: str
+    architecture: str
+    architecture_layers: str
+    dataset: str
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    class_names: list[str]
+    weights_file: str
+    weights_sha256: str
+    test_accuracy: float = Field(description="Top-1 accuracy on the test images below")
+    test_samples: int
+    training: TrainingSettings
+    wall_time_s: float
+    device: str
+    torch_version: str
+    created_at: str = Field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
+
+
+def card_path(model_dir: Path, name: str) -> Path:
+    return model_dir / f"{name}.json"
+
+
+def save_model(model: nn.Module, card: ModelCard, model_dir: Path) -> ModelCard:
+    """Write the weights, then the card with their hash; the card is written last so a reader never
+    sees a card whose weights are still being written."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    weights = model_dir / f"{card.name}.safetensors"
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # One metadata entry only: safetensors writes metadata from a hash map, so with several the header
+    # (and the file's sha256) would vary from run to run.
+    save_file(state, str(weights), metadata={"card": card.name})
+    card = card.model_copy(update={"weights_file": weights.name, "weights_sha256": file_digest(weights)})
+    card_path(model_dir, card.name).write_text(card.model_dump_json(indent=2) + "\n")
+    return card
+
+
+def read_card(path: Path) -> ModelCard:
+    return ModelCard.model_validate(json.loads(path.read_text()))
+
+
+def load_model(card_file: Path, device: torch.device) -> tuple[nn.Module, ModelCard]:
+    """Load a model in eval mode, refusing weights whose sha256 differs from the card's."""
+    card = read_card(card_file)
+    weights = card_file.parent / card.weights_file
+    if Path(card.weights_file).name != card.weights_file:
+        raise WeightsRefused(f"{card_file}: weights_file must be a plain file name, got {card.weights_file!r}")
+    if card.architecture not in ARCHITECTURES:
+        raise WeightsRefused(f"{card_file}: unknown architecture {card.architecture!r}")
+    digest = file_digest(weights)
+    if digest != card.weights_sha256:
+        raise WeightsRefused(
+            f"{weights}: sha256 {digest} does not match its card ({card.weights_sha256}); refusing to serve it"
+        )
+    model = build_model(card.architecture, card.input_shape, card.num_classes)
+    model.load_state_dict(load_file(str(weights)), strict=True)
+    return model.to(device).eval(), card
+
+
+def discover_cards(model_dir: Path) -> list[Path]:
+    return sorted(model_dir.glob("*.json"))

@@ -1,0 +1,23 @@
+"""Oracle configuration, from BBRANGE_* environment variables (secrets never from files in the repo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class OracleSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BBRANGE_", extra="ignore")
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Where budgets and API keys live")
+    redis_prefix: str = Field("bbrange:oracle", description="Key prefix, so several ranges can share one Redis")
+    redis_timeout_s: float = Field(2.0, gt=0, description="Socket timeout; past it the oracle answers 503")
+    redis_max_connections: int = Field(64, gt=0, description="Redis connections per oracle process")
+    model_dir: Path = Field(Path("models"), description="Directory of <name>.safetensors + <name>.json cards")
+    models: list[str] | None = Field(None, description="Model names to serve (default: every card in model_dir)")
+    admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset disables it")
+    max_batch: int = Field(1024, gt=0, description="Most inputs in one predict request")
+    max_body_bytes: int = Field(32 * 1024 * 1024, gt=0, description="Largest predict request body")
+    device: str = Field("auto", description="auto, cpu or cuda")

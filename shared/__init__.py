@@ -1,0 +1,1 @@
+"""What both services need: datasets, architectures, the tensor wire format, HTTP schemas."""

@@ -1,0 +1,83 @@
+"""Weights round-trip through safetensors and their card; tampered weights are refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from bbrange.oracle.model_store import WeightsRefused, load_model, read_card
+from bbrange.shared.datasets import file_digest
+from tests.conftest import BBRANGE, free_port
+
+
+def test_card_describes_the_weights(quick_model_dir):
+    card = read_card(quick_model_dir / "mnist.json")
+    assert card.architecture == "lenet" and card.dataset == "mnist"
+    assert card.input_shape == (1, 28, 28) and card.num_classes == 10 and card.class_names[3] == "3"
+    assert card.weights_sha256 == file_digest(quick_model_dir / card.weights_file)
+    assert card.training.quick and card.training.epochs == 1 and card.training.train_samples == 3000
+    assert 0.5 < card.test_accuracy <= 1.0 and card.test_samples == 1000
+    assert card.wall_time_s > 0 and card.device == "cpu" and card.torch_version.startswith("2.13")
+
+
+def test_round_trip_reproduces_predictions(quick_model_dir, mnist_test, tmp_path):
+    model, card = load_model(quick_model_dir / "mnist.json", torch.device("cpu"))
+    x = torch.from_numpy(mnist_test.x[:200])
+    with torch.no_grad():
+        labels = model(x).argmax(1).numpy()
+    accuracy = float((labels == mnist_test.y[:200]).mean())
+    assert accuracy > 0.6, "the quick model should have learnt something"
+    copy = tmp_path / "copy"
+    shutil.copytree(quick_model_dir, copy)
+    again, _ = load_model(copy / "mnist.json", torch.device("cpu"))
+    with torch.no_grad():
+        np.testing.assert_array_equal(again(x).argmax(1).numpy(), labels)
+
+
+def test_training_is_bitwise_reproducible(quick_model_dir, tmp_path, data_dir):
+    from bbrange.oracle.training import train_oracle
+
+    card = train_oracle("mnist", tmp_path, quick=True, data_dir=data_dir, show_progress=False)
+    assert card.training.seed == 0
+    assert card.weights_sha256 == read_card(quick_model_dir / "mnist.json").weights_sha256
+
+
+@pytest.fixture
+def tampered_dir(quick_model_dir, tmp_path):
+    target = tmp_path / "tampered"
+    shutil.copytree(quick_model_dir, target)
+    weights = target / "mnist.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-1] ^= 0x01  # one bit of one weight
+    weights.write_bytes(bytes(raw))
+    return target
+
+
+def test_tampered_weights_are_refused(tampered_dir):
+    with pytest.raises(WeightsRefused, match="does not match its card"):
+        load_model(tampered_dir / "mnist.json", torch.device("cpu"))
+
+
+def test_server_refuses_to_start_on_tampered_weights(tampered_dir, redis_server):
+    result = subprocess.run(
+        [str(BBRANGE), "oracle", "serve", "--port", str(free_port()), "--model-dir", str(tampered_dir),
+         "--redis-url", redis_server.url, "--device", "cpu"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert "does not match its card" in result.stdout + result.stderr
+
+
+def test_card_cannot_point_outside_its_directory(quick_model_dir, tmp_path):
+    target = tmp_path / "escape"
+    shutil.copytree(quick_model_dir, target)
+    card = json.loads((target / "mnist.json").read_text())
+    card["weights_file"] = "../copy/mnist.safetensors"
+    (target / "mnist.json").write_text(json.dumps(card))
+    with pytest.raises(WeightsRefused, match="plain file name"):
+        load_model(target / "mnist.json", torch.device("cpu"))
