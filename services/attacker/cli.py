@@ -1,0 +1,111 @@
+"""`bbrange attack …`: the attack engine from the command line, against a local oracle model card.
+
+The oracle is wrapped in the label-only `InProcessOracle` before the attack sees it; the campaign
+service does the same over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import torch
+import typer
+
+from bbrange.attacker.evaluation import distortion, transfer
+from bbrange.attacker.fgsm import fgsm
+from bbrange.attacker.jsma import jsma
+from bbrange.attacker.oracle_client import InProcessOracle, QueryCounter
+from bbrange.attacker.presets import SUBSTITUTE_PRESETS
+from bbrange.attacker.substitute import EpochReport, SubstituteConfig, train_substitute
+from bbrange.shared.datasets import load_dataset
+from bbrange.shared.devices import resolve_device
+
+app = typer.Typer(help="The attack engine: substitute training, FGSM and JSMA.", no_args_is_help=True)
+
+ModelCardOpt = Annotated[Path, typer.Option(help="oracle model card (JSON) beside its safetensors weights")]
+
+
+def _load(card_file: Path, device: torch.device) -> tuple[torch.nn.Module, object]:
+    from bbrange.oracle.model_store import load_model
+
+    model, card = load_model(card_file, device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, card
+
+
+@app.command("presets")
+def presets() -> None:
+    """List the substitute presets and their layers."""
+    for p in SUBSTITUTE_PRESETS.values():
+        typer.echo(f"{p.name:18s} {p.dataset:6s} {p.layers}\n{'':25s}{p.source}")
+
+
+@app.command("substitute")
+def substitute(
+    model_card: ModelCardOpt = Path("models/mnist.json"),
+    s0: Annotated[int, typer.Option(help="|S0|: the first test images")] = 150,
+    preset: str = "papernot-mnist",
+    rho: Annotated[int, typer.Option(help="substitute epochs ρ_max")] = 6,
+    lam: float = 0.1,
+    train_epochs: int = 10,
+    periodic_step: bool = False,
+    reservoir: bool = False,
+    kappa: int = 400,
+    budget: Annotated[Optional[int], typer.Option(help="labelling query budget")] = None,
+    eps: Annotated[float, typer.Option(help="FGSM ε for the transfer check")] = 0.3,
+    holdout: Annotated[Optional[int], typer.Option(help="held-out test images after S0 (default: all)")] = None,
+    device: str = "auto",
+    data_dir: Annotated[Optional[Path], typer.Option(envvar="BBRANGE_DATA_DIR")] = None,
+    json_out: Optional[Path] = None,
+) -> None:
+    """Train a substitute against the oracle (labels only), then measure FGSM transfer on the other test images."""
+    dev = resolve_device(device)
+    model, card = _load(model_card, dev)
+    counter = QueryCounter(InProcessOracle(model, card.input_shape, card.num_classes, dev))  # type: ignore[attr-defined]
+    data = load_dataset(card.dataset, "test", data_dir)  # type: ignore[attr-defined]
+    config = SubstituteConfig(preset=preset, substitute_epochs=rho, lam=lam, train_epochs=train_epochs,
+                              periodic_step=periodic_step, reservoir=reservoir, kappa=kappa, query_budget=budget)
+
+    def show(r: EpochReport) -> None:
+        typer.echo(f"ρ={r.rho} |S|={r.set_size} queries={r.labelling_queries} accuracy={r.substitute_accuracy:.2%} "
+                   f"agreement={r.oracle_agreement:.2%}")
+
+    held = slice(s0, None if holdout is None else s0 + holdout)
+    result = train_substitute(counter, data.x[:s0], config, holdout=(data.x[held], data.y[held]), device=dev,
+                              on_epoch=show)
+    if not result.completed:
+        typer.echo(f"stopped: {result.stop_reason}")
+    x_adv = fgsm(result.model, torch.from_numpy(data.x[held]).to(dev), eps)
+    rep = transfer(counter, x_adv, data.y[held], clean_oracle_labels=result.holdout_oracle_labels)
+    typer.echo(f"FGSM ε={eps}: oracle misclassifies {rep.misclassified:.2%}; queries {counter.usage.by_phase}")
+    if json_out:
+        json_out.write_text(json.dumps({**result.summary(), "transfer": rep.as_dict(),
+                                        "queries": counter.usage.by_phase}, indent=1, default=float))
+
+
+@app.command("jsma")
+def jsma_command(
+    model_card: ModelCardOpt = Path("models/mnist.json"),
+    images: Annotated[int, typer.Option(help="the first N test images, each towards every other class")] = 10,
+    theta: float = 1.0,
+    upsilon: Annotated[float, typer.Option(help="maximum distortion Υ, a fraction of the features")] = 0.145,
+    device: str = "auto",
+    data_dir: Annotated[Optional[Path], typer.Option(envvar="BBRANGE_DATA_DIR")] = None,
+) -> None:
+    """White-box JSMA on the model itself (the thesis's setting)."""
+    dev = resolve_device(device)
+    model, card = _load(model_card, dev)
+    data = load_dataset(card.dataset, "test", data_dir)  # type: ignore[attr-defined]
+    k = card.num_classes  # type: ignore[attr-defined]
+    idx = np.repeat(np.arange(images), k - 1)
+    targets = np.array([t for y in data.y[:images] for t in range(k) if t != y])
+    x = torch.from_numpy(data.x[idx]).to(dev)
+    result = jsma(model, x, torch.from_numpy(targets).to(dev), theta=theta, max_distortion=upsilon)
+    ok = result.success.cpu().numpy()
+    d = distortion(x, result.x_adv)
+    typer.echo(f"{len(x)} samples: success {ok.mean():.2%}, L0 {d.mean_l0(ok):.2%} (successful) "
+               f"{d.mean_l0():.2%} (all)")

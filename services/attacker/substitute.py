@@ -1,0 +1,261 @@
+"""Substitute training with Jacobian-based dataset augmentation (Algorithm 1 of the black-box paper).
+
+Epochs ρ = 0 .. ρ_max: label the points of S_ρ the oracle has not labelled yet, train the substitute
+F on S_ρ, and (for ρ < ρ_max) augment S_{ρ+1} = S_ρ ∪ {clip(x + λ_ρ·sgn(J_F(x)[Õ(x)]))}. With ρ_max = 6
+the last substitute is trained on |S0|·2^6 points, which is the paper's query arithmetic
+(100·2^6 = 6,400). Two refinements of the paper are options: periodic step size
+λ_ρ = λ·(−1)^⌊ρ/τ⌋ and reservoir sampling (from ρ ≥ σ on, only κ points of the newest ones are
+augmented, so each later epoch costs κ queries).
+
+Only labels come from the oracle, through a `QueryCounter`; nothing here reads the oracle's model.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from bbrange.attacker.oracle_client import BudgetExhausted, LabelOracle, QueryCounter
+from bbrange.attacker.presets import get_preset
+from bbrange.shared.architectures import build_model
+
+
+@dataclass(frozen=True)
+class SubstituteConfig:
+    preset: str = "papernot-mnist"
+    substitute_epochs: int = 6  # ρ_max: augmentations; the substitute is trained ρ_max + 1 times
+    lam: float = 0.1
+    periodic_step: bool = False
+    tau: int = 3
+    reservoir: bool = False
+    sigma: int = 3
+    kappa: int = 400
+    # Training per substitute epoch (the paper's cleverhans tutorial: 10 epochs, batch 128, Adam 1e-3).
+    train_epochs: int = 10
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    augment_batch_size: int = 512
+    query_budget: int | None = None  # labelling queries; agreement queries are counted apart
+    seed: int = 0
+    clip_min: float = 0.0
+    clip_max: float = 1.0
+
+    def step_size(self, rho: int) -> float:
+        if self.periodic_step:
+            return self.lam * (-1.0) ** (rho // self.tau)
+        return self.lam
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    rho: int
+    set_size: int  # |S_ρ| the substitute was trained on
+    new_points_labelled: int
+    labelling_queries: int  # cumulative
+    agreement_queries: int  # cumulative, counted apart
+    substitute_accuracy: float | None  # on the held-out images, against true labels
+    oracle_agreement: float | None  # on the held-out images, against the oracle's labels
+    step_size: float  # λ_ρ used for the augmentation after this epoch (0 when none followed)
+    train_loss: float
+    wall_s: float
+    budget_exhausted: bool = False
+
+
+@dataclass
+class SubstituteResult:
+    model: nn.Module
+    config: SubstituteConfig
+    reports: list[EpochReport]
+    x_train: np.ndarray  # the final S_ρ that was labelled
+    y_train: np.ndarray  # the oracle's labels for it
+    completed: bool  # all ρ_max + 1 epochs ran
+    stop_reason: str | None = None
+    holdout_oracle_labels: np.ndarray | None = field(default=None, repr=False)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "completed": self.completed,
+            "stop_reason": self.stop_reason,
+            "epochs_run": len(self.reports),
+            "final_set_size": len(self.y_train),
+            "config": asdict(self.config),
+            "reports": [asdict(r) for r in self.reports],
+        }
+
+
+ProgressCallback = Callable[[EpochReport], None]
+
+
+def jacobian_augment(
+    model: nn.Module,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    lam: float,
+    *,
+    batch_size: int = 512,
+    clip_min: float = 0.0,
+    clip_max: float = 1.0,
+) -> torch.Tensor:
+    """x + λ·sgn(∂F_{Õ(x)}/∂x), clipped: one backward of the summed selected logits per batch.
+
+    The inputs of a batch are independent, so the gradient of Σ_i F_{y_i}(x_i) with respect to x_i
+    is exactly the Jacobian row of sample i: the full Jacobian is never formed.
+    """
+    model.eval()
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        xb = x[i : i + batch_size].detach().requires_grad_(True)
+        selected = model(xb).gather(1, labels[i : i + batch_size, None]).sum()
+        (grad,) = torch.autograd.grad(selected, xb)
+        out.append((xb.detach() + lam * grad.sign()).clamp_(clip_min, clip_max))
+    return torch.cat(out) if out else x.clone()
+
+
+def _train(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+           config: SubstituteConfig, generator: torch.Generator) -> float:
+    model.train()
+    last = float("nan")
+    for _ in range(config.train_epochs):
+        order = torch.randperm(len(x), generator=generator).to(x.device)
+        total, count = 0.0, 0
+        for i in range(0, len(x), config.batch_size):
+            idx = order[i : i + config.batch_size]
+            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+        last = total / max(count, 1)
+    model.eval()
+    return last
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    model.eval()
+    return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+
+def _reservoir(n_items: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Algorithm R: a uniform sample of k indices from a stream of n_items, in one pass."""
+    reservoir = np.arange(min(k, n_items))
+    for i in range(k, n_items):
+        j = int(rng.integers(0, i + 1))
+        if j < k:
+            reservoir[j] = i
+    return np.sort(reservoir)
+
+
+def train_substitute(
+    oracle: QueryCounter | LabelOracle,
+    x0: np.ndarray,
+    config: SubstituteConfig = SubstituteConfig(),
+    *,
+    holdout: tuple[np.ndarray, np.ndarray] | None = None,
+    device: torch.device = torch.device("cpu"),
+    on_epoch: ProgressCallback | None = None,
+) -> SubstituteResult:
+    """Algorithm 1. `holdout` = (images, true labels) for the per-epoch accuracy and agreement.
+
+    When the labelling budget (config.query_budget, or the counter's own budget) cannot cover the
+    next points, only the first points that fit are labelled, the substitute is trained on them, and
+    the run stops with `completed=False` and the reason: the budget is used exactly, never exceeded.
+    """
+    counter = oracle if isinstance(oracle, QueryCounter) else QueryCounter(oracle)
+    preset = get_preset(config.preset)
+    input_shape = tuple(counter.input_shape)
+    x0 = np.asarray(x0, dtype=np.float32)
+    if x0.ndim != 4 or tuple(x0.shape[1:]) != input_shape:
+        raise ValueError(f"S0 must have shape (N, {', '.join(map(str, input_shape))}), got {x0.shape}")
+
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    model = build_model(preset.architecture, input_shape, counter.num_classes).to(device)  # type: ignore[arg-type]
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+
+    hold_x = hold_y = hold_oracle = None
+    if holdout is not None:
+        hold_x = torch.from_numpy(np.asarray(holdout[0], dtype=np.float32)).to(device)
+        hold_y = torch.as_tensor(holdout[1], dtype=torch.long, device=device)
+        try:  # the oracle's labels of fixed images do not change: query them once
+            hold_oracle = torch.from_numpy(counter.label(holdout[0], "agreement")).to(device)
+        except BudgetExhausted:
+            hold_oracle = None
+
+    x_set = torch.from_numpy(x0).to(device)
+    y_set = torch.zeros(0, dtype=torch.long, device=device)
+    previous_size = 0  # S_{ρ-1}: the reservoir draws from the newest points, S_ρ \ S_{ρ-1}
+    reports: list[EpochReport] = []
+    stop_reason: str | None = None
+
+    for rho in range(config.substitute_epochs + 1):
+        started = time.perf_counter()
+        new = x_set[len(y_set):]
+        budget_left = counter.remaining("labelling")
+        if config.query_budget is not None:
+            own = config.query_budget - counter.used("labelling")
+            budget_left = own if budget_left is None else min(budget_left, own)
+        exhausted = budget_left is not None and len(new) > budget_left
+        if exhausted:
+            wanted = len(new)
+            new = new[: max(budget_left or 0, 0)]
+            x_set = x_set[: len(y_set) + len(new)]
+            stop_reason = f"query budget reached at ρ={rho}: {len(new)} of {wanted} new points labelled"
+        if len(new) == 0 and exhausted:
+            stop_reason = f"query budget reached before ρ={rho}"
+            break
+        try:
+            labels = counter.label(new.cpu().numpy(), "labelling")
+        except BudgetExhausted as e:
+            stop_reason = f"query budget reached at ρ={rho}: {e}"
+            x_set = x_set[: len(y_set)]
+            break
+        y_set = torch.cat([y_set, torch.from_numpy(labels).to(device)])
+        loss = _train(model, optimizer, x_set, y_set, config, generator)
+
+        accuracy = agreement = None
+        if hold_x is not None:
+            pred = predict(model, hold_x)
+            accuracy = float((pred == hold_y).float().mean())
+            if hold_oracle is not None:
+                agreement = float((pred == hold_oracle).float().mean())
+
+        last = rho == config.substitute_epochs or exhausted
+        lam = 0.0 if last else config.step_size(rho)
+        report = EpochReport(
+            rho=rho, set_size=len(y_set), new_points_labelled=len(new),
+            labelling_queries=counter.used("labelling"), agreement_queries=counter.used("agreement"),
+            substitute_accuracy=accuracy, oracle_agreement=agreement, step_size=lam, train_loss=loss,
+            wall_s=round(time.perf_counter() - started, 3), budget_exhausted=exhausted,
+        )
+        reports.append(report)
+        if on_epoch is not None:
+            on_epoch(report)
+        if last:
+            break
+
+        if config.reservoir and rho >= config.sigma:
+            fresh = np.arange(previous_size, len(x_set))
+            chosen = torch.from_numpy(fresh[_reservoir(len(fresh), config.kappa, rng)]).to(device)
+        else:
+            chosen = torch.arange(len(x_set), device=device)
+        previous_size = len(x_set)
+        augmented = jacobian_augment(model, x_set[chosen], y_set[chosen], lam,
+                                     batch_size=config.augment_batch_size,
+                                     clip_min=config.clip_min, clip_max=config.clip_max)
+        x_set = torch.cat([x_set, augmented])
+
+    completed = stop_reason is None and len(reports) == config.substitute_epochs + 1
+    return SubstituteResult(
+        model=model.eval(), config=config, reports=reports,
+        x_train=x_set[: len(y_set)].cpu().numpy(), y_train=y_set.cpu().numpy(),
+        completed=completed, stop_reason=stop_reason,
+        holdout_oracle_labels=None if hold_oracle is None else hold_oracle.cpu().numpy(),
+    )
