@@ -1,0 +1,46 @@
+"""Attacker service configuration, from BBRANGE_ATTACK_* environment variables.
+
+The attacker has its own prefix (not the oracle's BBRANGE_REDIS_URL) because a range often runs both
+services in one shell with different Redis databases.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Loopback only by default: the service makes requests to URLs its users give it, so nothing else is
+# reachable until an operator says so (no SSRF into the deployment's network or a cloud metadata service).
+DEFAULT_ORACLE_ALLOWLIST = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+
+
+class AttackerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BBRANGE_ATTACK_", extra="ignore")
+
+    redis_url: str = Field("redis://127.0.0.1:6379/1", description="Campaign state and the job queue")
+    redis_prefix: str = Field("bbrange:attack", description="Key prefix of campaign state in Redis")
+    queue_name: str = Field("bbrange-attacks", description="RQ queue the API enqueues campaigns on")
+    data_dir: Path = Field(Path("attack-data"),
+                           description="Durable sample storage shared by the API and the workers (one directory per campaign)")
+    oracle_allowlist: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ORACLE_ALLOWLIST),
+        description="Oracle origins campaigns may target: scheme://host or scheme://host:port "
+                    "(JSON list in the environment, e.g. '[\"http://oracle.internal:8000\"]')",
+    )
+    metrics_dir: Path | None = Field(
+        None, description="prometheus-client multiprocess directory shared by the API and the workers of one host",
+    )
+    lease_ttl_s: float = Field(15.0, gt=0, description="A running campaign whose worker has not renewed its lease "
+                                                     "for this long is failed as worker_lost")
+    job_timeout_s: int = Field(6 * 3600, gt=0, description="Hard limit on one campaign's run time")
+    oracle_timeout_s: float = Field(30.0, gt=0, description="Per-request timeout towards the oracle")
+    oracle_max_attempts: int = Field(6, ge=1, description="Attempts per oracle request on transient errors")
+    oracle_max_wait_s: float = Field(600.0, gt=0, description="Longest total wait (backoff and Retry-After) "
+                                                              "for one oracle request")
+    max_upload_bytes: int = Field(16 * 1024 * 1024, gt=0, description="Largest uploaded initial set (.npy bytes)")
+    device: str = Field("cpu", description="Torch device of the workers: auto, cpu or cuda")
+    oracle_batch_size: int = Field(1000, ge=1, description="Inputs per predict request (at most the oracle's max batch, "
+                                                           "1024 by default)")
+    torch_threads: int | None = Field(None, ge=1, description="Torch threads per campaign (default: torch's own)")

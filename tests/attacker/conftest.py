@@ -1,0 +1,191 @@
+"""Attacker-service fixtures: a real API process and real RQ worker processes on their own Redis DB,
+against the real oracle processes of tests/conftest.py."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import BBRANGE, OracleProcess, RedisServer, free_port, wait_until
+
+FINAL_STATES = ("succeeded", "failed", "cancelled")
+
+
+@dataclass
+class AttackerStack:
+    url: str
+    redis_url: str
+    data_dir: Path
+    metrics_dir: Path
+    log_dir: Path
+    env: dict[str, str]
+    api: subprocess.Popen | None = None
+    workers: list[subprocess.Popen] = field(default_factory=list)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)
+
+    def start_api(self) -> None:
+        port = int(self.url.rsplit(":", 1)[1])
+        log = (self.log_dir / f"api-{port}-{time.monotonic_ns()}.log").open("wb")
+        self.api = subprocess.Popen(
+            [str(BBRANGE), "attack", "serve", "--port", str(port), "--log-level", "warning"],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env,
+        )
+
+        def up() -> bool:
+            if self.api.poll() is not None:
+                raise RuntimeError(f"attacker API exited with {self.api.returncode}; see {self.log_dir}")
+            try:
+                return httpx.get(self.url + "/readyz", timeout=0.5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, 60, "the attacker API")
+
+    def start_worker(self, name: str) -> subprocess.Popen:
+        log = (self.log_dir / f"worker-{name}.log").open("wb")
+        worker = subprocess.Popen(
+            [str(BBRANGE), "attack", "worker", "--name", name, "--torch-threads", "1", "--log-level", "warning"],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env,
+        )
+        self.workers.append(worker)
+        return worker
+
+    def stop_api(self) -> None:
+        if self.api is not None:
+            _stop(self.api)
+
+    def stop(self) -> None:
+        for w in self.workers:
+            _stop(w, twice=True)
+        self.stop_api()
+
+
+def _stop(process: subprocess.Popen, twice: bool = False) -> None:
+    """SIGTERM; an RQ worker shuts down warm (after its job) on the first and cold on the second."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(5)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    if twice:
+        process.terminate()
+        try:
+            process.wait(10)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    process.kill()
+    process.wait(10)
+
+
+def start_stack(redis: RedisServer, db: int, tmp: Path, workers: int, extra_env: dict[str, str] | None = None
+                ) -> AttackerStack:
+    for sub in ("data", "metrics", "logs"):
+        (tmp / sub).mkdir(parents=True, exist_ok=True)
+    redis_url = f"redis://127.0.0.1:{redis.port}/{db}"
+    env = {**os.environ, "BBRANGE_ATTACK_REDIS_URL": redis_url, "BBRANGE_ATTACK_DATA_DIR": str(tmp / "data"),
+           "BBRANGE_ATTACK_METRICS_DIR": str(tmp / "metrics"), **(extra_env or {})}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    stack = AttackerStack(f"http://127.0.0.1:{free_port()}", redis_url, tmp / "data", tmp / "metrics", tmp / "logs", env)
+    try:
+        stack.start_api()
+        for i in range(workers):
+            stack.start_worker(f"w{i}-{db}")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+@pytest.fixture(scope="session")
+def attacker(redis_server: RedisServer, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[AttackerStack]:
+    """The API and two workers (several campaigns at once), on DB 1 of the session's private Redis.
+
+    Oracle requests carry at most 16 inputs, so that every phase of a small campaign is split into several
+    requests and a budget can run out in the middle of one `label` call."""
+    stack = start_stack(redis_server, 1, tmp_path_factory.mktemp("attacker"), workers=2,
+                        extra_env={"BBRANGE_ATTACK_ORACLE_BATCH_SIZE": "16"})
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture
+def oracle_key(oracle: OracleProcess, request: pytest.FixtureRequest) -> tuple[str, str]:
+    """A fresh oracle client (id, API key) per test, so its usage is the test's alone."""
+    budget = getattr(request, "param", 100_000)
+    return oracle.create_client(budget=budget, name=request.node.name[:60].replace("[", "-").replace("]", ""))
+
+
+def small_spec(oracle_url: str, api_key: str, **overrides: Any) -> dict[str, Any]:
+    """S0 = 30, ρ = 2, two training epochs per substitute epoch, 60 evaluation images, FGSM ε = 0.3."""
+    spec: dict[str, Any] = {
+        "target": {"oracle_url": oracle_url, "model": "mnist", "api_key": api_key},
+        "dataset": "mnist",
+        "initial_set": {"kind": "dataset", "split": "test", "offset": 0, "size": 30},
+        "substitute": {"preset": "papernot-mnist", "rho": 2, "lam": 0.1, "training": {"epochs": 2}},
+        "crafting": {"method": "fgsm", "eps": 0.3},
+        "evaluation": {"split": "test", "size": 60},
+        "seed": 0,
+    }
+    for key, value in overrides.items():
+        # Sections that are unions (initial_set, crafting) are replaced whole; the others are merged.
+        if key in ("target", "substitute", "evaluation") and isinstance(value, dict):
+            spec[key] = {**spec[key], **value}
+        else:
+            spec[key] = value
+    return spec
+
+
+def submit(client: httpx.Client, spec: dict[str, Any]) -> str:
+    r = client.post("/attacks", json=spec)
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+def wait_for(client: httpx.Client, cid: str, predicate, timeout: float = 120, what: str = "") -> dict:
+    record: dict = {}
+
+    def check() -> bool:
+        nonlocal record
+        record = client.get(f"/attacks/{cid}").raise_for_status().json()
+        return predicate(record)
+
+    try:
+        wait_until(check, timeout, what or f"campaign {cid}")
+    except TimeoutError as e:
+        raise AssertionError(f"{e}; last record: {record}") from None
+    return record
+
+
+def wait_final(client: httpx.Client, cid: str, timeout: float = 120) -> dict:
+    return wait_for(client, cid, lambda r: r["state"] in FINAL_STATES, timeout, f"campaign {cid} to finish")
+
+
+def oracle_answered(oracle: OracleProcess, client_id: str) -> int:
+    """The oracle's own count of inputs answered for this client, from its Prometheus /metrics."""
+    text = httpx.get(oracle.url + "/metrics", timeout=10).text
+    pattern = rf'^bbrange_oracle_inputs_answered_total\{{[^}}]*client="{re.escape(client_id)}"[^}}]*\}} (\S+)$'
+    return int(sum(float(m) for m in re.findall(pattern, text, flags=re.MULTILINE)))
+
+
+def kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
