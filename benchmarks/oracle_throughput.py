@@ -545,16 +545,21 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
                 local = module(torch.from_numpy(check).to(torch_device)).argmax(1).cpu().numpy()
             mismatches = int((decode_npy(r.content) != local).sum())
 
-            # ---- per batch size: raw forward, then the served cells (paired in time, so drift hurts less)
+            # ---- per batch size: the served cells bracketed by two raw halves (before and after), so the
+            # ratio compares figures taken at the same time and drift in the machine's speed hurts less
             raw: dict[int, float] = {}
+            raw_spread: dict[int, tuple[float, float]] = {}
             cells: list[Cell] = []
             for b in batch_sizes:
                 console.print(f"[dim]batch {b}: raw forward …[/]")
-                raw[b] = raw_forward(module, images[:b], torch_device, warmup_s, duration_s)
+                before = raw_forward(module, images[:b], torch_device, warmup_s, duration_s / 2)
                 for c in concurrency:
                     console.print(f"[dim]batch {b}: {c} client(s) over HTTP …[/]")
                     cells.append(run_cell(client, base_url, headers, path, bodies[b], b, c, warmup_s, duration_s,
                                           server_proc.pid, redis_proc.pid, model, totals))
+                console.print(f"[dim]batch {b}: raw forward again …[/]")
+                after = raw_forward(module, images[:b], torch_device, warmup_s, duration_s / 2)
+                raw[b], raw_spread[b] = (before + after) / 2, (before, after)
 
             console.print("[dim]single-input latency, 1 client, sequential …[/]")
             lat = sequential_latency(base_url, headers, path, bodies[1] if 1 in bodies else [encode_npy(images[:1])],
@@ -584,7 +589,8 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
             ("budget store", f"own redis-server on 127.0.0.1:{redis_port} (no persistence)"),
             ("batch sizes", ", ".join(map(str, batch_sizes))),
             ("concurrency", ", ".join(map(str, concurrency)) + " client(s)"),
-            ("duration", f"{duration_s:g} s measured per cell after {warmup_s:g} s warm-up (raw forward alike)"),
+            ("duration", f"{duration_s:g} s measured per cell after {warmup_s:g} s warm-up; raw forward: "
+                         f"{duration_s / 2:g} s before and {duration_s / 2:g} s after each batch size's cells, averaged"),
             ("encoding", f"binary: {NPY_MEDIA_TYPE} float32 request, int64 .npy labels back (Accept: {NPY_MEDIA_TYPE})"),
             ("load generator", ("httpx.AsyncClient, one asyncio loop in one thread, a pool of N keep-alive connections"
                                 if client is ClientKind.asyncio else
@@ -619,7 +625,7 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
             )
         console.print(table)
         console.print(
-            "[dim]raw: in-process forward + argmax on one batch, back to back. srv handler/forward: the oracle's own "
+            "[dim]raw: in-process forward + argmax on one batch, back to back (mean of before and after the cells). srv handler/forward: the oracle's own "
             "histograms (handler = auth, body, decode, validation, charge, forward, encode; forward = model + argmax). "
             "fwd busy: share of wall time the server spent in forwards. CPU other: the rest of the machine "
             "(background jobs).[/]"
@@ -644,6 +650,12 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
                         *(fmt(float(np.percentile(lat, q)), 2) for q in (50, 90, 99)), fmt(lat.max(), 2))
         console.print(latency)
 
+        drift = {b: abs(x - y) / ((x + y) / 2) for b, (x, y) in raw_spread.items()}
+        for b, d in drift.items():
+            if d > 0.15:
+                x, y = raw_spread[b]
+                console.print(f"[yellow]warning: raw forward at batch {b} moved {d:.0%} during its cells "
+                              f"({fmt(x)} then {fmt(y)} labels/s): the machine's speed drifted[/]")
         busy = [c for c in cells if c.cpu["other"] > 20.0]
         if busy:
             worst = max(c.cpu["other"] for c in busy)
@@ -652,11 +664,13 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
         if 100 in best_ratio:
             met = best_ratio[100] >= 0.7
             console.print(f"goal served ÷ raw ≥ 0.7 at batch 100: [{'green' if met else 'red'}]"
-                          f"{best_ratio[100]:.2f} — {'met' if met else 'NOT met'}[/]")
+                          f"{best_ratio[100]:.2f} — {'met' if met else 'NOT met'}[/]"
+                          + (" [yellow](disturbed by other processes: not a valid figure)[/]" if busy else ""))
 
         if json_out is not None:
             json_out.write_text(json.dumps({
                 "settings": dict(rows), "raw_labels_per_s": raw,
+                "raw_before_after": {b: list(v) for b, v in raw_spread.items()},
                 "cells": [{**{k: v for k, v in asdict(c).items() if k != "latencies_s"},
                            "labels_per_s": c.labels_per_s, "requests_per_s": c.requests_per_s,
                            "p50_ms": c.pct(50), "p99_ms": c.pct(99), "served_over_raw": c.labels_per_s / raw[c.batch]}
