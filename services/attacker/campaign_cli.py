@@ -18,6 +18,7 @@ from rich.table import Table
 
 from bbrange.attacker.cli import app as engine_app
 from bbrange.attacker.settings import AttackerSettings
+from bbrange.shared.cli_requests import request_or_exit
 
 app = typer.Typer(help="The attacker: black-box campaigns against a remote oracle, and the attack engine.",
                   no_args_is_help=True)
@@ -100,17 +101,7 @@ def worker(
 
 
 def _request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict:
-    try:
-        r = client.request(method, path, **kwargs)
-    except httpx.HTTPError as e:
-        console.print(f"[red]cannot reach the attacker API at {client.base_url}: {e}[/]")
-        raise typer.Exit(2)
-    body = r.json()
-    if r.is_error:
-        error = body.get("error", {})
-        console.print(f"[red]{r.status_code} {error.get('code', '')}: {error.get('message', body)}[/]")
-        raise typer.Exit(1)
-    return body
+    return request_or_exit(client, method, path, "attacker API", console, **kwargs)
 
 
 def _pct(value: float | None) -> str:

@@ -81,18 +81,10 @@ AdminTokenOption = Annotated[str, typer.Option("--admin-token", envvar="BBRANGE_
 def _admin_call(method: str, url: str, path: str, token: str, payload: dict | None = None) -> dict:
     import httpx
 
-    try:
-        r = httpx.request(method, url.rstrip("/") + path, json=payload, timeout=10.0,
-                          headers={"Authorization": f"Bearer {token}"})
-    except httpx.HTTPError as e:
-        console.print(f"[red]cannot reach the oracle at {url}: {e}[/]")
-        raise typer.Exit(2)
-    body = r.json()
-    if r.is_error:
-        error = body.get("error", {})
-        console.print(f"[red]{r.status_code} {error.get('code', '')}: {error.get('message', body)}[/]")
-        raise typer.Exit(1)
-    return body
+    from bbrange.shared.cli_requests import request_or_exit
+
+    with httpx.Client(base_url=url, timeout=10.0, headers={"Authorization": f"Bearer {token}"}) as client:
+        return request_or_exit(client, method, path, "oracle", console, json=payload)
 
 
 def _print_clients(clients: list[dict]) -> None:
