@@ -26,7 +26,7 @@ from bbrange.attacker.campaign_spec import CampaignSpec, DatasetInitialSet, Fgsm
 from bbrange.attacker.campaign_store import CampaignStore, LeaseKeeper
 from bbrange.attacker.evaluation import distortion
 from bbrange.attacker.fgsm import fgsm
-from bbrange.attacker.http_oracle import HttpLabelOracle, OracleBudgetExhausted, OracleError, OracleUnavailable
+from bbrange.attacker.http_oracle import HttpLabelOracle, OracleError, OracleUnavailable
 from bbrange.attacker.jsma import jsma
 from bbrange.attacker.metrics import attack_metrics
 from bbrange.attacker.oracle_client import BudgetExhausted, LabelOracle, Phase as QueryPhase, QueryCounter
@@ -65,27 +65,30 @@ class CampaignStopped(Exception):
 
 class CampaignQueryCounter(QueryCounter):
     """The engine's counter, plus: a cancellation check before every request, a report after it, and
-    exact counts when the oracle refuses a multi-request call half way (the answered part was charged)."""
+    exact counts when a multi-request call stops half way (cancelled, refused, oracle gone): the oracle
+    charged the part it answered, so the campaign counts it too."""
 
-    def __init__(self, oracle: LabelOracle, budget: int | None, *, before: Callable[[], None],
+    def __init__(self, oracle: HttpLabelOracle, budget: int | None, *, before: Callable[[], None],
                  after: Callable[[QueryPhase, int], None]) -> None:
         super().__init__(oracle, budget)
+        self._http = oracle
         self._before = before
         self._after = after
 
     def label(self, x: np.ndarray, phase: QueryPhase = "labelling") -> np.ndarray:
         self._before()
+        answered_before = self._http.inputs_answered
         try:
             labels = super().label(x, phase)
-        except BudgetExhausted as e:
-            if isinstance(e, OracleBudgetExhausted):  # the oracle answered part of the call before refusing
-                self.usage.by_phase[phase] += e.answered_in_call
-                self._after(phase, e.answered_in_call)
+        except BaseException as e:
+            if partial := self._http.inputs_answered - answered_before:
+                self.usage.by_phase[phase] += partial
+                self._after(phase, partial)
             # Algorithm 1 stops gracefully on BudgetExhausted while labelling and keeps its substitute; the
             # engine would silently skip agreement labels instead, which the samples need: stop the campaign.
-            if phase == "labelling":
-                raise
-            raise CampaignStopped("budget_exhausted", f"{e} (during the {phase} phase)") from e
+            if isinstance(e, BudgetExhausted) and phase != "labelling":
+                raise CampaignStopped("budget_exhausted", f"{e} (during the {phase} phase)") from e
+            raise
         self._after(phase, len(labels))
         return labels
 

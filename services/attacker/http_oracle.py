@@ -54,11 +54,11 @@ class _RateLimited(_Transient):
 class OracleBudgetExhausted(BudgetExhausted):
     """The oracle answered 429 budget_exhausted: this key has no budget left for the batch.
 
-    `answered_in_call` counts the inputs of the same `label` call that were answered (and charged) by
-    earlier requests, so that the caller's query count stays equal to the oracle's.
+    Earlier requests of the same `label` call may have been answered and charged: `inputs_answered`
+    counts them.
     """
 
-    def __init__(self, remaining: int | None, requested: int, answered_in_call: int) -> None:
+    def __init__(self, remaining: int | None, requested: int) -> None:
         RuntimeError.__init__(
             self, f"the oracle's budget for this API key is exhausted: {requested} inputs asked for, "
                   f"{remaining if remaining is not None else 'unknown'} left"
@@ -68,7 +68,6 @@ class OracleBudgetExhausted(BudgetExhausted):
         self.requested = requested
         self.phase = None
         self.remaining = remaining
-        self.answered_in_call = answered_in_call
 
 
 @dataclass(frozen=True)
@@ -113,6 +112,8 @@ class HttpLabelOracle:
     ) -> None:
         self.model = model
         self.max_batch = max_batch
+        # Both only grow; whatever stops a multi-request `label` call half way, `inputs_answered` has
+        # counted the inputs the oracle answered (and charged) before it.
         self.inputs_sent = 0
         self.inputs_answered = 0
         self.requests_retried = 0
@@ -160,15 +161,13 @@ class HttpLabelOracle:
 
     def label(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
-        answered_here = 0
         out = []
         for start in range(0, len(x), self.max_batch):
             batch = x[start : start + self.max_batch]
             try:
                 out.append(self._predict(batch))
             except OracleBudgetExhausted as e:
-                raise OracleBudgetExhausted(e.remaining, len(batch), answered_here) from None
-            answered_here += len(batch)
+                raise OracleBudgetExhausted(e.remaining, len(batch)) from None
         return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
     # ------------------------------------------------------------------ requests
@@ -203,7 +202,7 @@ class HttpLabelOracle:
             code, message, details = _error_of(response)
             if response.status_code == 429 and code == "budget_exhausted":
                 remaining = details.get("remaining", response.headers.get("X-Budget-Remaining"))
-                raise OracleBudgetExhausted(int(remaining) if remaining is not None else None, 0, 0)
+                raise OracleBudgetExhausted(int(remaining) if remaining is not None else None, 0)
             if response.status_code == 429:
                 raise _RateLimited(f"rate limited: {message}", _retry_after(response) or 1.0)
             if response.status_code in TRANSIENT_STATUS:
