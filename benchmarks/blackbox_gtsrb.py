@@ -18,7 +18,7 @@ import numpy as np
 import typer
 
 from blackbox_mnist import attack  # noqa: I001 - benchmarks/ is the script's directory
-from bbrange.attacker.substitute import SubstituteConfig
+from bbrange.attacker.substitute import DEFAULT_STEP_SIZE, SubstituteConfig
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.devices import resolve_device
 
@@ -33,7 +33,7 @@ def main(
     oracle: str = typer.Option("gtsrb"),
     per_class: int = typer.Option(5, help="S0 images per class, from the test set"),
     rho: int = typer.Option(4, help="substitute epochs ρ_max"),
-    lam: float = typer.Option(0.1),
+    lam: float = typer.Option(DEFAULT_STEP_SIZE, help="λ, signed (see services/attacker/substitute.py)"),
     preset: str = typer.Option("gtsrb-substitute"),
     train_epochs: int = typer.Option(10),
     held_out_images: int = typer.Option(2000, help="held-out test images (seeded sample of the non-S0 ones) for "

@@ -6,7 +6,9 @@ For each oracle (the LeNet oracle `mnist`, and `mnist-mlp` of another architectu
 150 MNIST test images labelled by the oracle, ρ = 6 substitute epochs (the last substitute is trained
 on 150·2^6 = 9,600 points; the paper's 6,400 = 100·2^6 counts an S0 of 100), λ = 0.1, the paper's
 MNIST substitute. FGSM examples are crafted on the substitute from the 9,850 other test images and
-sent to the oracle. Then periodic step size (τ = 3) + reservoir sampling (σ = 3, κ = 400) from
+sent to the oracle. Each oracle is attacked with λ = −0.1 (our default: steps towards the oracle's
+decision boundary, as the authors' cleverhans tutorial) and λ = +0.1 (the paper's Algorithm 1 as
+printed). Then periodic step size (τ = 3) + reservoir sampling (σ = 3, κ = 400) from
 S0 = the first 100 test images: 100·2^3 + 3·400 = 2,000 labelling queries, the paper's figure.
 The paper: substitute accuracy 81.20% after ρ = 6; 84.24% of the ε = 0.3 examples misclassified.
 """
@@ -25,7 +27,7 @@ from oracles import label_oracle  # noqa: I001 - benchmarks/ is the script's dir
 from bbrange.attacker.evaluation import transfer
 from bbrange.attacker.fgsm import gradient_sign
 from bbrange.attacker.oracle_client import QueryCounter
-from bbrange.attacker.substitute import EpochReport, SubstituteConfig, train_substitute
+from bbrange.attacker.substitute import DEFAULT_STEP_SIZE, EpochReport, SubstituteConfig, train_substitute
 from bbrange.shared.datasets import Dataset, load_dataset
 from bbrange.shared.devices import resolve_device
 
@@ -74,7 +76,7 @@ def main(
     oracles: list[str] = typer.Option(["mnist", "mnist-mlp"], "--oracle", help="model card names in models/"),
     s0: int = typer.Option(150, help="|S0|: the first test images"),
     rho: int = typer.Option(6, help="substitute epochs ρ_max"),
-    lam: float = typer.Option(0.1),
+    lams: list[float] = typer.Option([DEFAULT_STEP_SIZE, 0.1], "--lam", help="λ of the main runs, signed (repeat)"),
     preset: str = typer.Option("papernot-mnist"),
     train_epochs: int = typer.Option(10, help="training epochs per substitute epoch"),
     reservoir_s0: int = typer.Option(100, help="|S0| of the periodic-step + reservoir run (0 to skip)"),
@@ -83,33 +85,34 @@ def main(
 ) -> None:
     dev = resolve_device(device)
     data = load_dataset("mnist", "test")
-    print(f"settings: ρ={rho}, λ={lam}, substitute {preset}, {train_epochs} epochs per ρ (Adam 1e-3, batch 128), "
+    print(f"settings: ρ={rho}, λ ∈ {lams}, substitute {preset}, {train_epochs} epochs per ρ (Adam 1e-3, batch 128), "
           f"FGSM on the substitute with its own labels, ε ∈ {EPSILONS}; device {dev}")
     out = []
+    held_out = np.arange(150, len(data))  # the 9,850 test images outside the largest S0
     for name in oracles:
-        config = SubstituteConfig(preset=preset, substitute_epochs=rho, lam=lam, train_epochs=train_epochs)
-        held_out = np.arange(150, len(data))  # the 9,850 test images outside the largest S0
-        run = attack(name, data, np.arange(s0), held_out, config, EPSILONS, dev, f"the first {s0} test images")
-        out.append(run)
+        for lam in lams:
+            config = SubstituteConfig(preset=preset, substitute_epochs=rho, lam=lam, train_epochs=train_epochs)
+            print(f"\n  -- λ = {lam:+g} --")
+            out.append(attack(name, data, np.arange(s0), held_out, config, EPSILONS, dev, f"the first {s0} test images"))
         if reservoir_s0 > 0:
-            config = SubstituteConfig(preset=preset, substitute_epochs=rho, lam=lam, train_epochs=train_epochs,
+            config = SubstituteConfig(preset=preset, substitute_epochs=rho, lam=lams[0], train_epochs=train_epochs,
                                       periodic_step=True, tau=3, reservoir=True, sigma=3, kappa=400)
-            print("\n  -- periodic step size (τ=3) + reservoir sampling (σ=3, κ=400) --")
+            print(f"\n  -- periodic step size (λ = {lams[0]:+g}, τ=3) + reservoir sampling (σ=3, κ=400) --")
             res = attack(name, data, np.arange(reservoir_s0), held_out, config, (0.3,), dev,
                          f"the first {reservoir_s0} test images")
             res["variant"] = "periodic+reservoir"
             out.append(res)
 
-    print("\nsummary                                   paper      ours")
+    print("\nsummary                                             paper      ours")
     for r in out:
         acc = r["epochs"][-1]["substitute_accuracy"]
         tr = next(t for t in r["transfer"] if t["eps"] == 0.3)["misclassified"]
-        tag = f"{r['oracle']}{' reservoir' if r.get('variant') else ''}"
+        tag = f"{r['oracle']} λ={r['config']['lam']:+g}{' reservoir' if r.get('variant') else ''}"
         # The refinements' own transfer figure is in the paper's Section 6, outside our excerpt: not quoted.
         paper_tr = "     -" if r.get("variant") else "84.24%"
         paper_acc = "     -" if r.get("variant") else "81.20%"
-        print(f"  {tag:22s} substitute accuracy    {paper_acc}   {acc:7.2%}   ({r['queries']['labelling']} labelling queries)")
-        print(f"  {tag:22s} transfer at ε=0.3      {paper_tr}   {tr:7.2%}")
+        print(f"  {tag:32s} substitute accuracy    {paper_acc}   {acc:7.2%}   ({r['queries']['labelling']} labelling queries)")
+        print(f"  {tag:32s} transfer at ε=0.3      {paper_tr}   {tr:7.2%}")
     if json_out:
         json_out.write_text(json.dumps(out, indent=1, default=float))
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bbrange.attacker.campaign_cli import app as attack_app
+from bbrange.attacker.substitute import DEFAULT_STEP_SIZE
 from bbrange.oracle.cli import app as oracle_app
 from bbrange.shared.datasets import DATA_DIR_ENV
 
@@ -86,7 +87,7 @@ def demo(
                           f"(logs in {workdir / 'logs'})")
             try:
                 run_campaign(oracle_url=endpoints.oracle_url, model="mnist", api_key=endpoints.api_key,
-                             dataset="mnist", s0=150, s0_offset=0, preset="papernot-mnist", rho=6, lam=0.1,
+                             dataset="mnist", s0=150, s0_offset=0, preset="papernot-mnist", rho=6, lam=DEFAULT_STEP_SIZE,
                              periodic_step=False, tau=3, reservoir=False, sigma=3, kappa=400, train_epochs=10,
                              method="fgsm", eps=0.3, theta=1.0, upsilon=0.145, target="random", target_class=None,
                              eval_size=eval_size, budget=None, seed=0, spec_file=None, api=endpoints.attacker_url,

@@ -21,7 +21,7 @@ from types import TracebackType
 import httpx
 from rich.console import Console
 
-from bbrange.oracle.model_store import card_path
+from bbrange.oracle.model_store import card_path, unusable_reason
 from bbrange.shared.devices import resolve_device
 
 
@@ -153,11 +153,11 @@ class LocalRange:
         raise RangeError(f"redis-server did not answer on port {port}")
 
     def ensure_mnist_oracle(self) -> None:
-        if card_path(self.model_dir, "mnist").exists():
+        if (unusable := unusable_reason(card_path(self.model_dir, "mnist"))) is None:
             return
         from bbrange.oracle.training import train_oracle
 
-        self.console.print(f"[bold]No MNIST oracle in {self.model_dir}: training one first[/] (about 2-3 minutes on 2 cores)")
+        self.console.print(f"[bold]No usable MNIST oracle[/] ({unusable}): training one first (about 1-3 minutes on 2 cores)")
         card = train_oracle("mnist", self.model_dir, device=resolve_device(self.device), data_dir=self.data_dir)
         self.console.print(f"trained {card.name}: test accuracy {card.test_accuracy:.2%} in {card.wall_time_s:.0f} s")
 

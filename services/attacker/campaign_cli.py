@@ -18,6 +18,7 @@ from rich.table import Table
 
 from bbrange.attacker.cli import app as engine_app
 from bbrange.attacker.settings import AttackerSettings
+from bbrange.attacker.substitute import DEFAULT_STEP_SIZE
 from bbrange.shared.cli_requests import request_or_exit
 
 app = typer.Typer(help="The attacker: black-box campaigns against a remote oracle, and the attack engine.",
@@ -169,7 +170,8 @@ def run(
     s0_offset: int = 0,
     preset: str = "papernot-mnist",
     rho: Annotated[int, typer.Option(help="Substitute epochs ρ.")] = 6,
-    lam: Annotated[float, typer.Option(help="λ.")] = 0.1,
+    lam: Annotated[float, typer.Option(help="λ, the augmentation step, signed: negative steps towards the "
+                                            "oracle's decision boundary; +0.1 is the paper as printed.")] = DEFAULT_STEP_SIZE,
     periodic_step: bool = False,
     tau: int = 3,
     reservoir: bool = False,

@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from bbrange.attacker.presets import SUBSTITUTE_PRESETS
+from bbrange.attacker.substitute import DEFAULT_STEP_SIZE
 from bbrange.attacker.target_policy import Origin, TargetNotAllowed
 from bbrange.shared.wire import WireFormatError, decode_npy, to_unit_interval
 
@@ -100,7 +101,9 @@ class Substitute(BaseModel):
     preset: str = Field("papernot-mnist", description="Substitute architecture; `bbrange attack presets` lists them")
     rho: int = Field(6, ge=0, le=12, description="ρ_max: substitute epochs (the last one trains on |S0|·2^ρ points "
                                                  "without reservoir sampling)")
-    lam: float = Field(0.1, gt=0, le=1, description="λ: Jacobian augmentation step size")
+    lam: float = Field(DEFAULT_STEP_SIZE, ge=-1, le=1,
+                       description="λ: Jacobian augmentation step size, signed: negative steps towards the oracle's "
+                                   "decision boundary (as the authors' reference code), +0.1 is the paper as printed")
     periodic_step: bool = Field(False, description="λ_ρ = λ·(−1)^⌊ρ/τ⌋")
     tau: int = Field(3, ge=1, le=100, description="τ: period of the step-size sign flip")
     reservoir: bool = Field(False, description="From ρ ≥ σ on, augment only κ of the newest points")
@@ -113,6 +116,13 @@ class Substitute(BaseModel):
     def _known_preset(cls, value: str) -> str:
         if value not in SUBSTITUTE_PRESETS:
             raise ValueError(f"unknown substitute preset {value!r}; choose one of {', '.join(SUBSTITUTE_PRESETS)}")
+        return value
+
+    @field_validator("lam")
+    @classmethod
+    def _moves(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("λ = 0 would add copies of the points already labelled; use e.g. -0.1 or 0.1")
         return value
 
 
@@ -158,7 +168,7 @@ class CampaignSpec(BaseModel):
                 "target": {"oracle_url": "http://127.0.0.1:8000", "model": "mnist", "api_key": "<oracle API key>"},
                 "dataset": "mnist",
                 "initial_set": {"kind": "dataset", "split": "test", "offset": 0, "size": 150},
-                "substitute": {"preset": "papernot-mnist", "rho": 6, "lam": 0.1},
+                "substitute": {"preset": "papernot-mnist", "rho": 6, "lam": -0.1},
                 "crafting": {"method": "fgsm", "eps": 0.3},
                 "evaluation": {"split": "test", "size": 9850},
                 "query_budget": 30000,

@@ -19,7 +19,7 @@ from bbrange.attacker.fgsm import fgsm
 from bbrange.attacker.jsma import jsma
 from bbrange.attacker.oracle_client import InProcessOracle, QueryCounter
 from bbrange.attacker.presets import SUBSTITUTE_PRESETS
-from bbrange.attacker.substitute import EpochReport, SubstituteConfig, train_substitute
+from bbrange.attacker.substitute import DEFAULT_STEP_SIZE, EpochReport, SubstituteConfig, train_substitute
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.devices import resolve_device
 
@@ -50,7 +50,7 @@ def substitute(
     s0: Annotated[int, typer.Option(help="|S0|: the first test images")] = 150,
     preset: str = "papernot-mnist",
     rho: Annotated[int, typer.Option(help="substitute epochs ρ_max")] = 6,
-    lam: float = 0.1,
+    lam: Annotated[float, typer.Option(help="λ, signed (see `bbrange attack run --help`)")] = DEFAULT_STEP_SIZE,
     train_epochs: int = 10,
     periodic_step: bool = False,
     reservoir: bool = False,

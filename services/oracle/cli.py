@@ -31,12 +31,21 @@ def train(
     seed: int = 0,
     quick: Annotated[bool, typer.Option("--quick", help="A subset and one epoch, for tests.")] = False,
     device: DeviceOption = "auto",
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing when a servable model of this name "
+                                             "exists (weights match the card, architecture current).")] = False,
 ) -> None:
     """Train an oracle model reproducibly and write its safetensors weights and model card."""
+    from bbrange.oracle.model_store import card_path, unusable_reason
     from bbrange.oracle.training import train_oracle
 
     if dataset not in DATASETS:
         raise typer.BadParameter(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}", param_hint="--dataset")
+    if if_missing:
+        unusable = unusable_reason(card_path(model_dir, name or dataset))
+        if unusable is None:
+            console.print(f"{card_path(model_dir, name or dataset)} is present and servable: not training")
+            return
+        console.print(f"training: {unusable}")
     card = train_oracle(dataset, model_dir, name=name, architecture=architecture, epochs=epochs, seed=seed,
                         quick=quick, device=resolve_device(device), data_dir=data_dir)
     console.print(

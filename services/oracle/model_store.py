@@ -71,14 +71,28 @@ def read_card(path: Path) -> ModelCard:
     return ModelCard.model_validate(json.loads(path.read_text()))
 
 
+def outdated_architecture(card: ModelCard) -> str | None:
+    """Why the card's network is not the one its architecture name builds today, or None.
+
+    The weights of an earlier definition with the same parameter shapes (e.g. ReLU where tanh is now)
+    would load without complaint and answer nonsense, so the card's layer list is the check."""
+    if card.architecture not in ARCHITECTURES:
+        return f"unknown architecture {card.architecture!r}"
+    current = ARCHITECTURES[card.architecture].layers
+    if card.architecture_layers != current:
+        return (f"it was trained as {card.architecture!r} = [{card.architecture_layers}], which is now [{current}]; "
+                f"train it again (bbrange oracle train --dataset {card.dataset})")
+    return None
+
+
 def load_model(card_file: Path, device: torch.device) -> tuple[nn.Module, ModelCard]:
     """Load a model in eval mode, refusing weights whose sha256 differs from the card's."""
     card = read_card(card_file)
     weights = card_file.parent / card.weights_file
     if Path(card.weights_file).name != card.weights_file:
         raise WeightsRefused(f"{card_file}: weights_file must be a plain file name, got {card.weights_file!r}")
-    if card.architecture not in ARCHITECTURES:
-        raise WeightsRefused(f"{card_file}: unknown architecture {card.architecture!r}")
+    if (outdated := outdated_architecture(card)) is not None:
+        raise WeightsRefused(f"{card_file}: {outdated}")
     digest = file_digest(weights)
     if digest != card.weights_sha256:
         raise WeightsRefused(
@@ -87,6 +101,17 @@ def load_model(card_file: Path, device: torch.device) -> tuple[nn.Module, ModelC
     model = build_model(card.architecture, card.input_shape, card.num_classes)
     model.load_state_dict(load_file(str(weights)), strict=True)
     return model.to(device).eval(), card
+
+
+def unusable_reason(card_file: Path) -> str | None:
+    """Why the model behind this card cannot be served (missing, unreadable, tampered, outdated), or None."""
+    if not card_file.exists():
+        return f"{card_file} does not exist"
+    try:
+        load_model(card_file, torch.device("cpu"))
+    except (WeightsRefused, OSError, ValueError, RuntimeError) as e:  # pydantic's ValidationError is a ValueError
+        return str(e)
+    return None
 
 
 def discover_cards(model_dir: Path) -> list[Path]:

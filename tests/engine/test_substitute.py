@@ -44,7 +44,8 @@ def test_reservoir_sampling_and_periodic_step(quick_oracle: InProcessOracle, mni
     result = train_substitute(counter, mnist_test.x[:10], config)
     assert [r.set_size for r in result.reports] == [10, 20, 40, 55, 70]
     assert counter.used("labelling") == 70
-    assert [r.step_size for r in result.reports] == pytest.approx([0.1, 0.1, -0.1, -0.1, 0.0])
+    # λ_ρ = λ·(−1)^⌊ρ/τ⌋ with the default λ = −0.1: towards the boundary first, as the authors' reference code.
+    assert [r.step_size for r in result.reports] == pytest.approx([-0.1, -0.1, 0.1, 0.1, 0.0])
 
 
 def test_budget_stops_cleanly_and_exactly(quick_oracle: InProcessOracle, mnist_test) -> None:

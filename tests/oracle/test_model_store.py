@@ -73,6 +73,17 @@ def test_server_refuses_to_start_on_tampered_weights(tampered_dir, redis_server)
     assert "does not match its card" in result.stdout + result.stderr
 
 
+def test_weights_of_an_earlier_architecture_definition_are_refused(quick_model_dir, tmp_path):
+    """Same parameter shapes, other activations: the weights would load silently and answer nonsense."""
+    target = tmp_path / "outdated"
+    shutil.copytree(quick_model_dir, target)
+    card = json.loads((target / "mnist.json").read_text())
+    card["architecture_layers"] = "conv 20@5x5, max-pool 2, conv 50@5x5, max-pool 2, fc 500, fc classes; ReLU"
+    (target / "mnist.json").write_text(json.dumps(card))
+    with pytest.raises(WeightsRefused, match="train it again"):
+        load_model(target / "mnist.json", torch.device("cpu"))
+
+
 def test_card_cannot_point_outside_its_directory(quick_model_dir, tmp_path):
     target = tmp_path / "escape"
     shutil.copytree(quick_model_dir, target)
@@ -81,3 +92,30 @@ def test_card_cannot_point_outside_its_directory(quick_model_dir, tmp_path):
     (target / "mnist.json").write_text(json.dumps(card))
     with pytest.raises(WeightsRefused, match="plain file name"):
         load_model(target / "mnist.json", torch.device("cpu"))
+
+
+def _train_if_missing(model_dir, data_dir) -> tuple[int, str]:
+    """Exit code and output, with the console's line wrapping undone."""
+    done = subprocess.run(
+        [str(BBRANGE), "oracle", "train", "--dataset", "mnist", "--quick", "--if-missing", "--device", "cpu",
+         "--model-dir", str(model_dir), "--data-dir", str(data_dir)],
+        capture_output=True, text=True, timeout=300,
+    )
+    return done.returncode, " ".join((done.stdout + done.stderr).split())
+
+
+def test_train_if_missing_keeps_a_servable_model_and_replaces_an_unusable_one(quick_model_dir, tmp_path, data_dir):
+    target = tmp_path / "volume"
+    shutil.copytree(quick_model_dir, target)
+    before = (target / "mnist.safetensors").read_bytes()
+    code, output = _train_if_missing(target, data_dir)
+    assert code == 0 and "servable: not training" in output, output
+    assert (target / "mnist.safetensors").read_bytes() == before
+
+    card = json.loads((target / "mnist.json").read_text())
+    card["architecture_layers"] = "an earlier definition"
+    (target / "mnist.json").write_text(json.dumps(card))
+    code, output = _train_if_missing(target, data_dir)
+    assert code == 0 and "train it again" in output and "test accuracy" in output, output
+    model, card = load_model(target / "mnist.json", torch.device("cpu"))  # servable again
+    assert card.architecture_layers != "an earlier definition"
