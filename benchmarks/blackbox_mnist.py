@@ -72,6 +72,12 @@ def attack(oracle_name: str, data: Dataset, s0: np.ndarray, held_out: np.ndarray
             "epochs": [asdict(r) for r in result.reports], "transfer": rows, "queries": usage}
 
 
+def spread(values: np.ndarray) -> str:
+    if len(values) == 1:
+        return f"{values[0]:7.2%}"
+    return f"{values.mean():7.2%} ± {values.std(ddof=1):.2%} (min {values.min():.2%}, max {values.max():.2%})"
+
+
 def main(
     oracles: list[str] = typer.Option(["mnist", "mnist-mlp"], "--oracle", help="model card names in models/"),
     s0: int = typer.Option(150, help="|S0|: the first test images"),
@@ -80,6 +86,8 @@ def main(
     preset: str = typer.Option("papernot-mnist"),
     train_epochs: int = typer.Option(10, help="training epochs per substitute epoch"),
     reservoir_s0: int = typer.Option(100, help="|S0| of the periodic-step + reservoir run (0 to skip)"),
+    seeds: int = typer.Option(1, help="substitutes per setting (seeds 0..n-1): transfer swings by several points from "
+                                      "one substitute to the next, so the summary gives mean ± sd over them"),
     device: str = typer.Option("auto"),
     json_out: Path = typer.Option(None),
 ) -> None:
@@ -91,28 +99,36 @@ def main(
     held_out = np.arange(150, len(data))  # the 9,850 test images outside the largest S0
     for name in oracles:
         for lam in lams:
-            config = SubstituteConfig(preset=preset, substitute_epochs=rho, lam=lam, train_epochs=train_epochs)
-            print(f"\n  -- λ = {lam:+g} --")
-            out.append(attack(name, data, np.arange(s0), held_out, config, EPSILONS, dev, f"the first {s0} test images"))
+            for seed in range(seeds):
+                config = SubstituteConfig(preset=preset, substitute_epochs=rho, lam=lam, train_epochs=train_epochs,
+                                          seed=seed)
+                print(f"\n  -- λ = {lam:+g}, seed {seed} --")
+                out.append(attack(name, data, np.arange(s0), held_out, config, EPSILONS, dev,
+                                  f"the first {s0} test images"))
         if reservoir_s0 > 0:
-            config = SubstituteConfig(preset=preset, substitute_epochs=rho, lam=lams[0], train_epochs=train_epochs,
-                                      periodic_step=True, tau=3, reservoir=True, sigma=3, kappa=400)
-            print(f"\n  -- periodic step size (λ = {lams[0]:+g}, τ=3) + reservoir sampling (σ=3, κ=400) --")
-            res = attack(name, data, np.arange(reservoir_s0), held_out, config, (0.3,), dev,
-                         f"the first {reservoir_s0} test images")
-            res["variant"] = "periodic+reservoir"
-            out.append(res)
+            for seed in range(seeds):
+                config = SubstituteConfig(preset=preset, substitute_epochs=rho, lam=lams[0], train_epochs=train_epochs,
+                                          periodic_step=True, tau=3, reservoir=True, sigma=3, kappa=400, seed=seed)
+                print(f"\n  -- periodic step size (λ = {lams[0]:+g}, τ=3) + reservoir sampling (σ=3, κ=400), "
+                      f"seed {seed} --")
+                res = attack(name, data, np.arange(reservoir_s0), held_out, config, (0.3,), dev,
+                             f"the first {reservoir_s0} test images")
+                res["variant"] = "periodic+reservoir"
+                out.append(res)
 
-    print("\nsummary                                             paper      ours")
+    print(f"\nsummary ({seeds} seed{'s' if seeds > 1 else ''} per row)                       paper      ours")
+    rows: dict[str, list[dict]] = {}
     for r in out:
-        acc = r["epochs"][-1]["substitute_accuracy"]
-        tr = next(t for t in r["transfer"] if t["eps"] == 0.3)["misclassified"]
-        tag = f"{r['oracle']} λ={r['config']['lam']:+g}{' reservoir' if r.get('variant') else ''}"
+        rows.setdefault(f"{r['oracle']} λ={r['config']['lam']:+g}{' reservoir' if r.get('variant') else ''}", []).append(r)
+    for tag, runs in rows.items():
+        acc = np.array([r["epochs"][-1]["substitute_accuracy"] for r in runs])
+        tr = np.array([next(t for t in r["transfer"] if t["eps"] == 0.3)["misclassified"] for r in runs])
         # The refinements' own transfer figure is in the paper's Section 6, outside our excerpt: not quoted.
-        paper_tr = "     -" if r.get("variant") else "84.24%"
-        paper_acc = "     -" if r.get("variant") else "81.20%"
-        print(f"  {tag:32s} substitute accuracy    {paper_acc}   {acc:7.2%}   ({r['queries']['labelling']} labelling queries)")
-        print(f"  {tag:32s} transfer at ε=0.3      {paper_tr}   {tr:7.2%}")
+        variant = runs[0].get("variant")
+        paper_tr, paper_acc = ("     -", "     -") if variant else ("84.24%", "81.20%")
+        print(f"  {tag:32s} substitute accuracy    {paper_acc}   {spread(acc)}   "
+              f"({runs[0]['queries']['labelling']} labelling queries)")
+        print(f"  {tag:32s} transfer at ε=0.3      {paper_tr}   {spread(tr)}")
     if json_out:
         json_out.write_text(json.dumps(out, indent=1, default=float))
 

@@ -100,7 +100,8 @@ def demo(
         console.print(f"[red]{e}[/]")
         raise typer.Exit(1)
     paper = Table("", "paper (MetaMind oracle)", "settings", title="Papernot et al. 2017, Section 5.1")
-    paper.add_row("substitute accuracy after ρ=6", "81.20%", "S0 = 150 MNIST test images, λ = 0.1")
+    paper.add_row("substitute accuracy after ρ=6", "81.20%",
+                  f"this run: S0 = 150 MNIST test images, λ = {DEFAULT_STEP_SIZE:+g} (the paper prints +0.1)")
     paper.add_row("misclassified by the oracle at ε=0.3", "84.24%", "FGSM on the substitute")
     paper.add_row("queries", "6,400 (100·2^6)", "this run: 150·2^6 = 9,600 labelling queries")
     console.print(paper)

@@ -73,23 +73,24 @@ def test_server_refuses_to_start_on_tampered_weights(tampered_dir, redis_server)
     assert "does not match its card" in result.stdout + result.stderr
 
 
-def test_weights_of_an_earlier_architecture_definition_are_refused(quick_model_dir, tmp_path):
-    """Same parameter shapes, other activations: the weights would load silently and answer nonsense."""
-    target = tmp_path / "outdated"
+def copy_with_card_edit(quick_model_dir, target, **changes):
+    """A copy of the quick model directory whose card has these fields changed."""
     shutil.copytree(quick_model_dir, target)
     card = json.loads((target / "mnist.json").read_text())
-    card["architecture_layers"] = "conv 20@5x5, max-pool 2, conv 50@5x5, max-pool 2, fc 500, fc classes; ReLU"
-    (target / "mnist.json").write_text(json.dumps(card))
+    (target / "mnist.json").write_text(json.dumps(card | changes))
+    return target
+
+
+def test_weights_of_an_earlier_architecture_definition_are_refused(quick_model_dir, tmp_path):
+    """Same parameter shapes, other activations: the weights would load silently and answer nonsense."""
+    target = copy_with_card_edit(quick_model_dir, tmp_path / "outdated", architecture_layers=(
+        "conv 20@5x5, max-pool 2, conv 50@5x5, max-pool 2, fc 500, fc classes; ReLU"))
     with pytest.raises(WeightsRefused, match="train it again"):
         load_model(target / "mnist.json", torch.device("cpu"))
 
 
 def test_card_cannot_point_outside_its_directory(quick_model_dir, tmp_path):
-    target = tmp_path / "escape"
-    shutil.copytree(quick_model_dir, target)
-    card = json.loads((target / "mnist.json").read_text())
-    card["weights_file"] = "../copy/mnist.safetensors"
-    (target / "mnist.json").write_text(json.dumps(card))
+    target = copy_with_card_edit(quick_model_dir, tmp_path / "escape", weights_file="../copy/mnist.safetensors")
     with pytest.raises(WeightsRefused, match="plain file name"):
         load_model(target / "mnist.json", torch.device("cpu"))
 
@@ -105,16 +106,14 @@ def _train_if_missing(model_dir, data_dir) -> tuple[int, str]:
 
 
 def test_train_if_missing_keeps_a_servable_model_and_replaces_an_unusable_one(quick_model_dir, tmp_path, data_dir):
-    target = tmp_path / "volume"
-    shutil.copytree(quick_model_dir, target)
-    before = (target / "mnist.safetensors").read_bytes()
-    code, output = _train_if_missing(target, data_dir)
+    servable = tmp_path / "servable"
+    shutil.copytree(quick_model_dir, servable)
+    before = (servable / "mnist.safetensors").read_bytes()
+    code, output = _train_if_missing(servable, data_dir)
     assert code == 0 and "servable: not training" in output, output
-    assert (target / "mnist.safetensors").read_bytes() == before
+    assert (servable / "mnist.safetensors").read_bytes() == before
 
-    card = json.loads((target / "mnist.json").read_text())
-    card["architecture_layers"] = "an earlier definition"
-    (target / "mnist.json").write_text(json.dumps(card))
+    target = copy_with_card_edit(quick_model_dir, tmp_path / "outdated", architecture_layers="an earlier definition")
     code, output = _train_if_missing(target, data_dir)
     assert code == 0 and "train it again" in output and "test accuracy" in output, output
     model, card = load_model(target / "mnist.json", torch.device("cpu"))  # servable again
