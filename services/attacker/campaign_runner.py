@@ -29,7 +29,7 @@ from bbrange.attacker.fgsm import fgsm
 from bbrange.attacker.http_oracle import HttpLabelOracle, OracleError, OracleUnavailable
 from bbrange.attacker.jsma import jsma
 from bbrange.attacker.metrics import attack_metrics
-from bbrange.attacker.oracle_client import BudgetExhausted, LabelOracle, Phase as QueryPhase, QueryCounter
+from bbrange.attacker.oracle_client import BudgetExhausted, Phase as QueryPhase, QueryCounter
 from bbrange.attacker.sample_images import grid_png
 from bbrange.attacker.sample_store import SampleSet, SampleStore
 from bbrange.attacker.settings import AttackerSettings

@@ -41,9 +41,9 @@ def train(
     if dataset not in DATASETS:
         raise typer.BadParameter(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}", param_hint="--dataset")
     if if_missing:
-        unusable = unusable_reason(card_path(model_dir, name or dataset))
-        if unusable is None:
-            console.print(f"{card_path(model_dir, name or dataset)} is present and servable: not training")
+        existing = card_path(model_dir, name or dataset)
+        if (unusable := unusable_reason(existing)) is None:
+            console.print(f"{existing} is present and servable: not training")
             return
         console.print(f"training: {unusable}")
     card = train_oracle(dataset, model_dir, name=name, architecture=architecture, epochs=epochs, seed=seed,

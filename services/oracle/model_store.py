@@ -71,7 +71,7 @@ def read_card(path: Path) -> ModelCard:
     return ModelCard.model_validate(json.loads(path.read_text()))
 
 
-def outdated_architecture(card: ModelCard) -> str | None:
+def _outdated_architecture(card: ModelCard) -> str | None:
     """Why the card's network is not the one its architecture name builds today, or None.
 
     The weights of an earlier definition with the same parameter shapes (e.g. ReLU where tanh is now)
@@ -91,7 +91,7 @@ def load_model(card_file: Path, device: torch.device) -> tuple[nn.Module, ModelC
     weights = card_file.parent / card.weights_file
     if Path(card.weights_file).name != card.weights_file:
         raise WeightsRefused(f"{card_file}: weights_file must be a plain file name, got {card.weights_file!r}")
-    if (outdated := outdated_architecture(card)) is not None:
+    if (outdated := _outdated_architecture(card)) is not None:
         raise WeightsRefused(f"{card_file}: {outdated}")
     digest = file_digest(weights)
     if digest != card.weights_sha256:
