@@ -29,7 +29,7 @@ from bbrange.attacker.fgsm import gradient_sign
 from bbrange.attacker.oracle_client import QueryCounter
 from bbrange.attacker.substitute import DEFAULT_STEP_SIZE, EpochReport, SubstituteConfig, train_substitute
 from bbrange.shared.datasets import Dataset, load_dataset
-from bbrange.shared.devices import resolve_device
+from bbrange.shared.devices import as_batch, resolve_device
 
 EPSILONS = (0.05, 0.1, 0.2, 0.25, 0.3, 0.5, 0.7, 0.9)
 
@@ -54,7 +54,7 @@ def attack(oracle_name: str, data: Dataset, s0: np.ndarray, held_out: np.ndarray
     result = train_substitute(counter, data.x[s0], config, holdout=holdout, device=device, on_epoch=print_epoch)
     if not result.completed:
         print(f"  stopped early: {result.stop_reason}")
-    hx = torch.from_numpy(holdout[0]).to(device)
+    hx = as_batch(holdout[0], device)
     # The FGSM direction does not depend on ε: one gradient pass serves every ε.
     direction = torch.cat([gradient_sign(result.model, hx[i : i + 1000]) for i in range(0, len(hx), 1000)])
     rows = []

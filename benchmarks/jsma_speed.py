@@ -24,7 +24,7 @@ from oracles import frozen, load_oracle_model  # noqa: I001 - benchmarks/ is the
 from bbrange.attacker.evaluation import distortion
 from bbrange.attacker.jsma import jsma
 from bbrange.shared.datasets import load_dataset
-from bbrange.shared.devices import resolve_device
+from bbrange.shared.devices import as_batch, resolve_device
 
 
 def import_advertorch():
@@ -101,7 +101,7 @@ def main(
     test = load_dataset("mnist", "test")
     idx = np.repeat(np.arange(images), 9)
     tgt = np.array([t for y in test.y[:images] for t in range(10) if t != y])
-    x = torch.from_numpy(test.x[idx]).to(dev)
+    x = as_batch(test.x[idx], dev)
     targets = torch.from_numpy(tgt).to(dev)
     n_peer = (advertorch_images or images) * 9
     print(f"oracle {oracle} ({card['architecture']}), device {dev}, torch threads {torch.get_num_threads()}; "

@@ -24,7 +24,7 @@ from oracles import frozen, load_oracle_model  # noqa: I001 - benchmarks/ is the
 from bbrange.attacker.evaluation import adversarial_distance, distortion, hardness, pair_matrices
 from bbrange.attacker.jsma import jsma, max_iterations
 from bbrange.shared.datasets import load_dataset
-from bbrange.shared.devices import resolve_device
+from bbrange.shared.devices import as_batch, resolve_device
 
 THESIS = {1.0: (0.9710, 0.0402, 0.0444), -1.0: (0.647, 0.0362, None)}
 HARDNESS_UPSILONS = (0.003, 0.013, 0.026, 0.051, 0.077, 0.102, 0.128, 0.255, 0.383)
@@ -40,7 +40,7 @@ def all_targets(y: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray
 def run(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, theta: float, upsilon: float,
         device: torch.device, batch_size: int) -> dict:
     idx, targets = all_targets(y, 10)
-    xs = torch.from_numpy(x[idx]).to(device)
+    xs = as_batch(x[idx], device)
     started = time.perf_counter()
     result = jsma(model, xs, torch.from_numpy(targets).to(device), theta=theta, max_distortion=upsilon,
                   batch_size=batch_size)
@@ -106,7 +106,7 @@ def main(
             epss.append(m.distortion_successful)
         h = hardness(np.stack(taus), np.stack(epss))
         idx, targets = all_targets(test.y[:hardness_images], 10)
-        a = adversarial_distance(model, torch.from_numpy(test.x[idx]).to(dev), torch.from_numpy(targets).to(dev),
+        a = adversarial_distance(model, as_batch(test.x[idx], dev), torch.from_numpy(targets).to(dev),
                                  pairs=True)
         a_matrix = np.full((10, 10), np.nan)
         for s in range(10):

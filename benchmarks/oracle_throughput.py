@@ -48,7 +48,7 @@ from rich.table import Table
 
 from bbrange.oracle.model_store import load_model, read_card
 from bbrange.shared.datasets import load_dataset
-from bbrange.shared.devices import resolve_device
+from bbrange.shared.devices import as_batch, resolve_device
 from bbrange.shared.wire import NPY_MEDIA_TYPE, decode_npy, encode_npy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -366,7 +366,7 @@ def raw_forward(module: torch.nn.Module, x: np.ndarray, device: torch.device, wa
                 duration_s: float) -> float:
     """Labels/s of the in-process forward on one batch, as the server runs it (argmax and copy back included)."""
     def step() -> np.ndarray:
-        return module(torch.from_numpy(x).to(device)).argmax(1).cpu().numpy()
+        return module(as_batch(x, device)).argmax(1).cpu().numpy()
 
     with torch.inference_mode():
         deadline = time.perf_counter() + warmup_s
@@ -542,7 +542,7 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
             r.raise_for_status()
             totals.add(need)
             with torch.inference_mode():
-                local = module(torch.from_numpy(check).to(torch_device)).argmax(1).cpu().numpy()
+                local = module(as_batch(check, torch_device)).argmax(1).cpu().numpy()
             mismatches = int((decode_npy(r.content) != local).sum())
 
             # ---- per batch size: the served cells bracketed by two raw halves (before and after), so the

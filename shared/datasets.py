@@ -181,7 +181,7 @@ def load_mnist(split: Split, data_dir: str | os.PathLike[str] | None = None, dow
     prefix = "train" if split == "train" else "t10k"
     images = parse_idx(gzip.decompress(files[f"{prefix}-images-idx3-ubyte.gz"].read_bytes()))
     labels = parse_idx(gzip.decompress(files[f"{prefix}-labels-idx1-ubyte.gz"].read_bytes()))
-    x = (images.astype(np.float32) / 255.0)[:, None, :, :]
+    x = (images.astype(np.float32) / 255.0).reshape(len(images), 1, *images.shape[1:])
     return Dataset("mnist", x, labels.astype(np.int64), 10, tuple(str(i) for i in range(10)))
 
 

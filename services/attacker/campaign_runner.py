@@ -36,7 +36,7 @@ from bbrange.attacker.settings import AttackerSettings
 from bbrange.attacker.substitute import EpochReport, SubstituteConfig, train_substitute
 from bbrange.attacker.target_policy import OracleAllowlist, TargetNotAllowed
 from bbrange.shared.datasets import Dataset, load_dataset
-from bbrange.shared.devices import resolve_device
+from bbrange.shared.devices import as_batch, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +340,7 @@ class _CampaignRun:
         out = []
         for start in range(0, len(x_eval), batch):
             self.check_cancel()
-            xb = torch.from_numpy(x_eval[start : start + batch]).to(device)
+            xb = as_batch(x_eval[start : start + batch], device)
             if isinstance(crafting, FgsmCrafting):
                 adv = fgsm(model, xb, crafting.eps)
             else:
@@ -427,7 +427,7 @@ def _jsma_targets(crafting: JsmaCrafting, model: torch.nn.Module, x: np.ndarray,
         offset = np.random.default_rng(seed).integers(1, num_classes, size=len(x))
         return ((source + offset) % num_classes).astype(np.int64)
     with torch.no_grad():  # least likely class of the substitute
-        logits = torch.cat([model(torch.from_numpy(x[i : i + 1000]).to(device)).cpu() for i in range(0, len(x), 1000)])
+        logits = torch.cat([model(as_batch(x[i : i + 1000], device)).cpu() for i in range(0, len(x), 1000)])
     return logits.argmin(1).numpy().astype(np.int64)
 
 

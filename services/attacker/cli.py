@@ -21,7 +21,7 @@ from bbrange.attacker.oracle_client import InProcessOracle, QueryCounter
 from bbrange.attacker.presets import SUBSTITUTE_PRESETS
 from bbrange.attacker.substitute import DEFAULT_STEP_SIZE, EpochReport, SubstituteConfig, train_substitute
 from bbrange.shared.datasets import load_dataset
-from bbrange.shared.devices import resolve_device
+from bbrange.shared.devices import as_batch, resolve_device
 
 app = typer.Typer(help="The attack engine: substitute training, FGSM and JSMA.", no_args_is_help=True)
 
@@ -79,7 +79,7 @@ def substitute(
                               on_epoch=show)
     if not result.completed:
         typer.echo(f"stopped: {result.stop_reason}")
-    x_adv = fgsm(result.model, torch.from_numpy(data.x[held]).to(dev), eps)
+    x_adv = fgsm(result.model, as_batch(data.x[held], dev), eps)
     rep = transfer(counter, x_adv, data.y[held], clean_oracle_labels=result.holdout_oracle_labels)
     typer.echo(f"FGSM ε={eps}: oracle misclassifies {rep.misclassified:.2%}; queries {counter.usage.by_phase}")
     if json_out:
@@ -103,7 +103,7 @@ def jsma_command(
     k = card.num_classes  # type: ignore[attr-defined]
     idx = np.repeat(np.arange(images), k - 1)
     targets = np.array([t for y in data.y[:images] for t in range(k) if t != y])
-    x = torch.from_numpy(data.x[idx]).to(dev)
+    x = as_batch(data.x[idx], dev)
     result = jsma(model, x, torch.from_numpy(targets).to(dev), theta=theta, max_distortion=upsilon)
     ok = result.success.cpu().numpy()
     d = distortion(x, result.x_adv)

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from bbrange.shared.devices import as_batch
+
 Phase = Literal["labelling", "agreement", "evaluation"]
 PHASES: tuple[Phase, ...] = ("labelling", "agreement", "evaluation")
 
@@ -86,7 +88,7 @@ class InProcessOracle:
             return np.zeros(0, dtype=np.int64)
         labels = []
         for i in range(0, len(x), self._batch_size):
-            xb = torch.from_numpy(np.clip(x[i : i + self._batch_size], 0.0, 1.0)).to(self.__device)
+            xb = as_batch(np.clip(x[i : i + self._batch_size], 0.0, 1.0), self.__device)
             labels.append(self.__model(xb).argmax(1).cpu())
         return torch.cat(labels).numpy().astype(np.int64)
 

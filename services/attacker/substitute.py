@@ -30,6 +30,7 @@ from torch import nn
 from bbrange.attacker.oracle_client import BudgetExhausted, LabelOracle, QueryCounter
 from bbrange.attacker.presets import get_preset
 from bbrange.shared.architectures import build_model
+from bbrange.shared.devices import as_batch
 
 
 DEFAULT_STEP_SIZE = -0.1  # λ; see the module docstring for the sign
@@ -192,14 +193,14 @@ def train_substitute(
 
     hold_x = hold_y = hold_oracle = None
     if holdout is not None:
-        hold_x = torch.from_numpy(np.asarray(holdout[0], dtype=np.float32)).to(device)
+        hold_x = as_batch(np.asarray(holdout[0], dtype=np.float32), device)
         hold_y = torch.as_tensor(holdout[1], dtype=torch.long, device=device)
         try:  # the oracle's labels of fixed images do not change: query them once
             hold_oracle = torch.from_numpy(counter.label(holdout[0], "agreement")).to(device)
         except BudgetExhausted:
             hold_oracle = None
 
-    x_set = torch.from_numpy(x0).to(device)
+    x_set = as_batch(x0, device)
     y_set = torch.zeros(0, dtype=torch.long, device=device)
     previous_size = 0  # S_{ρ-1}: the reservoir draws from the newest points, S_ρ \ S_{ρ-1}
     reports: list[EpochReport] = []

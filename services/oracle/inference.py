@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from bbrange.oracle.model_store import ModelCard, discover_cards, load_model
+from bbrange.shared.devices import as_batch
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class Predictor:
     def _forward(self, name: str, x: np.ndarray) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
         with torch.inference_mode():
-            labels = self.models[name].module(torch.from_numpy(x).to(self.device)).argmax(1).cpu().numpy()
+            labels = self.models[name].module(as_batch(x, self.device)).argmax(1).cpu().numpy()
         return labels.astype(np.int64), time.perf_counter() - started
 
     async def predict(self, name: str, x: np.ndarray) -> tuple[np.ndarray, float]:

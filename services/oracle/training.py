@@ -14,6 +14,7 @@ from torch import nn
 from bbrange.oracle.model_store import ModelCard, TrainingSettings, save_model
 from bbrange.shared.architectures import ARCHITECTURES, build_model
 from bbrange.shared.datasets import Dataset, load_dataset
+from bbrange.shared.devices import as_batch
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
 @torch.no_grad()
 def predict_labels(model: nn.Module, x: np.ndarray | torch.Tensor, device: torch.device, batch_size: int = 1000) -> np.ndarray:
     model.eval()
-    xt = torch.as_tensor(x)
+    xt = as_batch(x, torch.device("cpu"))
     out = [model(xt[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(xt), batch_size)]
     return torch.cat(out).numpy()
 
@@ -102,7 +103,7 @@ def train_oracle(
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=recipe.learning_rate * 3, total_steps=n_epochs * steps_per_epoch
     )
-    x_all = torch.from_numpy(train.x)
+    x_all = as_batch(train.x, torch.device("cpu"))
     y_all = torch.from_numpy(train.y)
 
     started = time.perf_counter()

@@ -78,3 +78,18 @@ def test_substitute_beats_chance_by_a_wide_margin(quick_oracle: InProcessOracle,
     # Agreement labels are queried once and counted apart from labelling.
     assert counter.used("agreement") == 1000 and last.agreement_queries == 1000
     assert counter.used("labelling") == 400 == last.labelling_queries
+
+
+def test_same_seed_same_substitute_whatever_the_input_strides(quick_oracle: InProcessOracle, mnist_test) -> None:
+    # NumPy gives a size-1 channel axis any stride (0 after x[:, None], 1 after fancy indexing) and torch
+    # reads stride 1 as channels-last, whose convolutions round differently: the campaign (a slice) and
+    # the benchmark (fancy indexing) used to train different substitutes from the same seed.
+    images = np.ascontiguousarray(mnist_test.x[:24, 0])
+    layouts = [images[:, None], images[:, None][np.arange(24)], images.reshape(24, 1, 28, 28)]
+    assert len({a.strides for a in layouts}) == 3
+    config = SubstituteConfig(substitute_epochs=2, train_epochs=2, batch_size=8)
+    runs = [train_substitute(QueryCounter(quick_oracle), x0, config) for x0 in layouts]
+    for other in runs[1:]:
+        assert np.array_equal(other.x_train, runs[0].x_train) and np.array_equal(other.y_train, runs[0].y_train)
+        for p, q in zip(runs[0].model.parameters(), other.model.parameters(), strict=True):
+            assert torch.equal(p, q)

@@ -7,7 +7,6 @@ import random
 
 import httpx
 import numpy as np
-import pytest
 
 from bbrange.shared.wire import NPY_MEDIA_TYPE, decode_npy, encode_npy
 

@@ -103,3 +103,9 @@ def test_download_from_only_bad_mirrors_fails_clearly(tmp_path, mirrors, monkeyp
     with pytest.raises(DatasetUnavailable, match="sha256"):
         load_dataset("mnist", "test", tmp_path, download=True)
     assert not (tmp_path / "mnist" / "train-images-idx3-ubyte.gz").exists()
+
+
+def test_mnist_batches_have_the_standard_strides(data_dir):
+    # A stride of 0 on the channel axis (what x[:, None] makes) sends torch down other kernels; see as_batch.
+    test = load_dataset("mnist", "test", data_dir, download=False)
+    assert test.x.strides == (784 * 4, 784 * 4, 28 * 4, 4)
