@@ -345,7 +345,8 @@ class _CampaignRun:
                 adv = fgsm(model, xb, crafting.eps)
             else:
                 tb = torch.from_numpy(targets[start : start + batch]).to(device)
-                adv = jsma(model, xb, tb, theta=crafting.theta, max_distortion=crafting.upsilon).x_adv
+                adv = jsma(model, xb, tb, theta=crafting.theta, max_distortion=crafting.upsilon,
+                           search_domain=crafting.search_domain).x_adv
             out.append(adv.detach().cpu().numpy().astype(np.float32, copy=False))
             self.enter(Phase.crafting, (start + batch) / len(x_eval))
         return np.concatenate(out), targets

@@ -137,6 +137,10 @@ class JsmaCrafting(BaseModel):
     method: Literal["jsma"]
     theta: Literal[1.0, -1.0] = Field(1.0, description="θ: +1 increases features, −1 decreases them")
     upsilon: float = Field(0.145, gt=0, le=1, description="Υ: maximum distortion, a fraction of the features")
+    search_domain: Literal["all", "movable"] = Field(
+        "all", description="Γ at the start: every feature (the thesis's Algorithm 2; a pair may then hold a feature "
+                           "that cannot move, which changes one feature and drops it from Γ), or only the features "
+                           "that can move in θ's direction (cleverhans)")
     target: Literal["random", "next", "least_likely", "fixed"] = Field(
         "random", description="Target class per sample: uniform among the other classes, (source + 1) mod C, "
                               "the substitute's least likely class, or `target_class` for all")

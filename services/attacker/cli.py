@@ -16,7 +16,7 @@ import typer
 
 from bbrange.attacker.evaluation import distortion, transfer
 from bbrange.attacker.fgsm import fgsm
-from bbrange.attacker.jsma import jsma
+from bbrange.attacker.jsma import SearchDomain, jsma
 from bbrange.attacker.oracle_client import InProcessOracle, QueryCounter
 from bbrange.attacker.presets import SUBSTITUTE_PRESETS
 from bbrange.attacker.substitute import DEFAULT_STEP_SIZE, EpochReport, SubstituteConfig, train_substitute
@@ -93,6 +93,8 @@ def jsma_command(
     images: Annotated[int, typer.Option(help="the first N test images, each towards every other class")] = 10,
     theta: float = 1.0,
     upsilon: Annotated[float, typer.Option(help="maximum distortion Υ, a fraction of the features")] = 0.145,
+    search_domain: Annotated[SearchDomain, typer.Option(help="Γ at the start: all features (the thesis) or the "
+                                                              "movable ones (cleverhans)")] = "all",
     device: str = "auto",
     data_dir: Annotated[Optional[Path], typer.Option(envvar="BBRANGE_DATA_DIR")] = None,
 ) -> None:
@@ -104,7 +106,8 @@ def jsma_command(
     idx = np.repeat(np.arange(images), k - 1)
     targets = np.array([t for y in data.y[:images] for t in range(k) if t != y])
     x = as_batch(data.x[idx], dev)
-    result = jsma(model, x, torch.from_numpy(targets).to(dev), theta=theta, max_distortion=upsilon)
+    result = jsma(model, x, torch.from_numpy(targets).to(dev), theta=theta, max_distortion=upsilon,
+                  search_domain=search_domain)
     ok = result.success.cpu().numpy()
     d = distortion(x, result.x_adv)
     typer.echo(f"{len(x)} samples: success {ok.mean():.2%}, L0 {d.mean_l0(ok):.2%} (successful) "

@@ -34,6 +34,7 @@ INVALID = [
     (_spec(crafting={"method": "fgsm", "eps": 1.5}), "crafting.fgsm.eps"),
     (_spec(crafting={"method": "deepfool"}), "crafting"),
     (_spec(crafting={"method": "jsma", "target": "fixed"}), "give target_class exactly when target is 'fixed'"),
+    (_spec(crafting={"method": "jsma", "search_domain": "some"}), "crafting.jsma.search_domain"),
     (_spec(target={"oracle_url": "ftp://127.0.0.1/x", "model": "mnist", "api_key": "k"}),
      "only http and https URLs are supported"),
     (_spec(target={"oracle_url": "http://user:pw@127.0.0.1:8000", "model": "mnist", "api_key": "k"}),

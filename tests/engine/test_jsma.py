@@ -15,15 +15,17 @@ def tiny_model(m: int = 12, classes: int = 4, seed: int = 0) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(m, 16), nn.Tanh(), nn.Linear(16, classes)).double()
 
 
-def reference_jsma(model: nn.Module, x: torch.Tensor, t: int, theta: float, upsilon: float) -> tuple[torch.Tensor, bool, int]:
+def reference_jsma(model: nn.Module, x: torch.Tensor, t: int, theta: float, upsilon: float,
+                   search_domain: str = "all") -> tuple[torch.Tensor, bool, int]:
     """Algorithms 2 and 3 of the thesis, one sample, loops over pairs, the full Jacobian per iteration.
 
-    Γ starts without the features already saturated in θ's direction (they cannot move), and the
-    search stops when no pair meets Algorithm 3's constraints: the two choices the engine documents.
+    Γ starts with every feature (Algorithm 2, line 2), or with those that can still move in θ's
+    direction ("movable"); the search stops when no pair meets Algorithm 3's constraints.
     """
     x_adv = x.clone().reshape(-1)
     m = x_adv.numel()
-    gamma = {i for i in range(m) if (x_adv[i] < 1 if theta > 0 else x_adv[i] > 0)}
+    movable = search_domain == "movable"
+    gamma = {i for i in range(m) if not movable or (x_adv[i] < 1 if theta > 0 else x_adv[i] > 0)}
     max_iter = math.floor(m * upsilon / 2 + 1e-9)
     it = 0
     f = lambda v: model(v.reshape(1, *x.shape))[0]  # noqa: E731
@@ -50,16 +52,18 @@ def reference_jsma(model: nn.Module, x: torch.Tensor, t: int, theta: float, upsi
 
 @pytest.mark.parametrize("theta", [1.0, -1.0, 0.5])
 @pytest.mark.parametrize("upsilon", [0.34, 1.0])
-def test_agrees_with_the_slow_reference_on_tiny_inputs(theta: float, upsilon: float) -> None:
+@pytest.mark.parametrize("search_domain", ["all", "movable"])
+def test_agrees_with_the_slow_reference_on_tiny_inputs(theta: float, upsilon: float, search_domain: str) -> None:
     model = tiny_model()
     torch.manual_seed(1)
     x = torch.rand(6, 1, 3, 4, dtype=torch.float64)
     x[0, 0, 0, :2] = 1.0  # saturated features
     x[1, 0, 1, :2] = 0.0
     targets = torch.tensor([0, 1, 2, 3, 1, 2])
-    result = jsma(model, x, targets, theta=theta, max_distortion=upsilon, batch_size=4, chunk_elems=40)
+    result = jsma(model, x, targets, theta=theta, max_distortion=upsilon, batch_size=4, chunk_elems=40,
+                  search_domain=search_domain)
     for i in range(len(x)):
-        ref_x, ref_ok, ref_it = reference_jsma(model, x[i], int(targets[i]), theta, upsilon)
+        ref_x, ref_ok, ref_it = reference_jsma(model, x[i], int(targets[i]), theta, upsilon, search_domain)
         assert torch.equal(result.x_adv[i], ref_x), i
         assert bool(result.success[i]) == ref_ok
         assert int(result.iterations[i]) == ref_it
