@@ -2,7 +2,9 @@
 
 Binary bodies (float32 .npy in, int64 .npy out), one pooled keep-alive connection set per campaign,
 batches no larger than the oracle accepts, timeouts, and retries with exponential backoff on transient
-failures (connection errors, timeouts, 502/503/504). A 429 `rate_limited` waits for Retry-After and
+failures (connection errors, timeouts, 502/503/504, 409 `request_in_progress`); every batch carries an
+`Idempotency-Key`, so a retry after a lost response is answered from the oracle's first answer and
+not charged twice. A 429 `rate_limited` waits for Retry-After and
 tries again; a 429 `budget_exhausted` is final and surfaces as the engine's `BudgetExhausted`, so that
 substitute training stops where the engine stops for a local budget, keeping what it has.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -175,7 +178,9 @@ class HttpLabelOracle:
     def _predict(self, batch: np.ndarray) -> np.ndarray:
         body = encode_npy(batch)
         path = f"/v1/models/{self.model}/predict"
-        headers = {"Content-Type": NPY_MEDIA_TYPE, "Accept": NPY_MEDIA_TYPE}
+        # One key per batch, sent again by every retry: a retry of a request whose response was lost gets
+        # the first answer back instead of being charged twice.
+        headers = {"Content-Type": NPY_MEDIA_TYPE, "Accept": NPY_MEDIA_TYPE, "Idempotency-Key": uuid.uuid4().hex}
 
         def send() -> httpx.Response:
             self.inputs_sent += len(batch)
@@ -205,7 +210,7 @@ class HttpLabelOracle:
                 raise OracleBudgetExhausted(int(remaining) if remaining is not None else None, 0)
             if response.status_code == 429:
                 raise _RateLimited(f"rate limited: {message}", _retry_after(response) or 1.0)
-            if response.status_code in TRANSIENT_STATUS:
+            if response.status_code in TRANSIENT_STATUS or code == "request_in_progress":
                 raise _Transient(f"HTTP {response.status_code} {code}: {message}", _retry_after(response))
             raise OracleError(code, f"the oracle refused the request ({response.status_code} {code}): {message}",
                               response.status_code)

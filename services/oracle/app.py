@@ -21,6 +21,7 @@ from bbrange.oracle.admin import router as admin_router
 from bbrange.oracle.inference import Predictor
 from bbrange.oracle.ledger import ChargeStatus, Ledger
 from bbrange.oracle.metrics import OracleMetrics
+from bbrange.oracle.replays import IDEMPOTENCY_KEY, ClaimStatus, ReplayStore, request_digest
 from bbrange.oracle.settings import OracleSettings
 from bbrange.shared.devices import resolve_device
 from bbrange.shared.http_errors import ApiError, error_response, install_error_handlers
@@ -98,6 +99,7 @@ def create_app(settings: OracleSettings | None = None) -> FastAPI:
         )
         redis = Redis(connection_pool=pool)
         app.state.ledger = Ledger(redis, settings.redis_prefix)
+        app.state.replays = ReplayStore(redis, settings.redis_prefix, settings.replay_ttl_s)
         app.state.predictor = Predictor(settings.model_dir, resolve_device(settings.device), settings.models)
         try:
             yield
@@ -174,7 +176,7 @@ def create_app(settings: OracleSettings | None = None) -> FastAPI:
         tags=["predict"],
         openapi_extra=PREDICT_BODY,
         responses={
-            **_error_responses(400, 401, 403, 404, 413, 415, 422, 429, 503),
+            **_error_responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
             200: {"content": {NPY_MEDIA_TYPE: {}},
                   "description": "Labels as JSON, or as an int64 .npy when Accept is application/x-npy"},
         },
@@ -184,6 +186,9 @@ def create_app(settings: OracleSettings | None = None) -> FastAPI:
         authorization: Annotated[str | None, Header()] = None,
         content_type: Annotated[str, Header()] = "",
         accept: Annotated[str, Header()] = JSON_MEDIA_TYPE,
+        idempotency_key: Annotated[str | None, Header(
+            description="Any 1-128 characters of A-Z a-z 0-9 . _ : -, new for each batch. A retry with the same "
+                        "key and body gets the first answer again and is not charged again.")] = None,
     ) -> Response:
         """Label a batch. Every input is one query: the whole batch is charged and answered, or nothing is."""
         started = time.perf_counter()
@@ -202,15 +207,24 @@ def create_app(settings: OracleSettings | None = None) -> FastAPI:
             except WireFormatError as e:
                 raise ApiError(_WIRE_STATUS.get(e.code, 422), e.code, e.message) from None
             n = int(x.shape[0])
+            if idempotency_key is not None:
+                replayed = await claim_once(client_id, idempotency_key, name, content_type, body)
+                if replayed is not None:
+                    client = await app.state.ledger.get_client(client_id)
+                    return respond(name, decode_npy(replayed), client.remaining if client else 0, accept,
+                                   {"Idempotent-Replayed": "true"})
             charge = await app.state.ledger.charge(client_id, n)
         except ApiError as e:
             reason = {"revoked": "revoked", "unauthorized": "unauthorized", "unknown_model": "unknown_model",
-                      "body_too_large": "body_too_large"}.get(e.code, "bad_input")
+                      "body_too_large": "body_too_large", "request_in_progress": "request_in_progress"
+                      }.get(e.code, "bad_input")
             metrics.refusals.labels(reason=reason, model=name if name in app.state.predictor.models else "").inc()
             raise
 
         budget_headers = {"X-Budget-Remaining": str(charge.remaining)}
         if charge.status is not ChargeStatus.CHARGED:
+            if idempotency_key is not None:
+                await app.state.replays.release(client_id, idempotency_key)
             reason, status, message, headers = {
                 ChargeStatus.BUDGET_EXHAUSTED: ("budget_exhausted", 429,
                                                 f"this batch of {n} inputs exceeds the remaining budget of "
@@ -235,19 +249,45 @@ def create_app(settings: OracleSettings | None = None) -> FastAPI:
         except Exception:
             # The charge bought nothing: give it back before reporting the failure.
             await app.state.ledger.refund(client_id, n)
+            if idempotency_key is not None:
+                await app.state.replays.release(client_id, idempotency_key)
             metrics.refusals.labels(reason="internal_error", model=name).inc()
             raise
+        if idempotency_key is not None:
+            try:
+                await app.state.replays.answered(client_id, idempotency_key, encode_npy(labels))
+            except RedisError as e:
+                # The batch is charged and answered: deliver it. A retry of this key is refused (409) until it expires.
+                log.warning("could not keep the answer of idempotency key %s: %s", idempotency_key, e)
 
         metrics.inputs_answered.labels(client=client_id, model=name).inc(n)
         metrics.budget_remaining.labels(client=client_id).set(charge.remaining)
         metrics.batch_size.labels(model=name).observe(n)
         metrics.inference_seconds.labels(model=name).observe(forward_s)
-        if NPY_MEDIA_TYPE in accept:
-            response: Response = Response(encode_npy(labels), media_type=NPY_MEDIA_TYPE, headers=budget_headers)
-        else:
-            payload = PredictResponse(model=name, labels=labels.tolist(), budget_remaining=charge.remaining)
-            response = Response(payload.model_dump_json(), media_type=JSON_MEDIA_TYPE, headers=budget_headers)
+        response = respond(name, labels, charge.remaining, accept)
         metrics.request_seconds.labels(model=name, encoding=encoding).observe(time.perf_counter() - started)
         return response
+
+    async def claim_once(client_id: str, key: str, name: str, content_type: str, body: bytes) -> bytes | None:
+        """Claim an idempotency key for this request; the stored answer when it was answered before."""
+        if not IDEMPOTENCY_KEY.match(key):
+            raise ApiError(422, "bad_idempotency_key", "Idempotency-Key must be 1 to 128 characters of "
+                                                       "A-Z a-z 0-9 . _ : -")
+        claim = await app.state.replays.claim(client_id, key, request_digest(name, content_type, body))
+        if claim.status is ClaimStatus.KEY_REUSED:
+            raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key came before with another request "
+                                                          "(model, content type or body); send a new key per batch")
+        if claim.status is ClaimStatus.IN_PROGRESS:
+            raise ApiError(409, "request_in_progress", "a request with this Idempotency-Key is still being "
+                                                       "answered; retry shortly", headers={"Retry-After": "1"})
+        return claim.labels_npy if claim.status is ClaimStatus.ANSWERED else None
+
+    def respond(name: str, labels: np.ndarray, remaining: int, accept: str,
+                headers: dict[str, str] | None = None) -> Response:
+        headers = {"X-Budget-Remaining": str(remaining), **(headers or {})}
+        if NPY_MEDIA_TYPE in accept:
+            return Response(encode_npy(labels), media_type=NPY_MEDIA_TYPE, headers=headers)
+        payload = PredictResponse(model=name, labels=labels.tolist(), budget_remaining=remaining)
+        return Response(payload.model_dump_json(), media_type=JSON_MEDIA_TYPE, headers=headers)
 
     return app

@@ -20,4 +20,5 @@ class OracleSettings(BaseSettings):
     admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset disables it")
     max_batch: int = Field(1024, gt=0, description="Most inputs in one predict request")
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0, description="Largest predict request body")
+    replay_ttl_s: int = Field(600, gt=0, description="How long the answer to an Idempotency-Key is kept for retries")
     device: str = Field("auto", description="auto, cpu or cuda")
