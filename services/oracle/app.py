@@ -210,6 +210,7 @@ def create_app(settings: OracleSettings | None = None) -> FastAPI:
             if idempotency_key is not None:
                 replayed = await claim_once(client_id, idempotency_key, name, content_type, body)
                 if replayed is not None:
+                    metrics.replayed_inputs.labels(client=client_id, model=name).inc(n)
                     client = await app.state.ledger.get_client(client_id)
                     return respond(name, decode_npy(replayed), client.remaining if client else 0, accept,
                                    {"Idempotent-Replayed": "true"})

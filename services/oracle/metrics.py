@@ -6,7 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REFUSAL_REASONS = (
     "unauthorized", "revoked", "unknown_model", "bad_input", "body_too_large", "budget_exhausted",
-    "rate_limited", "redis_unavailable", "internal_error",
+    "rate_limited", "redis_unavailable", "internal_error", "request_in_progress",
 )
 
 
@@ -16,6 +16,10 @@ class OracleMetrics:
         r = self.registry
         self.inputs_answered = Counter(
             "bbrange_oracle_inputs_answered", "Inputs labelled and answered (one input is one query)",
+            ["client", "model"], registry=r,
+        )
+        self.replayed_inputs = Counter(
+            "bbrange_oracle_replayed_inputs", "Inputs answered again, uncharged, for a retried Idempotency-Key",
             ["client", "model"], registry=r,
         )
         self.refusals = Counter(

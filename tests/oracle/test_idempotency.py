@@ -23,6 +23,7 @@ def test_a_retry_with_the_same_key_gets_the_first_answer_and_is_not_charged_agai
     assert a.usage(client_id)["used"] == 7 and again.headers["X-Budget-Remaining"] == "93"
     answered = sum(metric_value(o.url, "bbrange_oracle_inputs_answered_total", client=client_id) for o in (a, b))
     assert answered == 7
+    assert metric_value(b.url, "bbrange_oracle_replayed_inputs_total", client=client_id) == 7
     # Another key is another batch, charged as such.
     assert predict(a.url, key, x, **{"Idempotency-Key": "batch-2"}).status_code == 200
     assert a.usage(client_id)["used"] == 14
