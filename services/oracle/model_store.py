@@ -28,6 +28,8 @@ class TrainingSettings(BaseModel):
     train_samples: int
     augmentation: str
     threads: int | None = None  # absent in cards written before it was recorded
+    recipe: str | None = None  # likewise
+    optimizer: str | None = None
 
 
 class ModelCard(BaseModel):

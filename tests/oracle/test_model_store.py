@@ -47,6 +47,19 @@ def test_training_is_bitwise_reproducible(quick_model_dir, tmp_path, data_dir):
     assert card.weights_sha256 == read_card(quick_model_dir / "mnist.json").weights_sha256
 
 
+def test_the_thesis_recipe_trains_with_plain_sgd_and_says_so(tmp_path, data_dir, mnist_test):
+    from bbrange.oracle.training import recipe_for, train_oracle
+
+    card = train_oracle("mnist", tmp_path, name="mnist-thesis", recipe="mnist-thesis", quick=True,
+                        data_dir=data_dir, show_progress=False)
+    assert (card.training.recipe, card.training.optimizer, card.training.batch_size) == ("mnist-thesis", "sgd", 500)
+    assert card.training.learning_rate == 0.1 and card.test_accuracy > 0.2  # six SGD steps; chance is 0.1
+    model, _ = load_model(tmp_path / "mnist-thesis.json", torch.device("cpu"))
+    assert model(torch.from_numpy(mnist_test.x[:4])).shape == (4, 10)
+    with pytest.raises(ValueError, match="no training recipe 'gtsrb' for mnist"):
+        recipe_for("mnist", "gtsrb")
+
+
 @pytest.fixture
 def tampered_dir(quick_model_dir, tmp_path):
     target = tmp_path / "tampered"
