@@ -23,8 +23,9 @@ def load_oracle_model(name: str, device: torch.device) -> tuple[nn.Module, dict]
     """The model and its card (as a dict), through the oracle's model store and its checks."""
     card_file = MODEL_DIR / f"{name}.json"
     if not card_file.exists():
-        sys.exit(f"{card_file} is missing: train it first, e.g. .venv/bin/bbrange oracle train --dataset "
-                 f"{name.split('-')[0]}" + (f" --architecture {name.split('-', 1)[1]} --name {name}" if "-" in name else ""))
+        how = {"mnist-mlp": "--dataset mnist --architecture mlp --name mnist-mlp",
+               "mnist-thesis": "--dataset mnist --recipe mnist-thesis --name mnist-thesis"}.get(name, f"--dataset {name}")
+        sys.exit(f"{card_file} is missing: train it first: .venv/bin/bbrange oracle train {how}")
     try:
         model, card = load_model(card_file, device)
     except WeightsRefused as e:
