@@ -30,11 +30,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import typer
-from rich.console import Console
-
 from blackbox_mnist import attack  # noqa: I001 - benchmarks/ is the script's directory
 from oracles import MODEL_DIR
-from bbrange.attacker.substitute import DEFAULT_STEP_SIZE, SubstituteConfig
+from rich.console import Console
+
+from bbrange.attacker.engine import DEFAULT_STEP_SIZE, SubstituteConfig
 from bbrange.local_range import LocalRange, RangeEndpoints
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.devices import resolve_device
@@ -141,7 +141,7 @@ def main(
     checks: dict[str, bool] = {}
     for r in runs:
         res, q = r["campaign"]["results"], r["campaign"]["queries"]
-        eng = r["engine"]["transfer"][0]["misclassified"]
+        eng = r["engine"]["transfer"][0]["misclassification_rate"]
         eng_acc = r["engine"]["epochs"][-1]["substitute_accuracy"]
         diff = res["transfer_rate"] - eng
         same_epochs = [e["substitute_accuracy"] for e in r["campaign"]["epochs"]] == \

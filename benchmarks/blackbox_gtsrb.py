@@ -6,7 +6,8 @@ S0 = the first `--per-class` images of each of the 43 classes in the GTSRB test 
 labelled by the oracle; the GTSRB substitute preset; Jacobian-based augmentation with λ = 0.1 for ρ
 substitute epochs; FGSM examples crafted on the substitute from all the other test images and sent
 to the oracle (a seeded sample of 2,000 of the other test images by default: every per-epoch accuracy
-and agreement figure is a pass over them on a 2-core CPU). The paper: more than 64.24% of the altered inputs misclassified by the oracle.
+and agreement figure is a pass over them on a 2-core CPU).
+The paper: more than 64.24% of the altered inputs misclassified by the oracle.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import typer
-
 from blackbox_mnist import attack  # noqa: I001 - benchmarks/ is the script's directory
-from bbrange.attacker.substitute import DEFAULT_STEP_SIZE, SubstituteConfig
+
+from bbrange.attacker.engine import DEFAULT_STEP_SIZE, SubstituteConfig
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.devices import resolve_device
 
@@ -54,7 +55,7 @@ def main(
     run = attack(oracle, data, s0, held_out, config, EPSILONS, dev, f"first {per_class} test images per class")
     run["per_class"] = per_class
     best = max(run["transfer"], key=lambda t: t["eps"] if t["eps"] <= 0.3 else -1)
-    print(f"\nsummary: paper > 64.24% misclassified; ours {best['misclassified']:.2%} at ε={best['eps']} "
+    print(f"\nsummary: paper > 64.24% misclassified; ours {best['misclassification_rate']:.2%} at ε={best['eps']} "
           f"(substitute accuracy {run['epochs'][-1]['substitute_accuracy']:.2%}, "
           f"{run['queries']['labelling']} labelling queries)")
     if json_out:

@@ -22,12 +22,18 @@ from pathlib import Path
 import numpy as np
 import torch
 import typer
-
 from oracles import label_oracle  # noqa: I001 - benchmarks/ is the script's directory
-from bbrange.attacker.evaluation import transfer
-from bbrange.attacker.fgsm import gradient_sign
-from bbrange.attacker.oracle_client import QueryCounter
-from bbrange.attacker.substitute import DEFAULT_STEP_SIZE, EpochReport, SubstituteConfig, train_substitute
+
+from bbrange.attacker.engine import (
+    DEFAULT_STEP_SIZE,
+    FGSM,
+    BlackBoxAttack,
+    EpochReport,
+    QueryCounter,
+    SubstituteConfig,
+    run_blackbox_attack,
+    transfer,
+)
 from bbrange.shared.datasets import Dataset, load_dataset
 from bbrange.shared.devices import as_batch, resolve_device
 
@@ -44,32 +50,38 @@ def print_epoch(r: EpochReport) -> None:
 
 def attack(oracle_name: str, data: Dataset, s0: np.ndarray, held_out: np.ndarray, config: SubstituteConfig,
            epsilons: tuple[float, ...], device: torch.device, s0_description: str) -> dict:
-    """Train a substitute from data.x[s0] against the oracle, then FGSM-transfer on data.x[held_out]."""
+    """Train a substitute from data.x[s0] against the oracle, then FGSM-transfer on data.x[held_out].
+
+    The engine's pipeline runs the attack at the first ε; the other ε reuse its substitute (the FGSM
+    direction does not depend on ε).
+    """
     oracle, card = label_oracle(oracle_name, device)
     counter = QueryCounter(oracle)
-    holdout = (data.x[held_out], data.y[held_out])
+    hx, hy = data.x[held_out], data.y[held_out]
     print(f"\noracle {oracle_name} ({card['architecture']}: {card['architecture_layers']}; test accuracy "
           f"{card['test_accuracy']:.2%}); substitute {config.preset}; S0 = {s0_description} ({len(s0)}); "
-          f"held out: {len(holdout[1])} test images", flush=True)
-    result = train_substitute(counter, data.x[s0], config, holdout=holdout, device=device, on_epoch=print_epoch)
-    if not result.completed:
+          f"held out: {len(hy)} test images", flush=True)
+    result = run_blackbox_attack(counter, data.x[s0], hx, hy, BlackBoxAttack(config, FGSM(eps=epsilons[0])),
+                                 device=device, on_epoch=print_epoch)
+    if result.stop_reason:
         print(f"  stopped early: {result.stop_reason}")
-    hx = as_batch(holdout[0], device)
-    # The FGSM direction does not depend on ε: one gradient pass serves every ε.
-    direction = torch.cat([gradient_sign(result.model, hx[i : i + 1000]) for i in range(0, len(hx), 1000)])
     rows = []
     for eps in epsilons:
-        x_adv = (hx + eps * direction).clamp_(0, 1)
-        rep = transfer(counter, x_adv, holdout[1], clean_oracle_labels=result.holdout_oracle_labels)
+        if eps == epsilons[0]:
+            rep = result.report
+        else:
+            x_adv = FGSM(eps=eps).craft(result.substitute.model, as_batch(hx, device))
+            rep = transfer(counter, x_adv, hy, x_clean=hx, clean_oracle_labels=result.label_before)
+        assert rep is not None
         rows.append({"eps": eps, **rep.as_dict()})
-        print(f"  FGSM ε={eps:<5} oracle misclassifies {rep.misclassified:7.2%} (vs true labels), changes its "
-              f"label on {rep.label_changed:7.2%}", flush=True)
+        print(f"  FGSM ε={eps:<5} oracle misclassifies {rep.misclassification_rate:7.2%} (vs true labels), changes its "
+              f"label on {rep.label_change_rate:7.2%}", flush=True)
     usage = dict(counter.usage.by_phase)
     print(f"  oracle queries: labelling {usage['labelling']}, agreement {usage['agreement']}, "
           f"evaluation {usage['evaluation']} (total {counter.total})")
     return {"oracle": oracle_name, "architecture": card["architecture"], "s0": len(s0), "config": asdict(config),
-            "completed": result.completed, "stop_reason": result.stop_reason,
-            "epochs": [asdict(r) for r in result.reports], "transfer": rows, "queries": usage}
+            "completed": result.substitute.completed, "stop_reason": result.substitute.stop_reason,
+            "epochs": [asdict(r) for r in result.substitute.reports], "transfer": rows, "queries": usage}
 
 
 def spread(values: np.ndarray) -> str:
@@ -122,7 +134,7 @@ def main(
         rows.setdefault(f"{r['oracle']} λ={r['config']['lam']:+g}{' reservoir' if r.get('variant') else ''}", []).append(r)
     for tag, runs in rows.items():
         acc = np.array([r["epochs"][-1]["substitute_accuracy"] for r in runs])
-        tr = np.array([next(t for t in r["transfer"] if t["eps"] == 0.3)["misclassified"] for r in runs])
+        tr = np.array([next(t for t in r["transfer"] if t["eps"] == 0.3)["misclassification_rate"] for r in runs])
         # The refinements' own transfer figure is in the paper's Section 6, outside our excerpt: not quoted.
         variant = runs[0].get("variant")
         paper_tr, paper_acc = ("     -", "     -") if variant else ("84.24%", "81.20%")

@@ -19,10 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import typer
-
 from oracles import frozen, load_oracle_model  # noqa: I001 - benchmarks/ is the script's directory
-from bbrange.attacker.evaluation import distortion
-from bbrange.attacker.jsma import jsma
+
+from bbrange.attacker.engine import distortion, jsma
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.devices import as_batch, resolve_device
 
@@ -146,7 +145,8 @@ def main(
     except ImportError as e:
         print(f"ART unavailable ({e}); install the bench extra")
 
-    print(f"\n{'implementation':38s}{'samples':>8s}{'samples/s':>11s}{'success':>9s}{'L0 succ.':>10s}{'L0 all':>8s}{'max L0':>8s}")
+    print(f"\n{'implementation':38s}{'samples':>8s}{'samples/s':>11s}{'success':>9s}{'L0 succ.':>10s}{'L0 all':>8s}"
+          f"{'max L0':>8s}")
     for r in rows:
         print(f"{r['name']:38s}{r['samples']:8d}{r['samples_per_s']:11.2f}{r['success']:9.2%}"
               f"{r['l0_successful']:10.2%}{r['l0_all']:8.2%}{r['max_l0']:8.2%}")

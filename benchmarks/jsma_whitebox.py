@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import typer
-
 from oracles import frozen, load_oracle_model  # noqa: I001 - benchmarks/ is the script's directory
-from bbrange.attacker.evaluation import adversarial_distance, distortion, hardness, pair_matrices
-from bbrange.attacker.jsma import SearchDomain, jsma, max_iterations
+
+from bbrange.attacker.engine import SearchDomain, adversarial_distance, distortion, hardness, jsma, pair_matrices
+from bbrange.attacker.engine.jsma import max_iterations
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.devices import as_batch, resolve_device
 

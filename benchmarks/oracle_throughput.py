@@ -20,24 +20,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import platform
 import re
 import secrets
-import signal
 import shutil
-import socket
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Callable, Iterator, Optional
+from typing import Annotated
 
 import httpx
 import numpy as np
@@ -46,9 +45,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bbrange.oracle.model_store import load_model, read_card
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.devices import as_batch, resolve_device
+from bbrange.shared.model_card import load_model, read_card
+from bbrange.shared.processes import Process, free_port, http_ok, redis_pong, start_process
 from bbrange.shared.wire import NPY_MEDIA_TYPE, decode_npy, encode_npy
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ console = Console(width=None if sys.stdout.isatty() else 170)
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
 
 
-class ClientKind(str, Enum):
+class ClientKind(StrEnum):
     asyncio = "asyncio"
     threads = "threads"
 
@@ -65,67 +65,10 @@ class ClientKind(str, Enum):
 # --------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: if the benchmark is killed outright (SIGKILL), take the child along."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def spawn(cmd: list[str], log_file: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
-    log = open(log_file, "wb")
-    try:
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                cwd=cwd, start_new_session=True,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-    finally:
-        log.close()
-
-
-def stop(proc: subprocess.Popen, name: str, grace_s: float = 10.0) -> None:
-    """SIGTERM the child's process group, SIGKILL it after grace_s; always reap it."""
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            console.print(f"[yellow]{name} did not stop within {grace_s:.0f} s; killing it[/]")
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    else:  # it is gone, but a grandchild might not be
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-def tail(path: Path, lines: int = 25) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return "(no log)"
-
-
-def wait_until(ready: Callable[[], bool], proc: subprocess.Popen, what: str, log: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with status {proc.returncode} while starting:\n{tail(log)}")
-        with contextlib.suppress(Exception):
-            if ready():
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} was not ready within {timeout_s:.0f} s:\n{tail(log)}")
-
-
-def redis_ready(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
-        s.sendall(b"PING\r\n")
-        return s.recv(64).startswith(b"+PONG")
+def stop(process: Process) -> None:
+    """SIGTERM the child's process group, SIGKILL it after 10 s; always reap it (a grandchild too)."""
+    if process.stop(grace_s=10.0, group=True):
+        console.print(f"[yellow]{process.name} did not stop within 10 s; it was killed[/]")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -152,7 +95,7 @@ class CpuSnapshot:
     machine: float
 
     @classmethod
-    def take(cls, server_pid: int, redis_pid: int) -> "CpuSnapshot":
+    def take(cls, server_pid: int, redis_pid: int) -> CpuSnapshot:
         return cls(time.perf_counter(), cpu_seconds(server_pid), cpu_seconds(redis_pid), time.process_time(),
                    machine_busy_seconds())
 
@@ -423,7 +366,7 @@ def bbrange_executable() -> str:
     return found
 
 
-def default_data_dir() -> Optional[Path]:
+def default_data_dir() -> Path | None:
     if os.environ.get("BBRANGE_DATA_DIR"):
         return Path(os.environ["BBRANGE_DATA_DIR"])
     beside = ROOT.parent / "shared" / "datasets"
@@ -449,24 +392,34 @@ def fmt(v: float, digits: int = 0) -> str:
 
 @app.command()
 def main(
-    model_dir: Annotated[Path, typer.Option("--model-dir", help="Where the model cards and weights are.")] = ROOT / "models",
+    model_dir: Annotated[Path, typer.Option(
+        "--model-dir", help="Where the model cards and weights are.")] = ROOT / "models",
     model: Annotated[str, typer.Option("--model", help="Model to serve and measure.")] = "mnist",
     duration_s: Annotated[float, typer.Option("--duration-s", min=0.5, help="Measured seconds per cell.")] = 10.0,
     warmup_s: Annotated[float, typer.Option("--warmup-s", min=0.0, help="Warm-up seconds before each cell.")] = 2.0,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda (server and in-process alike).")] = "auto",
-    batch_sizes: Annotated[list[int], typer.Option("--batch", min=1, max=1024, help="Batch sizes (repeatable).")] = [1, 100, 1000],  # noqa: B006
-    concurrency: Annotated[list[int], typer.Option("--concurrency", min=1, help="Concurrent clients (repeatable).")] = [1, 8],  # noqa: B006
-    client: Annotated[ClientKind, typer.Option("--client", help="Load generator: one asyncio loop, or one thread per client.")] = ClientKind.asyncio,
-    torch_threads: Annotated[Optional[int], typer.Option("--torch-threads", min=1, help="Set OMP_NUM_THREADS for the server and the in-process forward (default: torch's own default).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Dataset directory (default: $BBRANGE_DATA_DIR, else ../shared/datasets).")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results here as JSON.")] = None,
-    startup_timeout_s: Annotated[float, typer.Option("--startup-timeout-s", help="How long to wait for /readyz.")] = 120.0,
+    device: Annotated[str, typer.Option(
+        "--device", help="auto, cpu or cuda (server and in-process alike).")] = "auto",
+    batch_sizes: Annotated[list[int], typer.Option(
+        "--batch", min=1, max=1024, help="Batch sizes (repeatable).")] = [1, 100, 1000],  # noqa: B006
+    concurrency: Annotated[list[int], typer.Option(
+        "--concurrency", min=1, help="Concurrent clients (repeatable).")] = [1, 8],  # noqa: B006
+    client: Annotated[ClientKind, typer.Option(
+        "--client", help="Load generator: one asyncio loop, or one thread per client.")] = ClientKind.asyncio,
+    torch_threads: Annotated[int | None, typer.Option(
+        "--torch-threads", min=1,
+        help="Set OMP_NUM_THREADS for the server and the in-process forward (default: torch's own default).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(
+        "--data-dir", help="Dataset directory (default: $BBRANGE_DATA_DIR, else ../shared/datasets).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here as JSON.")] = None,
+    startup_timeout_s: Annotated[float, typer.Option(
+        "--startup-timeout-s", help="How long to wait for /readyz.")] = 120.0,
 ) -> None:
     """Measure the oracle's served labels/s against the raw forward, and single-input latency."""
     model_dir = model_dir.resolve()
     card_file = model_dir / f"{model}.json"
     if not card_file.exists():
-        raise typer.BadParameter(f"no model card {card_file}; train one with `bbrange oracle train`", param_hint="--model")
+        raise typer.BadParameter(f"no model card {card_file}; train one with `bbrange oracle train`",
+                                 param_hint="--model")
     redis_server = shutil.which("redis-server")
     if redis_server is None:
         console.print("[red]redis-server is not on PATH[/]")
@@ -482,7 +435,7 @@ def main(
 
 def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, duration_s: float, warmup_s: float,
          device: str, batch_sizes: list[int], concurrency: list[int], client: ClientKind,
-         torch_threads: Optional[int], data_dir: Optional[Path], json_out: Optional[Path],
+         torch_threads: int | None, data_dir: Path | None, json_out: Path | None,
          startup_timeout_s: float) -> None:
     with terminate_on_sigterm(), contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bbrange-bench-")))
@@ -504,30 +457,29 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
 
         # ---- redis and the oracle, each on a free loopback port
         redis_port = free_port()
-        redis_log = workdir / "redis.log"
-        redis_proc = spawn([redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                            "--appendonly", "no", "--dir", str(workdir), "--protected-mode", "yes"],
-                           redis_log, cwd=workdir)
-        stack.callback(stop, redis_proc, "redis-server")
-        wait_until(lambda: redis_ready(redis_port), redis_proc, "redis-server", redis_log, 15.0)
+        # Each child in its own process group, which stop() signals whole; and it dies with the benchmark
+        # even if the benchmark is killed outright (SIGKILL).
+        redis_proc = start_process(
+            "redis-server", [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(workdir), "--protected-mode", "yes"],
+            workdir / "redis.log", cwd=workdir, own_session=True, die_with_parent=True)
+        stack.callback(stop, redis_proc)
+        redis_proc.wait_ready(lambda: redis_pong(redis_port, timeout_s=1.0), timeout_s=15.0)
 
         admin_token = secrets.token_urlsafe(24)
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         server_env.update(BBRANGE_ADMIN_TOKEN=admin_token, BBRANGE_REDIS_PREFIX=f"bench:{secrets.token_hex(4)}")
-        server_log = workdir / "oracle.log"
         server_cmd = [bbrange_executable(), "oracle", "serve", "--host", "127.0.0.1", "--port", str(port),
                       "--model-dir", str(model_dir), "--redis-url", f"redis://127.0.0.1:{redis_port}/0",
                       "--model", model, "--device", device, "--log-level", "warning"]
         console.print(f"[dim]starting redis-server :{redis_port} and the oracle :{port} …[/]")
-        server_proc = spawn(server_cmd, server_log, env=server_env, cwd=ROOT)
-        stack.callback(stop, server_proc, "oracle")
-
-        def readyz() -> bool:
-            return httpx.get(f"{base_url}/readyz", timeout=2.0).status_code == 200
+        server_proc = start_process("the oracle", server_cmd, workdir / "oracle.log", env=server_env, cwd=ROOT,
+                                    own_session=True, die_with_parent=True)
+        stack.callback(stop, server_proc)
 
         try:
-            wait_until(readyz, server_proc, "the oracle", server_log, startup_timeout_s)
+            server_proc.wait_ready(lambda: http_ok(f"{base_url}/readyz", timeout_s=2.0), timeout_s=startup_timeout_s)
             created = httpx.post(f"{base_url}/v1/admin/clients", json={"name": "throughput-bench", "budget": 10**12},
                                  headers={"Authorization": f"Bearer {admin_token}"}, timeout=10.0)
             created.raise_for_status()
@@ -565,9 +517,10 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
             lat = sequential_latency(base_url, headers, path, bodies[1] if 1 in bodies else [encode_npy(images[:1])],
                                      warmup_s, duration_s, totals)
 
-            usage = httpx.get(f"{base_url}/v1/usage", headers={"Authorization": f"Bearer {api_key}"}, timeout=10.0).json()
+            usage = httpx.get(f"{base_url}/v1/usage", headers={"Authorization": f"Bearer {api_key}"},
+                              timeout=10.0).json()
         except Exception:
-            console.print(f"[red]oracle log (tail):[/]\n{tail(server_log)}")
+            console.print(f"[red]oracle log (tail):[/]\n{server_proc.log_tail()}")
             raise
 
         # ---- report
@@ -585,13 +538,16 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
                       f"{' (OMP_NUM_THREADS=' + str(torch_threads) + ')' if torch_threads else ' (torch default)'}"),
             ("CPU", f"{cpus} logical CPUs ({usable} usable), {platform.processor() or platform.machine()}"),
             ("server", f"bbrange oracle serve, uvicorn {probe['uvicorn']} 1 worker, "
-                       f"loop {'uvloop' if probe['uvloop'] else 'asyncio'}, http {'httptools' if probe['httptools'] else 'h11'}"),
+                       f"loop {'uvloop' if probe['uvloop'] else 'asyncio'}, "
+                       f"http {'httptools' if probe['httptools'] else 'h11'}"),
             ("budget store", f"own redis-server on 127.0.0.1:{redis_port} (no persistence)"),
             ("batch sizes", ", ".join(map(str, batch_sizes))),
             ("concurrency", ", ".join(map(str, concurrency)) + " client(s)"),
             ("duration", f"{duration_s:g} s measured per cell after {warmup_s:g} s warm-up; raw forward: "
-                         f"{duration_s / 2:g} s before and {duration_s / 2:g} s after each batch size's cells, averaged"),
-            ("encoding", f"binary: {NPY_MEDIA_TYPE} float32 request, int64 .npy labels back (Accept: {NPY_MEDIA_TYPE})"),
+                         f"{duration_s / 2:g} s before and {duration_s / 2:g} s after each batch size's cells, "
+                         "averaged"),
+            ("encoding", f"binary: {NPY_MEDIA_TYPE} float32 request, int64 .npy labels back "
+                         f"(Accept: {NPY_MEDIA_TYPE})"),
             ("load generator", ("httpx.AsyncClient, one asyncio loop in one thread, a pool of N keep-alive connections"
                                 if client is ClientKind.asyncio else
                                 "one thread per client, each with its own httpx.Client and keep-alive connection")),
@@ -625,7 +581,8 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
             )
         console.print(table)
         console.print(
-            "[dim]raw: in-process forward + argmax on one batch, back to back (mean of before and after the cells). srv handler/forward: the oracle's own "
+            "[dim]raw: in-process forward + argmax on one batch, back to back (mean of before and after the cells). "
+            "srv handler/forward: the oracle's own "
             "histograms (handler = auth, body, decode, validation, charge, forward, encode; forward = model + argmax). "
             "fwd busy: share of wall time the server spent in forwards. CPU other: the rest of the machine "
             "(background jobs).[/]"

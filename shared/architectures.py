@@ -6,8 +6,8 @@ what the JSMA forward derivative is taken on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -109,7 +109,8 @@ def gtsrb_substitute(input_shape: InputShape, num_classes: int) -> nn.Module:
 ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
-        Architecture("lenet", "conv 20@5x5, max-pool 2, tanh, conv 50@5x5, max-pool 2, tanh, fc 500, tanh, fc classes", lenet),
+        Architecture("lenet", "conv 20@5x5, max-pool 2, tanh, conv 50@5x5, max-pool 2, tanh, fc 500, tanh, fc classes",
+                     lenet),
         Architecture(
             "gtsrb-cnn",
             "2x conv 32@3x3+BN, pool, 2x conv 64@3x3+BN, pool, conv 128@3x3+BN, pool, fc 256, fc classes; "

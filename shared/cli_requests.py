@@ -10,13 +10,14 @@ from rich.console import Console
 
 
 def request_or_exit(client: httpx.Client, method: str, path: str, service: str, console: Console,
-                    **kwargs: Any) -> dict:
+                    **kwargs: Any) -> dict[str, Any]:
     """Send one request; on a refusal print the service's error body and exit 1, if unreachable exit 2."""
     try:
         r = client.request(method, path, **kwargs)
     except httpx.HTTPError as e:
         console.print(f"[red]cannot reach the {service} at {client.base_url}: {e}[/]")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
+    body: dict[str, Any]
     try:
         body = r.json()
     except ValueError:

@@ -5,6 +5,7 @@ Every loader returns float32 images in [0, 1], NCHW, and int64 labels.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -13,9 +14,10 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import httpx
 import numpy as np
@@ -26,7 +28,6 @@ DATA_DIR_ENV = "BBRANGE_DATA_DIR"
 DEFAULT_DATA_DIR = Path.home() / ".cache" / "bbrange" / "datasets"
 
 Split = Literal["train", "test"]
-DatasetName = Literal["mnist", "gtsrb"]
 DATASETS: tuple[str, ...] = ("mnist", "gtsrb")
 
 
@@ -48,7 +49,8 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.x.shape[1:])  # type: ignore[return-value]
+        c, h, w = self.x.shape[1:]
+        return c, h, w
 
     def __len__(self) -> int:
         return len(self.y)
@@ -170,7 +172,7 @@ def _mnist_files(root: Path, download: bool) -> dict[str, Path]:
     for name, sha in MNIST_FILES.items():
         dest = root / name
         paths[name] = _ensure_verified(
-            dest, sha, lambda n=name, d=dest, s=sha: _fetch_from_mirrors(n, d, s, MNIST_MIRRORS), download
+            dest, sha, functools.partial(_fetch_from_mirrors, name, dest, sha, MNIST_MIRRORS), download
         )
     return paths
 
@@ -210,7 +212,7 @@ def build_gtsrb_npz(archive_dir: Path, dest: Path) -> None:
 
     def to_array(data: bytes) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
-            return np.asarray(im.convert("RGB").resize((32, 32), Image.BILINEAR), dtype=np.uint8)
+            return np.asarray(im.convert("RGB").resize((32, 32), Image.Resampling.BILINEAR), dtype=np.uint8)
 
     x_train: list[np.ndarray] = []
     y_train: list[int] = []
@@ -246,7 +248,8 @@ def _fetch_gtsrb(dest: Path) -> None:
             try:
                 _download(GTSRB_ARCHIVE_BASE + name, tmp_dir / name, md5, algorithm="md5")
             except (httpx.HTTPError, ChecksumMismatch, OSError) as e:
-                raise DatasetUnavailable(f"{GTSRB_NPZ} is not in {dest.parent} and {name} could not be fetched: {e}")
+                raise DatasetUnavailable(
+                    f"{GTSRB_NPZ} is not in {dest.parent} and {name} could not be fetched: {e}") from e
         built = tmp_dir / GTSRB_NPZ
         build_gtsrb_npz(tmp_dir, built)
         # Resampling can differ by a rounding step between Pillow releases, so a rebuilt file is

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
-
-DeviceChoice = Literal["auto", "cpu", "cuda"]
 
 
 def resolve_device(choice: str = "auto") -> torch.device:

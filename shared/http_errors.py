@@ -34,6 +34,11 @@ def error_response(status: int, code: str, message: str, details: dict[str, Any]
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` saying that each of these status codes answers with the shared error body."""
+    return {code: {"model": ErrorBody} for code in codes}
+
+
 def _describe(errors: list[dict[str, Any]]) -> str:
     parts = []
     for e in errors[:5]:

@@ -4,40 +4,26 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from bbrange.shared.datasets import Dataset
+from bbrange.shared.processes import Process, free_port, redis_pong, start_process
 
 REPO = Path(__file__).resolve().parents[1]
 BBRANGE = Path(sys.executable).parent / "bbrange"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
 @dataclass
 class RedisServer:
     port: int
-    process: subprocess.Popen | None = None
+    process: Process | None = None
 
     @property
     def url(self) -> str:
@@ -46,33 +32,24 @@ class RedisServer:
     def start(self) -> None:
         exe = shutil.which("redis-server")
         assert exe, "redis-server must be on PATH for the tests"
-        self.process = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-
-        def ready() -> bool:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    return s.recv(16).startswith(b"+PONG")
-            except OSError:
-                return False
-
-        wait_until(ready, 10, f"redis-server on port {self.port}")
+        self.process = start_process(
+            "redis-server", [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        self.process.wait_ready(lambda: redis_pong(self.port), timeout_s=10, interval_s=0.1)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        if self.process is not None:
+            self.process.stop(grace_s=10)
 
 
 @dataclass
 class OracleProcess:
     url: str
-    process: subprocess.Popen
-    log: Path
+    process: Process
     admin_token: str
+
+    @property
+    def log(self) -> Path | None:
+        return self.process.log
 
     def admin(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=10)
@@ -84,42 +61,27 @@ class OracleProcess:
             body = r.json()
         return body["client"]["client_id"], body["api_key"]
 
-    def usage(self, client_id: str) -> dict:
+    def usage(self, client_id: str) -> dict[str, Any]:
         with self.admin() as c:
-            return c.get(f"/v1/admin/clients/{client_id}").raise_for_status().json()
+            usage: dict[str, Any] = c.get(f"/v1/admin/clients/{client_id}").raise_for_status().json()
+            return usage
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        self.process.stop(grace_s=15)
 
 
 def start_oracle(model_dir: Path, redis_url: str, prefix: str, log_dir: Path, *, admin_token: str = "test-admin",
                  extra_env: dict[str, str] | None = None, wait: bool = True) -> OracleProcess:
     port = free_port()
-    log = log_dir / f"oracle-{port}.log"
     env = {**os.environ, "BBRANGE_ADMIN_TOKEN": admin_token, "BBRANGE_REDIS_PREFIX": prefix,
            **(extra_env or {})}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BBRANGE), "oracle", "serve", "--port", str(port), "--model-dir", str(model_dir),
-             "--redis-url", redis_url, "--device", "cpu", "--log-level", "warning"],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
-        )
-    oracle = OracleProcess(f"http://127.0.0.1:{port}", process, log, admin_token)
+    process = start_process(
+        "oracle", [str(BBRANGE), "oracle", "serve", "--port", str(port), "--model-dir", str(model_dir),
+                   "--redis-url", redis_url, "--device", "cpu", "--log-level", "warning"],
+        log_dir / f"oracle-{port}.log", env=env)
+    oracle = OracleProcess(f"http://127.0.0.1:{port}", process, admin_token)
     if wait:
-        def up() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"oracle exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                return httpx.get(oracle.url + "/healthz", timeout=0.5).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, 60, f"oracle on port {port}")
+        process.wait_ready(oracle.url + "/healthz", timeout_s=60, interval_s=0.1)
     return oracle
 
 
@@ -166,7 +128,7 @@ def oracle(oracle_pair: tuple[OracleProcess, OracleProcess]) -> OracleProcess:
 
 
 @pytest.fixture(scope="session")
-def mnist_test(data_dir: Path):
+def mnist_test(data_dir: Path) -> Dataset:
     from bbrange.shared.datasets import load_dataset
 
     return load_dataset("mnist", "test", data_dir, download=False)

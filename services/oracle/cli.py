@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,8 +15,10 @@ app = typer.Typer(help="The victim: label-only predictions of trained classifier
                   no_args_is_help=True)
 console = Console()
 
-ModelDirOption = Annotated[Path, typer.Option("--model-dir", envvar="BBRANGE_MODEL_DIR", help="Where model weights and cards live.")]
-DataDirOption = Annotated[Optional[Path], typer.Option("--data-dir", envvar=DATA_DIR_ENV, help="Dataset directory (mnist/, gtsrb/).")]
+ModelDirOption = Annotated[Path, typer.Option("--model-dir", envvar="BBRANGE_MODEL_DIR",
+                                              help="Where model weights and cards live.")]
+DataDirOption = Annotated[Path | None, typer.Option("--data-dir", envvar=DATA_DIR_ENV,
+                                                    help="Dataset directory (mnist/, gtsrb/).")]
 DeviceOption = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 
 
@@ -25,10 +27,10 @@ def train(
     dataset: Annotated[str, typer.Option("--dataset", help=f"One of: {', '.join(DATASETS)}.")],
     model_dir: ModelDirOption = Path("models"),
     data_dir: DataDirOption = None,
-    name: Annotated[Optional[str], typer.Option(help="Model name (default: the dataset's name).")] = None,
-    architecture: Annotated[Optional[str], typer.Option(help="Architecture (default: the dataset's oracle).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Epochs (default: the recipe's).")] = None,
-    recipe: Annotated[Optional[str], typer.Option(help="Training recipe (default: the dataset's name): mnist, "
+    name: Annotated[str | None, typer.Option(help="Model name (default: the dataset's name).")] = None,
+    architecture: Annotated[str | None, typer.Option(help="Architecture (default: the dataset's oracle).")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Epochs (default: the recipe's).")] = None,
+    recipe: Annotated[str | None, typer.Option(help="Training recipe (default: the dataset's name): mnist, "
                                                        "mnist-thesis (the JSMA thesis's SGD schedule, ~35 min on "
                                                        "2 cores), gtsrb.")] = None,
     seed: int = 0,
@@ -38,11 +40,12 @@ def train(
                                              "exists (weights match the card, architecture current).")] = False,
 ) -> None:
     """Train an oracle model reproducibly and write its safetensors weights and model card."""
-    from bbrange.oracle.model_store import card_path, unusable_reason
     from bbrange.oracle.training import recipe_for, train_oracle
+    from bbrange.shared.model_card import card_path, unusable_reason
 
     if dataset not in DATASETS:
-        raise typer.BadParameter(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}", param_hint="--dataset")
+        raise typer.BadParameter(f"unknown dataset {dataset!r}; use one of {', '.join(DATASETS)}",
+                                 param_hint="--dataset")
     try:
         recipe_for(dataset, recipe)
     except ValueError as e:
@@ -68,7 +71,7 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     model_dir: ModelDirOption = Path("models"),
     redis_url: Annotated[str, typer.Option(envvar="BBRANGE_REDIS_URL", help="Budget store.")] = "redis://127.0.0.1:6379/0",
-    model: Annotated[Optional[list[str]], typer.Option("--model", help="Serve only these models (repeatable).")] = None,
+    model: Annotated[list[str] | None, typer.Option("--model", help="Serve only these models (repeatable).")] = None,
     device: DeviceOption = "auto",
     log_level: str = "info",
 ) -> None:
@@ -94,7 +97,7 @@ UrlOption = Annotated[str, typer.Option("--url", envvar="BBRANGE_ORACLE_URL", he
 AdminTokenOption = Annotated[str, typer.Option("--admin-token", envvar="BBRANGE_ADMIN_TOKEN", help="Admin token.")]
 
 
-def _admin_call(method: str, url: str, path: str, token: str, payload: dict | None = None) -> dict:
+def _admin_call(method: str, url: str, path: str, token: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
     import httpx
 
     from bbrange.shared.cli_requests import request_or_exit
@@ -103,7 +106,7 @@ def _admin_call(method: str, url: str, path: str, token: str, payload: dict | No
         return request_or_exit(client, method, path, "oracle", console, json=payload)
 
 
-def _print_clients(clients: list[dict]) -> None:
+def _print_clients(clients: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table("client", "name", "budget", "used", "remaining", "rate/min", "revoked")
@@ -117,7 +120,7 @@ def _print_clients(clients: list[dict]) -> None:
 def clients_create(
     name: Annotated[str, typer.Option(help="A label for the client.")],
     budget: Annotated[int, typer.Option(min=0, help="Total inputs it may have labelled.")],
-    rate_per_minute: Annotated[Optional[int], typer.Option(min=1, help="Most inputs per minute.")] = None,
+    rate_per_minute: Annotated[int | None, typer.Option(min=1, help="Most inputs per minute.")] = None,
     url: UrlOption = "http://127.0.0.1:8000",
     admin_token: AdminTokenOption = "",
 ) -> None:
@@ -152,6 +155,7 @@ def clients_top_up(
 
 
 @clients_app.command("revoke")
-def clients_revoke(client_id: str, url: UrlOption = "http://127.0.0.1:8000", admin_token: AdminTokenOption = "") -> None:
+def clients_revoke(client_id: str, url: UrlOption = "http://127.0.0.1:8000",
+                   admin_token: AdminTokenOption = "") -> None:
     """Revoke a client's key: its requests get 403 from now on."""
     _print_clients([_admin_call("POST", url, f"/v1/admin/clients/{client_id}/revoke", admin_token)])

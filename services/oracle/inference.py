@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from bbrange.oracle.model_store import ModelCard, discover_cards, load_model
 from bbrange.shared.devices import as_batch
+from bbrange.shared.model_card import ModelCard, discover_cards, load_model
 
 log = logging.getLogger(__name__)
 

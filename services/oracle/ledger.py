@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 API_KEY_PREFIX = "bbr_"
 
@@ -105,8 +106,8 @@ class Ledger:
         client_id = "c_" + secrets.token_hex(6)
         api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
         digest = hash_api_key(api_key)
-        created = dt.datetime.now(dt.timezone.utc).isoformat()
-        fields = {
+        created = dt.datetime.now(dt.UTC).isoformat()
+        fields: dict[FieldT, EncodableT] = {
             "name": name, "budget": budget, "used": 0, "revoked": 0, "created_at": created,
             "rate_per_minute": rate_per_minute or 0, "key_sha256": digest,
         }
@@ -125,7 +126,8 @@ class Ledger:
         raw = await self.redis.hgetall(self._client_key(client_id))
         if not raw:
             return None
-        f = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v for k, v in raw.items()}
+        f = {k.decode() if isinstance(k, bytes) else k: v.decode() if isinstance(v, bytes) else v
+             for k, v in raw.items()}
         rate = int(f.get("rate_per_minute", 0))
         return Client(client_id, f["name"], int(f["budget"]), int(f["used"]), rate or None,
                       f.get("revoked") == "1", f["created_at"])

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import Literal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
-from bbrange.oracle.model_store import ModelCard, TrainingSettings, save_model
 from bbrange.shared.architectures import ARCHITECTURES, build_model
 from bbrange.shared.datasets import Dataset, load_dataset
 from bbrange.shared.devices import as_batch
+from bbrange.shared.model_card import ModelCard, TrainingSettings, save_model
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
 
 
 @torch.no_grad()
-def predict_labels(model: nn.Module, x: np.ndarray | torch.Tensor, device: torch.device, batch_size: int = 1000) -> np.ndarray:
+def predict_labels(model: nn.Module, x: np.ndarray | torch.Tensor, device: torch.device,
+                   batch_size: int = 1000) -> np.ndarray:
     model.eval()
     xt = as_batch(x, torch.device("cpu"))
     out = [model(xt[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(xt), batch_size)]
@@ -104,11 +105,11 @@ def train_oracle(
     the same weights.
     """
     recipe_name = recipe or dataset
-    recipe = recipe_for(dataset, recipe_name)
-    arch = architecture or recipe.architecture
+    chosen = recipe_for(dataset, recipe_name)
+    arch = architecture or chosen.architecture
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
-    n_epochs = epochs if epochs is not None else (1 if quick else recipe.epochs)
+    n_epochs = epochs if epochs is not None else (1 if quick else chosen.epochs)
     train = load_dataset(dataset, "train", data_dir)
     test = load_dataset(dataset, "test", data_dir)
     if quick:
@@ -118,15 +119,15 @@ def train_oracle(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = build_model(arch, train.input_shape, train.num_classes).to(device)
-    steps_per_epoch = (len(train) + recipe.batch_size - 1) // recipe.batch_size
+    steps_per_epoch = (len(train) + chosen.batch_size - 1) // chosen.batch_size
     optimizer: torch.optim.Optimizer
     schedule: torch.optim.lr_scheduler.LRScheduler | None = None
-    if recipe.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=recipe.learning_rate)
+    if chosen.optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=chosen.learning_rate)
     else:
-        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
+        optimizer = torch.optim.Adam(model.parameters(), lr=chosen.learning_rate)
         schedule = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=recipe.learning_rate * 3, total_steps=n_epochs * steps_per_epoch
+            optimizer, max_lr=chosen.learning_rate * 3, total_steps=n_epochs * steps_per_epoch
         )
     x_all = as_batch(train.x, torch.device("cpu"))
     y_all = torch.from_numpy(train.y)
@@ -140,11 +141,11 @@ def train_oracle(
             model.train()
             order = torch.randperm(len(train), generator=generator)
             for step in range(steps_per_epoch):
-                idx = order[step * recipe.batch_size : (step + 1) * recipe.batch_size]
-                xb = random_shift(x_all[idx], recipe.max_shift, generator).to(device)
+                idx = order[step * chosen.batch_size : (step + 1) * chosen.batch_size]
+                xb = random_shift(x_all[idx], chosen.max_shift, generator).to(device)
                 loss = nn.functional.cross_entropy(model(xb), y_all[idx].to(device))
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
                 optimizer.step()
                 if schedule is not None:
                     schedule.step()
@@ -169,10 +170,10 @@ def train_oracle(
         test_accuracy=test_accuracy,
         test_samples=len(test),
         training=TrainingSettings(
-            epochs=n_epochs, batch_size=recipe.batch_size, learning_rate=recipe.learning_rate, seed=seed,
+            epochs=n_epochs, batch_size=chosen.batch_size, learning_rate=chosen.learning_rate, seed=seed,
             quick=quick, train_samples=len(train), threads=torch.get_num_threads(),
-            augmentation=f"random shift up to {recipe.max_shift}px" if recipe.max_shift else "none",
-            recipe=recipe_name, optimizer=recipe.optimizer,
+            augmentation=f"random shift up to {chosen.max_shift}px" if chosen.max_shift else "none",
+            recipe=recipe_name, optimizer=chosen.optimizer,
         ),
         wall_time_s=round(wall, 1),
         device=str(device),

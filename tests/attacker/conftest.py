@@ -3,10 +3,10 @@ against the real oracle processes of tests/conftest.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BBRANGE, OracleProcess, RedisServer, free_port, wait_until
+from bbrange.shared.processes import Process, free_port, start_process, wait_until
+from tests.conftest import BBRANGE, OracleProcess, RedisServer
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 
@@ -29,68 +30,36 @@ class AttackerStack:
     metrics_dir: Path
     log_dir: Path
     env: dict[str, str]
-    api: subprocess.Popen | None = None
-    workers: list[subprocess.Popen] = field(default_factory=list)
+    api: Process | None = None
+    workers: list[Process] = field(default_factory=list)
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
 
     def start_api(self) -> None:
         port = int(self.url.rsplit(":", 1)[1])
-        log = (self.log_dir / f"api-{port}-{time.monotonic_ns()}.log").open("wb")
-        self.api = subprocess.Popen(
-            [str(BBRANGE), "attack", "serve", "--port", str(port), "--log-level", "warning"],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env,
-        )
+        self.api = start_process(
+            "attacker API", [str(BBRANGE), "attack", "serve", "--port", str(port), "--log-level", "warning"],
+            self.log_dir / f"api-{port}-{time.monotonic_ns()}.log", env=self.env)
+        self.api.wait_ready(self.url + "/readyz", timeout_s=60, interval_s=0.1)
 
-        def up() -> bool:
-            if self.api.poll() is not None:
-                raise RuntimeError(f"attacker API exited with {self.api.returncode}; see {self.log_dir}")
-            try:
-                return httpx.get(self.url + "/readyz", timeout=0.5).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, 60, "the attacker API")
-
-    def start_worker(self, name: str) -> subprocess.Popen:
-        log = (self.log_dir / f"worker-{name}.log").open("wb")
-        worker = subprocess.Popen(
+    def start_worker(self, name: str) -> Process:
+        worker = start_process(
+            f"worker {name}",
             [str(BBRANGE), "attack", "worker", "--name", name, "--torch-threads", "1", "--log-level", "warning"],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env,
-        )
+            self.log_dir / f"worker-{name}.log", env=self.env)
         self.workers.append(worker)
         return worker
 
     def stop_api(self) -> None:
         if self.api is not None:
-            _stop(self.api)
+            self.api.stop(grace_s=5)
 
     def stop(self) -> None:
         for w in self.workers:
-            _stop(w, twice=True)
+            # An RQ worker shuts down warm (after its job) on the first SIGTERM and cold on the second.
+            w.stop(grace_s=5, again_s=10)
         self.stop_api()
-
-
-def _stop(process: subprocess.Popen, twice: bool = False) -> None:
-    """SIGTERM; an RQ worker shuts down warm (after its job) on the first and cold on the second."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(5)
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    if twice:
-        process.terminate()
-        try:
-            process.wait(10)
-            return
-        except subprocess.TimeoutExpired:
-            pass
-    process.kill()
-    process.wait(10)
 
 
 def start_stack(redis: RedisServer, db: int, tmp: Path, workers: int, extra_env: dict[str, str] | None = None
@@ -101,7 +70,8 @@ def start_stack(redis: RedisServer, db: int, tmp: Path, workers: int, extra_env:
     env = {**os.environ, "BBRANGE_ATTACK_REDIS_URL": redis_url, "BBRANGE_ATTACK_DATA_DIR": str(tmp / "data"),
            "BBRANGE_ATTACK_METRICS_DIR": str(tmp / "metrics"), **(extra_env or {})}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    stack = AttackerStack(f"http://127.0.0.1:{free_port()}", redis_url, tmp / "data", tmp / "metrics", tmp / "logs", env)
+    stack = AttackerStack(f"http://127.0.0.1:{free_port()}", redis_url, tmp / "data", tmp / "metrics", tmp / "logs",
+                          env)
     try:
         stack.start_api()
         for i in range(workers):
@@ -185,7 +155,5 @@ def oracle_answered(oracle: OracleProcess, client_id: str) -> int:
 
 
 def kill(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -28,7 +28,7 @@ INVALID = [
     ({k: v for k, v in _spec().items() if k != "target"}, "target: Field required"),
     (_spec(substitute={"rho": -1}), "substitute.rho"),
     (_spec(substitute={"rho": "6"}), "substitute.rho: Input should be a valid integer"),
-    (_spec(substitute={"preset": "resnet"}), "unknown substitute preset 'resnet'"),
+    (_spec(substitute={"preset": "resnet"}), "substitute.preset: Input should be 'papernot-mnist'"),
     (_spec(substitute={"lam": 0.0}), "λ = 0 would add copies of the points already labelled"),
     (_spec(substitute={"lam": -1.5}), "substitute.lam"),
     (_spec(crafting={"method": "fgsm", "eps": 1.5}), "crafting.fgsm.eps"),

@@ -12,7 +12,12 @@ from PIL import Image
 
 from bbrange.shared.wire import NPY_MEDIA_TYPE, decode_npy, encode_npy
 from tests.attacker.conftest import (
-    AttackerStack, oracle_answered, small_spec, submit, wait_final, wait_for,
+    AttackerStack,
+    oracle_answered,
+    small_spec,
+    submit,
+    wait_final,
+    wait_for,
 )
 from tests.conftest import OracleProcess
 

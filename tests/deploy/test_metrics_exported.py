@@ -5,7 +5,6 @@ label names) must be there. Counters count as `<name>_total`, histograms as `_bu
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +14,10 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bbrange.shared.datasets import Dataset
+from bbrange.shared.processes import free_port, start_process
 from bbrange.shared.wire import encode_npy
-from tests.conftest import BBRANGE, OracleProcess, RedisServer, free_port, start_oracle, wait_until
+from tests.conftest import BBRANGE, OracleProcess, RedisServer, start_oracle
 from tests.deploy.queries import PROMETHEUS_SYNTHETIC, TARGET_LABELS, all_queries
 
 _SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
@@ -55,7 +56,8 @@ def deploy_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
-def oracle_metrics(quick_model_dir: Path, deploy_redis: RedisServer, tmp_path_factory, mnist_test) -> Exported:
+def oracle_metrics(quick_model_dir: Path, deploy_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory,
+                   mnist_test: Dataset) -> Exported:
     oracle: OracleProcess = start_oracle(quick_model_dir, deploy_redis.url, "bbdeploy", tmp_path_factory.mktemp("logs"))
     try:
         _, key = oracle.create_client(budget=20, name="deploy-test")
@@ -74,39 +76,25 @@ def oracle_metrics(quick_model_dir: Path, deploy_redis: RedisServer, tmp_path_fa
 
 
 @pytest.fixture(scope="module")
-def attacker_metrics(deploy_redis: RedisServer, tmp_path_factory) -> Iterator[Exported]:
+def attacker_metrics(deploy_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Exported]:
     """The attacker API as docker compose and k8s run it (`bbrange attack serve`)."""
     work = tmp_path_factory.mktemp("attacker")
     port = free_port()
     redis_url = f"redis://127.0.0.1:{deploy_redis.port}/1"
     env = {**os.environ, "BBRANGE_ATTACK_REDIS_URL": redis_url, "BBRANGE_ATTACK_DATA_DIR": str(work / "campaigns"),
            "BBRANGE_ATTACK_REDIS_PREFIX": "bbdeploy:attack"}
-    log = work / "attacker-api.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BBRANGE), "attack", "serve", "--host", "127.0.0.1", "--port", str(port), "--redis-url", redis_url],
-            stdout=out, stderr=subprocess.STDOUT, env=env)
+    process = start_process(
+        "`bbrange attack serve`",
+        [str(BBRANGE), "attack", "serve", "--host", "127.0.0.1", "--port", str(port), "--redis-url", redis_url],
+        work / "attacker-api.log", env=env)
     url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if process.poll() is not None:
-            raise RuntimeError(f"`bbrange attack serve` exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            return httpx.get(url + "/healthz", timeout=0.5).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(up, 60, "the attacker API")
+        process.wait_ready(url + "/healthz", timeout_s=60, interval_s=0.1)
         exported = Exported()
         exported.add(scrape(url))
         yield exported
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        process.stop(grace_s=15)
 
 
 def _check(prefix: str, exported: Exported) -> None:

@@ -7,7 +7,14 @@ import json
 import promql_parser
 import pytest
 
-from tests.deploy.queries import DASHBOARDS, RULE_FILES, all_queries, dashboard_queries, rules, substitute_grafana_variables
+from tests.deploy.queries import (
+    DASHBOARDS,
+    RULE_FILES,
+    all_queries,
+    dashboard_queries,
+    rules,
+    substitute_grafana_variables,
+)
 
 
 def test_the_deployment_ships_dashboards_and_rules() -> None:
@@ -65,8 +72,8 @@ def test_the_oracle_dashboard_covers_what_operators_asked_for() -> None:
 
 def test_the_attacker_dashboard_covers_what_operators_asked_for() -> None:
     exprs = " ".join(q.source for q in dashboard_queries(next(p for p in DASHBOARDS if p.stem == "bbrange-attacker")))
-    for needle in ("max by (state) (bbrange_attack_campaigns)", "sum by (phase) (rate(bbrange_attack_oracle_queries_total",
-                   "bbrange_attack_transfer_rate_sum"):
+    for needle in ("max by (state) (bbrange_attack_campaigns)",
+                   "sum by (phase) (rate(bbrange_attack_oracle_queries_total", "bbrange_attack_transfer_rate_sum"):
         assert needle in exprs, needle
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from bbrange.attacker.oracle_client import InProcessOracle
+from bbrange.attacker.engine import InProcessOracle
 
 
 @pytest.fixture(scope="session")
 def quick_oracle_model(quick_model_dir: Path) -> torch.nn.Module:
-    from bbrange.oracle.model_store import load_model
+    from bbrange.shared.model_card import load_model
 
     model, _ = load_model(quick_model_dir / "mnist.json", torch.device("cpu"))
     for p in model.parameters():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from bbrange.attacker.cli import app
+from bbrange.attacker.engine.cli import app
 
 
 def test_cli_presets_jsma_and_substitute(quick_model_dir: Path, data_dir: Path, tmp_path: Path) -> None:

@@ -5,8 +5,15 @@ import pytest
 import torch
 from torch import nn
 
-from bbrange.attacker.evaluation import adversarial_distance, distortion, hardness, pair_matrices, transfer
-from bbrange.attacker.oracle_client import InProcessOracle, QueryCounter
+from bbrange.attacker.engine import (
+    InProcessOracle,
+    QueryCounter,
+    adversarial_distance,
+    distortion,
+    hardness,
+    pair_matrices,
+    transfer,
+)
 
 
 def test_distortion_norms() -> None:
@@ -40,7 +47,8 @@ def test_transfer_costs_evaluation_queries() -> None:
     labels = oracle.label(x, "agreement")
     report = transfer(oracle, x, labels, clean_oracle_labels=labels, targets=labels, batch_size=10)
     assert report.queries == 25 == oracle.used("evaluation")
-    assert report.misclassified == 0.0 and report.label_changed == 0.0 and report.reached_target == 1.0
+    assert report.misclassification_rate == 0.0 and report.label_change_rate == 0.0 and report.target_rate == 1.0
+    assert report.transfer_rate == 1.0  # targeted: success is reaching the target
 
 
 def test_adversarial_distance_in_unit_interval() -> None:

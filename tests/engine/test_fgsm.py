@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bbrange.attacker.fgsm import fgsm
+from bbrange.attacker.engine import fgsm
 
 
 def smooth_model() -> nn.Module:

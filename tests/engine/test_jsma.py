@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from bbrange.attacker.jsma import best_pairs, jsma, max_iterations
+from bbrange.attacker.engine import jsma
+from bbrange.attacker.engine.jsma import best_pairs, max_iterations
 
 
 def tiny_model(m: int = 12, classes: int = 4, seed: int = 0) -> nn.Module:

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from bbrange.attacker.oracle_client import InProcessOracle, QueryCounter
-from bbrange.attacker.substitute import SubstituteConfig, jacobian_augment, train_substitute
+from bbrange.attacker.engine import InProcessOracle, QueryCounter, SubstituteConfig, jacobian_augment, train_substitute
 from bbrange.shared.architectures import build_model
 
 

@@ -34,8 +34,10 @@ def with_value(value: float) -> np.ndarray:
 
 
 CASES = {
-    "wrong shape": (encode_npy(np.zeros((2, 28, 28), np.float32)), NPY_MEDIA_TYPE, 422, "wrong_shape", "(batch, 1, 28, 28)"),
-    "wrong image size": (encode_npy(np.zeros((2, 1, 32, 32), np.float32)), NPY_MEDIA_TYPE, 422, "wrong_shape", "(2, 1, 32, 32)"),
+    "wrong shape": (encode_npy(np.zeros((2, 28, 28), np.float32)), NPY_MEDIA_TYPE, 422, "wrong_shape",
+                    "(batch, 1, 28, 28)"),
+    "wrong image size": (encode_npy(np.zeros((2, 1, 32, 32), np.float32)), NPY_MEDIA_TYPE, 422, "wrong_shape",
+                         "(2, 1, 32, 32)"),
     "NaN": (encode_npy(with_value(np.nan)), NPY_MEDIA_TYPE, 422, "non_finite", "NaN"),
     "inf": (encode_npy(with_value(np.inf)), NPY_MEDIA_TYPE, 422, "non_finite", "infinite"),
     "above range": (encode_npy(with_value(1.5)), NPY_MEDIA_TYPE, 422, "out_of_range", "[0, 1]"),

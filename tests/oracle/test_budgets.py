@@ -38,7 +38,7 @@ def test_concurrent_requests_from_several_clients_never_exceed_budgets(oracle_pa
     clients = {name: a.create_client(budget, name) for name, budget in budgets.items()}
     rng = random.Random(0)
     plan = []  # (client name, server url, batch size)
-    for i in range(240):
+    for _ in range(240):
         name = rng.choice(list(budgets))
         plan.append((name, rng.choice([a.url, b.url]), rng.randint(1, 6)))
     x = mnist_test.x[:6]
@@ -106,7 +106,7 @@ def test_a_batch_larger_than_the_remaining_budget_is_refused_whole(oracle, mnist
 def test_labels_are_argmax_of_the_served_model(oracle, quick_model_dir, mnist_test):
     import torch
 
-    from bbrange.oracle.model_store import load_model
+    from bbrange.shared.model_card import load_model
 
     model, _ = load_model(quick_model_dir / "mnist.json", torch.device("cpu"))
     with torch.no_grad():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import numpy as np
 
-from bbrange.attacker.http_oracle import HttpLabelOracle
+from bbrange.attacker.campaigns.http_oracle import HttpLabelOracle
 from bbrange.shared.wire import NPY_MEDIA_TYPE, decode_npy
 from tests.oracle.test_budgets import metric_value, predict
 
@@ -75,6 +75,6 @@ def test_the_attacker_client_retry_after_a_lost_response_is_charged_once(oracle,
     with HttpLabelOracle(oracle.url, "mnist", key, max_batch=40, transport=transport) as remote:
         labels = remote.label(mnist_test.x[:100])
         assert transport.lost == 1 and remote.requests_retried == 1
-        assert remote.inputs_answered == 100 == oracle.usage(client_id)["used"]
+        assert len(labels) == 100 == oracle.usage(client_id)["used"]
     direct = predict(oracle.url, oracle.create_client(1000)[1], mnist_test.x[:100], Accept=NPY_MEDIA_TYPE)
     assert np.array_equal(labels, decode_npy(direct.content))

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from bbrange.oracle.model_store import WeightsRefused, load_model, read_card
 from bbrange.shared.datasets import file_digest
-from tests.conftest import BBRANGE, free_port
+from bbrange.shared.model_card import WeightsRefused, load_model, read_card
+from bbrange.shared.processes import free_port
+from tests.conftest import BBRANGE
 
 
 def test_card_describes_the_weights(quick_model_dir):

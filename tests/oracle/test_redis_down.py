@@ -5,8 +5,9 @@ from __future__ import annotations
 import httpx
 import numpy as np
 
+from bbrange.shared.processes import free_port
 from bbrange.shared.wire import NPY_MEDIA_TYPE, encode_npy
-from tests.conftest import RedisServer, free_port, start_oracle
+from tests.conftest import RedisServer, start_oracle
 
 
 def test_redis_stopped_means_503_and_nothing_answered(quick_model_dir, tmp_path):

@@ -29,7 +29,7 @@ def test_mnist_from_the_canonical_idx_files(data_dir):
 def test_gtsrb_from_the_npz(data_dir):
     test = load_dataset("gtsrb", "test", data_dir, download=False)
     assert test.x.shape == (12630, 3, 32, 32) and test.num_classes == 43
-    assert 0.0 <= test.x.min() and test.x.max() <= 1.0 and test.x.dtype == np.float32
+    assert test.x.min() >= 0.0 and test.x.max() <= 1.0 and test.x.dtype == np.float32
     assert set(np.unique(test.y)) == set(range(43))
     assert test.class_names[14] == "stop"
 

@@ -1,0 +1,72 @@
+"""The attacker's HTTP API: submit, follow, cancel campaigns, and fetch their adversarial samples.
+
+Nothing heavy runs here: campaigns go to the RQ queue and run in worker processes. The API only reads
+and writes campaign state in Redis and reads sample files from the shared data directory; it never
+imports the engine (nor torch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from redis.exceptions import RedisError
+
+from bbrange import __version__
+from bbrange.attacker.campaigns.dependencies import AttackerServices
+from bbrange.attacker.campaigns.routes import campaigns, ops, samples
+from bbrange.attacker.campaigns.settings import AttackerSettings
+from bbrange.shared.http_errors import error_response, install_error_handlers
+
+log = logging.getLogger(__name__)
+
+
+async def _reap_forever(svc: AttackerServices) -> None:
+    # A campaign whose worker vanished must not read "running" forever, even if nobody asks about it.
+    while True:
+        await asyncio.sleep(max(svc.settings.lease_ttl_s / 2, 0.5))
+        try:
+            await run_in_threadpool(svc.store.reap_lost)
+        except RedisError as e:
+            log.warning("cannot reap lost campaigns: %s", e)
+
+
+async def _redis_down(_: Request, exc: Exception) -> Response:
+    log.warning("redis unavailable: %s", exc)
+    return error_response(503, "redis_unavailable", "the campaign store is unreachable; retry later",
+                          headers={"Retry-After": "5"})
+
+
+def create_app(settings: AttackerSettings | None = None) -> FastAPI:
+    svc = AttackerServices.connect(settings or AttackerSettings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        reaper = asyncio.create_task(_reap_forever(svc))
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reaper
+            svc.connection.close()
+
+    app = FastAPI(
+        title="blackbox-range attacker",
+        version=__version__,
+        description="Black-box attack campaigns (Papernot et al.) against a remote label-only oracle: a substitute "
+                    "trained by Jacobian-based augmentation, FGSM or JSMA crafted on it, transfer measured on the "
+                    "oracle. Campaigns run in worker processes; this API queues, follows and cancels them.",
+        lifespan=lifespan,
+    )
+    app.state.services = svc
+    install_error_handlers(app)
+    app.add_exception_handler(RedisError, _redis_down)
+    for module in (ops, campaigns, samples):
+        app.include_router(module.router)
+    return app

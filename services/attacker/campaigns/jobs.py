@@ -1,0 +1,96 @@
+"""The job queue: campaigns are RQ jobs on Redis, run by `bbrange attack worker` processes.
+
+Why RQ (see the README): one forked work horse per job isolates each campaign's torch memory and
+crashes from the worker, which notices a dead horse and fails the job; it is plain synchronous Python,
+which is what CPU- or GPU-bound torch work wants; and it has no automatic redelivery, so a campaign
+whose worker died is never silently re-run (that would spend the oracle budget twice): it is failed
+with the reason instead, by the horse-death handler below or, when the whole worker vanished, by lease
+expiry (CampaignStore.reap_lost).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from resource import struct_rusage
+
+import redis
+from rq import Queue, Worker
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+
+from bbrange.attacker.campaigns.records import CampaignError, CampaignRecord, CampaignState, utcnow
+from bbrange.attacker.campaigns.settings import AttackerSettings
+from bbrange.attacker.campaigns.store import CampaignStore
+
+log = logging.getLogger(__name__)
+
+_settings: AttackerSettings | None = None
+
+
+def configure(settings: AttackerSettings) -> None:
+    """Settings for the jobs this process (and the work horses it forks) will run."""
+    global _settings
+    _settings = settings
+
+
+def current_settings() -> AttackerSettings:
+    return _settings if _settings is not None else AttackerSettings()
+
+
+def run_campaign_job(campaign_id: str) -> str | None:
+    """The RQ job: run one campaign in this work horse. Returns its final state."""
+    import torch
+
+    from bbrange.attacker.campaigns.runner import CampaignRunner
+    from bbrange.attacker.campaigns.samples import SampleStore
+
+    settings = current_settings()
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    store = CampaignStore.from_url(settings.redis_url, settings.redis_prefix)
+    runner = CampaignRunner(store, SampleStore(settings.data_dir), settings,
+                            worker_name=os.environ.get("RQ_WORKER_ID", ""))
+    state = runner.run(campaign_id)
+    return None if state is None else state.value
+
+
+def queue_for(connection: redis.Redis, settings: AttackerSettings) -> Queue:
+    return Queue(settings.queue_name, connection=connection)
+
+
+def enqueue_campaign(queue: Queue, campaign_id: str, settings: AttackerSettings) -> Job:
+    return queue.enqueue_call(
+        run_campaign_job, args=(campaign_id,), job_id=campaign_id, timeout=settings.job_timeout_s,
+        result_ttl=7 * 24 * 3600, failure_ttl=7 * 24 * 3600, description=f"campaign {campaign_id}",
+    )
+
+
+def drop_queued_job(connection: redis.Redis, campaign_id: str) -> None:
+    """Take a cancelled campaign's job off the queue (a worker would skip it anyway)."""
+    with contextlib.suppress(NoSuchJobError, InvalidJobOperation):
+        Job.fetch(campaign_id, connection=connection).cancel()
+
+
+def make_worker(settings: AttackerSettings, name: str | None = None) -> Worker:
+    connection = redis.Redis.from_url(settings.redis_url)
+    store = CampaignStore(connection, settings.redis_prefix)
+
+    def horse_died(job: Job, pid: int, status: int, rusage: struct_rusage) -> None:
+        signal_text = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {status >> 8}"
+
+        def fail(r: CampaignRecord) -> None:
+            r.state = CampaignState.failed
+            r.finished_at = utcnow()
+            r.error = CampaignError(
+                code="worker_lost",
+                message=f"the process running this campaign (pid {pid}) died with {signal_text} during phase "
+                        f"{r.phase.value} (killed, or out of memory); queries spent are reported as last recorded",
+            )
+
+        if store.update(job.id, fail, only_from={CampaignState.running}, finish=True) is not None:
+            log.warning("campaign %s failed: its work horse %s died (%s)", job.id, pid, signal_text)
+
+    return Worker([queue_for(connection, settings)], connection=connection, name=name,
+                  work_horse_killed_handler=horse_died)

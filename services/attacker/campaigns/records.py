@@ -1,0 +1,97 @@
+"""What a campaign looks like from outside: its record in Redis and in every API answer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class CampaignState(str, Enum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (CampaignState.succeeded, CampaignState.failed, CampaignState.cancelled)
+
+
+class CampaignPhase(str, Enum):
+    queued = "queued"
+    connecting = "connecting"  # reading the target model's shape from the oracle
+    agreement = "agreement"  # the oracle's labels of the evaluation images (before any perturbation)
+    substitute = "substitute"  # Algorithm 1: labelling, training, Jacobian augmentation
+    crafting = "crafting"
+    evaluation = "evaluation"  # the oracle's labels of the adversarial examples
+    saving = "saving"
+    done = "done"
+
+
+class EpochMetrics(BaseModel):
+    rho: int
+    set_size: int = Field(description="|S_ρ| the substitute was trained on")
+    new_points_labelled: int
+    labelling_queries: int = Field(description="Cumulative")
+    substitute_accuracy: float | None = Field(description="On the evaluation images, against true labels")
+    oracle_agreement: float | None = Field(description="On the evaluation images, against the oracle's labels")
+    step_size: float
+    train_loss: float
+    wall_s: float
+
+
+class QueryCounts(BaseModel):
+    labelling: int = 0
+    agreement: int = 0
+    evaluation: int = 0
+    total: int = 0
+    inputs_sent: int = Field(0, description="Inputs sent to the oracle, retries and refused requests included")
+
+
+class CampaignResults(BaseModel):
+    substitute_accuracy: float | None = Field(None, description="Last substitute epoch, on the evaluation images")
+    oracle_agreement: float | None = Field(None, description="Last substitute epoch: share of evaluation images "
+                                                             "the substitute labels as the oracle does")
+    samples: int = Field(0, description="Adversarial examples labelled by the oracle")
+    transfer_rate: float | None = Field(None, description="FGSM: share the oracle misclassifies (vs true labels); "
+                                                          "JSMA: share the oracle puts in the target class")
+    misclassification_rate: float | None = None
+    label_change_rate: float | None = Field(None, description="Share whose oracle label differs from the clean image's")
+    target_rate: float | None = Field(None, description="JSMA only: share the oracle labels as the target")
+    mean_l0: float | None = Field(None, description="Mean fraction of features changed")
+    mean_l2: float | None = None
+    mean_linf: float | None = None
+    stop_reason: str | None = Field(None, description="Why substitute training stopped early, if it did")
+
+
+class CampaignError(BaseModel):
+    code: str = Field(description="budget_exhausted, worker_lost, oracle_unavailable, oracle_refused, invalid_campaign, "
+                                  "internal_error")
+    message: str
+
+
+class CampaignRecord(BaseModel):
+    id: str
+    name: str | None = None
+    state: CampaignState
+    phase: CampaignPhase = CampaignPhase.queued
+    progress: float = Field(0.0, ge=0, le=1)
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    cancel_requested: bool = False
+    worker: str | None = Field(None, description="The worker (and work-horse pid) running or that ran it")
+    spec: dict[str, Any] = Field(description="The validated spec, API key masked")
+    epochs: list[EpochMetrics] = Field(default_factory=list)
+    queries: QueryCounts = Field(default_factory=QueryCounts)
+    results: CampaignResults | None = None
+    error: CampaignError | None = None
+    samples_available: bool = False
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,1 @@
+"""The attacker API's routes, one router per resource."""

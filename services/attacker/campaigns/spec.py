@@ -1,0 +1,215 @@
+"""The campaign spec: what `POST /attacks` accepts, validated so that a mistake is refused with a message
+a person understands before any worker or oracle is involved."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from bbrange.attacker.campaigns.allowlist import Origin
+from bbrange.attacker.campaigns.errors import TargetNotAllowed
+from bbrange.shared.wire import WireFormatError, decode_npy, to_unit_interval
+
+Dataset = Literal["mnist", "gtsrb"]
+Split = Literal["train", "test"]
+
+# The API process validates specs without loading the engine (and torch): the preset names and the default
+# step size are written here, and tests/engine/test_spec_matches_engine.py holds them equal to the engine's.
+SubstitutePresetName = Literal["papernot-mnist", "lenet", "mlp", "gtsrb-substitute"]
+DEFAULT_STEP_SIZE = -0.1
+
+_STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+class Target(BaseModel):
+    model_config = _STRICT
+    oracle_url: str = Field(description="Base URL of the oracle, e.g. http://127.0.0.1:8000; must be on the "
+                                        "service's allowlist", min_length=1, max_length=2048)
+    model: str = Field(description="Model name as listed by the oracle's GET /v1/models", min_length=1,
+                       max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
+    api_key: SecretStr = Field(description="The oracle API key the campaign spends; never shown back",
+                               min_length=1, max_length=512)
+
+    @field_validator("oracle_url")
+    @classmethod
+    def _well_formed(cls, value: str) -> str:
+        try:
+            Origin.parse(value)
+        except TargetNotAllowed as e:
+            raise ValueError(str(e)) from None
+        return value.rstrip("/")
+
+
+class DatasetInitialSet(BaseModel):
+    """S0 = `size` consecutive images of a split, from `offset` on (true labels are never sent anywhere)."""
+
+    model_config = _STRICT
+    kind: Literal["dataset"] = "dataset"
+    split: Split = "test"
+    offset: int = Field(0, ge=0, le=1_000_000)
+    size: int = Field(150, ge=1, le=10_000, description="|S0|")
+
+
+class UploadedInitialSet(BaseModel):
+    """S0 uploaded by the caller: a base64 .npy array (N, C, H, W), float32 in [0, 1] or uint8 in 0..255."""
+
+    model_config = _STRICT
+    kind: Literal["upload"]
+    npy_base64: str = Field(description="base64 of a .npy file; labels are not needed, the oracle provides them",
+                            repr=False)
+
+    def array(self) -> np.ndarray:
+        return _decode_upload(self.npy_base64)
+
+    @field_validator("npy_base64")
+    @classmethod
+    def _valid_array(cls, value: str) -> str:
+        _decode_upload(value)
+        return value
+
+
+def _decode_upload(value: str) -> np.ndarray:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("npy_base64 is not valid base64") from None
+    try:
+        array = to_unit_interval(decode_npy(raw))
+    except WireFormatError as e:
+        raise ValueError(f"the uploaded initial set is unusable: {e.message}") from None
+    if array.ndim != 4 or array.shape[0] == 0:
+        raise ValueError(f"the uploaded initial set must be a non-empty (N, C, H, W) array, got shape {array.shape}")
+    if array.shape[0] > 10_000:
+        raise ValueError(f"the uploaded initial set has {array.shape[0]} images; at most 10,000 are accepted")
+    return array
+
+
+InitialSet = Annotated[DatasetInitialSet | UploadedInitialSet, Field(discriminator="kind")]
+
+
+class Training(BaseModel):
+    """How each substitute epoch trains F (the paper's cleverhans tutorial: 10 epochs, batch 128, Adam 1e-3)."""
+
+    model_config = _STRICT
+    epochs: int = Field(10, ge=1, le=100)
+    batch_size: int = Field(128, ge=1, le=4096)
+    learning_rate: float = Field(1e-3, gt=0, le=1)
+
+
+class Substitute(BaseModel):
+    model_config = _STRICT
+    preset: SubstitutePresetName = Field("papernot-mnist",
+                                         description="Substitute architecture; `bbrange attack presets` lists them")
+    rho: int = Field(6, ge=0, le=12, description="ρ_max: substitute epochs (the last one trains on |S0|·2^ρ points "
+                                                 "without reservoir sampling)")
+    lam: float = Field(DEFAULT_STEP_SIZE, ge=-1, le=1,
+                       description="λ: Jacobian augmentation step size, signed: negative steps towards the oracle's "
+                                   "decision boundary (as the authors' reference code), +0.1 is the paper as printed")
+    periodic_step: bool = Field(False, description="λ_ρ = λ·(−1)^⌊ρ/τ⌋")
+    tau: int = Field(3, ge=1, le=100, description="τ: period of the step-size sign flip")
+    reservoir: bool = Field(False, description="From ρ ≥ σ on, augment only κ of the newest points")
+    sigma: int = Field(3, ge=0, le=100, description="σ: first substitute epoch with reservoir sampling")
+    kappa: int = Field(400, ge=1, le=1_000_000, description="κ: points augmented per epoch with reservoir sampling")
+    training: Training = Field(default_factory=Training)
+
+    @field_validator("lam")
+    @classmethod
+    def _moves(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("λ = 0 would add copies of the points already labelled; use e.g. -0.1 or 0.1")
+        return value
+
+
+class FgsmCrafting(BaseModel):
+    model_config = _STRICT
+    method: Literal["fgsm"]
+    eps: float = Field(0.3, gt=0, le=1, description="ε: L∞ size of the perturbation")
+
+
+class JsmaCrafting(BaseModel):
+    model_config = _STRICT
+    method: Literal["jsma"]
+    theta: float = Field(1.0, description="θ: +1 increases features, −1 decreases them")
+    upsilon: float = Field(0.145, gt=0, le=1, description="Υ: maximum distortion, a fraction of the features")
+    search_domain: Literal["all", "movable"] = Field(
+        "all", description="Γ at the start: every feature (the thesis's Algorithm 2; a pair may then hold a feature "
+                           "that cannot move, which changes one feature and drops it from Γ), or only the features "
+                           "that can move in θ's direction (cleverhans)")
+    target: Literal["random", "next", "least_likely", "fixed"] = Field(
+        "random", description="Target class per sample: uniform among the other classes, (source + 1) mod C, "
+                              "the substitute's least likely class, or `target_class` for all")
+    target_class: int | None = Field(None, ge=0, description="The class every sample is pushed to when target = fixed")
+
+    @field_validator("theta")
+    @classmethod
+    def _unit_theta(cls, value: float) -> float:
+        if value not in (1.0, -1.0):
+            raise ValueError("θ must be 1.0 (increase features) or -1.0 (decrease them)")
+        return value
+
+    @model_validator(mode="after")
+    def _fixed_needs_class(self) -> JsmaCrafting:
+        if (self.target == "fixed") != (self.target_class is not None):
+            raise ValueError("give target_class exactly when target is 'fixed'")
+        return self
+
+
+Crafting = Annotated[FgsmCrafting | JsmaCrafting, Field(discriminator="method")]
+
+
+class Evaluation(BaseModel):
+    """The adversarial examples are crafted from the first `size` images of `split` outside S0."""
+
+    model_config = _STRICT
+    split: Split = "test"
+    size: int = Field(1000, ge=1, le=100_000)
+
+
+class CampaignSpec(BaseModel):
+    model_config = ConfigDict(
+        strict=True, extra="forbid",
+        json_schema_extra={"examples": [
+            {
+                "target": {"oracle_url": "http://127.0.0.1:8000", "model": "mnist", "api_key": "<oracle API key>"},
+                "dataset": "mnist",
+                "initial_set": {"kind": "dataset", "split": "test", "offset": 0, "size": 150},
+                "substitute": {"preset": "papernot-mnist", "rho": 6, "lam": -0.1},
+                "crafting": {"method": "fgsm", "eps": 0.3},
+                "evaluation": {"split": "test", "size": 9850},
+                "query_budget": 30000,
+                "seed": 0,
+            },
+            {
+                "target": {"oracle_url": "http://127.0.0.1:8000", "model": "mnist", "api_key": "<oracle API key>"},
+                "dataset": "mnist",
+                "initial_set": {"kind": "dataset", "size": 100},
+                "substitute": {"preset": "papernot-mnist", "rho": 6, "periodic_step": True, "tau": 3,
+                               "reservoir": True, "sigma": 3, "kappa": 400},
+                "crafting": {"method": "jsma", "theta": 1.0, "upsilon": 0.145, "target": "random"},
+                "evaluation": {"size": 200},
+            },
+        ]},
+    )
+    name: str | None = Field(None, max_length=200, description="A label for people")
+    target: Target
+    dataset: Dataset = Field(description="The input domain: S0 (unless uploaded) and the evaluation images come from it")
+    initial_set: InitialSet = Field(default_factory=DatasetInitialSet)
+    substitute: Substitute = Field(default_factory=Substitute)
+    crafting: Crafting = Field(default_factory=lambda: FgsmCrafting(method="fgsm"))
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    query_budget: int | None = Field(None, ge=1, le=10**9, description="Most oracle queries this campaign may spend, "
+                                     "all phases together (the oracle's own budget for the key applies as well)")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+    def public(self) -> dict[str, Any]:
+        """The spec as shown back: the API key masked, an uploaded array summarised."""
+        data = self.model_dump(mode="json")
+        data["target"]["api_key"] = "**********"
+        if isinstance(self.initial_set, UploadedInitialSet):
+            shape = self.initial_set.array().shape
+            data["initial_set"] = {"kind": "upload", "shape": list(shape)}
+        return data

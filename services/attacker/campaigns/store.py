@@ -1,0 +1,209 @@
+"""Campaign state in Redis: one JSON record per campaign, indexes by creation time and by state, a lease
+per running campaign, and the full spec (API key included) kept apart from the public record.
+
+Every state change is a WATCH/MULTI transaction, so the API (cancelling) and a worker (progressing)
+never overwrite each other's changes, and the state indexes always agree with the records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import cast
+
+import redis
+from redis.exceptions import WatchError
+
+from bbrange.attacker.campaigns.records import CampaignError, CampaignRecord, CampaignState, utcnow
+
+
+class CampaignStore:
+    def __init__(self, client: redis.Redis, prefix: str = "bbrange:attack") -> None:
+        self.redis = client
+        self.prefix = prefix
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "bbrange:attack") -> CampaignStore:
+        return cls(redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5), prefix)
+
+    # ------------------------------------------------------------------ keys
+
+    def _record(self, cid: str) -> str:
+        return f"{self.prefix}:campaign:{cid}"
+
+    def _secret(self, cid: str) -> str:
+        return f"{self.prefix}:campaign:{cid}:spec"
+
+    def _cancel(self, cid: str) -> str:
+        return f"{self.prefix}:campaign:{cid}:cancel"
+
+    def _lease(self, cid: str) -> str:
+        return f"{self.prefix}:campaign:{cid}:lease"
+
+    def _all(self) -> str:
+        return f"{self.prefix}:campaigns"
+
+    def _by_state(self, state: CampaignState) -> str:
+        return f"{self.prefix}:state:{state.value}"
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, cid: str) -> CampaignRecord | None:
+        raw = self.redis.get(self._record(cid))
+        return None if raw is None else CampaignRecord.model_validate_json(raw)
+
+    def page(self, state: CampaignState | None, offset: int, limit: int) -> tuple[list[CampaignRecord], int]:
+        """Newest first."""
+        index = self._all() if state is None else self._by_state(state)
+        ids = cast(list[bytes], self.redis.zrevrange(index, offset, offset + limit - 1))
+        total = int(self.redis.zcard(index))
+        raws = self.redis.mget([self._record(i.decode()) for i in ids]) if ids else []
+        return [CampaignRecord.model_validate_json(r) for r in raws if r is not None], total
+
+    def count_by_state(self) -> dict[CampaignState, int]:
+        with self.redis.pipeline(transaction=False) as pipe:
+            for s in CampaignState:
+                pipe.zcard(self._by_state(s))
+            counts = pipe.execute()
+        return dict(zip(CampaignState, (int(c) for c in counts), strict=True))
+
+    def secret_spec(self, cid: str) -> str | None:
+        raw = cast(bytes | None, self.redis.get(self._secret(cid)))
+        return None if raw is None else raw.decode()
+
+    def cancel_requested(self, cid: str) -> bool:
+        return bool(self.redis.exists(self._cancel(cid)))
+
+    # ------------------------------------------------------------------ writes
+
+    def create(self, record: CampaignRecord, secret_spec_json: str) -> None:
+        score = record.created_at.timestamp()
+        with self.redis.pipeline() as pipe:
+            pipe.set(self._secret(record.id), secret_spec_json)
+            pipe.set(self._record(record.id), record.model_dump_json())
+            pipe.zadd(self._all(), {record.id: score})
+            pipe.zadd(self._by_state(record.state), {record.id: score})
+            pipe.execute()
+
+    def update(
+        self, cid: str, mutate: Callable[[CampaignRecord], None], *, only_from: set[CampaignState] | None = None,
+        lease: tuple[str, float] | None = None, finish: bool = False,
+    ) -> CampaignRecord | None:
+        """Apply `mutate` to the stored record atomically. Returns the new record, or None when the campaign
+        does not exist or is not in one of `only_from` (then nothing changes).
+
+        `lease` = (holder, ttl) sets the campaign's lease in the same transaction; `finish` drops the lease,
+        the cancel flag and the stored secret spec, which a finished campaign no longer needs.
+        """
+        key = self._record(cid)
+        while True:
+            with self.redis.pipeline() as pipe:
+                try:
+                    pipe.watch(key)  # type: ignore[no-untyped-call]  # redis-py leaves Pipeline.watch unannotated
+                    raw = pipe.get(key)
+                    if raw is None:
+                        return None
+                    record = CampaignRecord.model_validate_json(raw)
+                    before = record.state
+                    if only_from is not None and before not in only_from:
+                        return None
+                    mutate(record)
+                    pipe.multi()
+                    pipe.set(key, record.model_dump_json())
+                    if record.state is not before:
+                        score = record.created_at.timestamp()
+                        pipe.zrem(self._by_state(before), cid)
+                        pipe.zadd(self._by_state(record.state), {cid: score})
+                    if lease is not None:
+                        pipe.set(self._lease(cid), lease[0], px=int(lease[1] * 1000))
+                    if finish:
+                        pipe.delete(self._lease(cid), self._cancel(cid), self._secret(cid))
+                    pipe.execute()
+                    return record
+                except WatchError:
+                    continue
+
+    def claim(self, cid: str, worker: str, lease_ttl_s: float) -> CampaignRecord | None:
+        """queued → running for this worker, with a fresh lease; None if the campaign is not queued."""
+
+        def start(r: CampaignRecord) -> None:
+            r.state = CampaignState.running
+            r.started_at = utcnow()
+            r.worker = worker
+
+        return self.update(cid, start, only_from={CampaignState.queued}, lease=(worker, lease_ttl_s))
+
+    def renew_lease(self, cid: str, worker: str, lease_ttl_s: float) -> None:
+        self.redis.set(self._lease(cid), worker, px=int(lease_ttl_s * 1000))
+
+    def request_cancel(self, cid: str) -> CampaignRecord | None:
+        """A queued campaign is cancelled at once; a running one is flagged and its worker stops it."""
+
+        def cancel_queued(r: CampaignRecord) -> None:
+            r.state = CampaignState.cancelled
+            r.cancel_requested = True
+            r.finished_at = utcnow()
+            r.error = CampaignError(code="cancelled", message="cancelled before a worker started it")
+
+        record = self.update(cid, cancel_queued, only_from={CampaignState.queued}, finish=True)
+        if record is not None:
+            return record
+        self.redis.set(self._cancel(cid), "1")
+
+        def flag(r: CampaignRecord) -> None:
+            r.cancel_requested = True
+
+        record = self.update(cid, flag, only_from={CampaignState.running})
+        if record is None:  # finished meanwhile, or unknown: no flag must linger
+            self.redis.delete(self._cancel(cid))
+            return self.get(cid)
+        return record
+
+    def reap_lost(self) -> list[str]:
+        """Fail running campaigns whose worker stopped renewing its lease (killed, host gone)."""
+        lost = []
+        for raw in cast(list[bytes], self.redis.zrange(self._by_state(CampaignState.running), 0, -1)):
+            cid = raw.decode()
+            if self.redis.exists(self._lease(cid)):
+                continue
+
+            def fail(r: CampaignRecord) -> None:
+                r.state = CampaignState.failed
+                r.finished_at = utcnow()
+                r.error = CampaignError(
+                    code="worker_lost",
+                    message=f"the worker running this campaign ({r.worker}) stopped renewing its lease during "
+                            f"phase {r.phase.value}; it was killed or lost its connection. Queries spent are "
+                            f"reported as last recorded",
+                )
+
+            # Re-check the lease inside the transaction's view: a worker may have just finished it.
+            if not self.redis.exists(self._lease(cid)) and self.update(
+                cid, fail, only_from={CampaignState.running}, finish=True
+            ) is not None:
+                lost.append(cid)
+        return lost
+
+
+class LeaseKeeper:
+    """Renews a running campaign's lease from a background thread while the campaign computes."""
+
+    def __init__(self, store: CampaignStore, cid: str, worker: str, ttl_s: float) -> None:
+        self._store, self._cid, self._worker, self._ttl = store, cid, worker, ttl_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{cid}", daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._ttl / 3):
+            # A short Redis outage: the next renewal may succeed before the lease expires.
+            with contextlib.suppress(redis.RedisError):
+                self._store.renew_lease(self._cid, self._worker, self._ttl)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)

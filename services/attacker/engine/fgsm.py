@@ -1,0 +1,68 @@
+"""Fast gradient sign method (Goodfellow et al.), untargeted, L∞: x* = clip(x + ε·sgn(∇x c(F, x, y)))."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from bbrange.attacker.engine.attack import Attack
+
+
+def gradient_sign(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    """sgn of the cross-entropy gradient; y defaults to the model's own labels.
+
+    Using the model's labels rather than true ones is what an attacker without ground truth does, and
+    it avoids the "label leaking" of crafting with the true label.
+    """
+    x = x.detach().requires_grad_(True)
+    logits = model(x)
+    if y is None:
+        y = logits.argmax(1).detach()
+    # ∂CE/∂logits = softmax − onehot. A confident model (a substitute trained to zero loss) saturates the
+    # float32 softmax to exactly one-hot, which makes that gradient exactly 0 and FGSM a no-op. Only
+    # the sign of ∇x matters, so use the same vector rescaled per sample, computed in log space:
+    # w_j = exp(log p_j − max_{k≠y} log p_k) for j ≠ y and w_y = −Σ_{j≠y} w_j, which never underflows.
+    logp = torch.log_softmax(logits.detach().double(), 1)
+    others = logp.scatter(1, y[:, None], float("-inf"))
+    w = torch.exp(others - others.max(1, keepdim=True).values)
+    w = w.scatter(1, y[:, None], -w.sum(1, keepdim=True))
+    (grad,) = torch.autograd.grad(logits, x, grad_outputs=w.to(logits.dtype))
+    return grad.sign()
+
+
+def fgsm(
+    model: nn.Module,
+    x: torch.Tensor,
+    eps: float,
+    y: torch.Tensor | None = None,
+    *,
+    clip_min: float = 0.0,
+    clip_max: float = 1.0,
+    batch_size: int = 1000,
+) -> torch.Tensor:
+    """FGSM examples for a batch on any device, crafted `batch_size` at a time."""
+    model.eval()
+    out = []
+    for i in range(0, x.shape[0], batch_size):
+        xb = x[i : i + batch_size]
+        yb = None if y is None else y[i : i + batch_size]
+        out.append((xb + eps * gradient_sign(model, xb, yb)).clamp_(clip_min, clip_max).detach())
+    return torch.cat(out) if out else x.clone()
+
+
+@dataclass(frozen=True)
+class FGSM(Attack):
+    """Untargeted FGSM with L∞ size `eps`, crafted with the model's own labels."""
+
+    name: ClassVar[str] = "fgsm"
+    targeted: ClassVar[bool] = False
+    eps: float = 0.3
+    clip_min: float = 0.0
+    clip_max: float = 1.0
+    batch_size: int = 1000
+
+    def craft(self, model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        return fgsm(model, x, self.eps, clip_min=self.clip_min, clip_max=self.clip_max, batch_size=self.batch_size)

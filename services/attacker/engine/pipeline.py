@@ -1,0 +1,151 @@
+"""The whole black-box attack, once: the campaign service, the CLI and the benchmarks all call
+`run_blackbox_attack`, so a figure means the same thing on every path.
+
+    1. agreement   the oracle's labels of the evaluation images, before any perturbation
+    2. substitute  Algorithm 1: label S_ρ, train the substitute, Jacobian augmentation (substitute.py)
+    3. crafting    the attack (FGSM, JSMA) on the substitute, white-box, in batches
+    4. evaluation  the oracle's labels of the adversarial examples
+
+A budget that runs out during substitute training leaves the substitute trained on the points labelled
+so far; the attack goes on with it (the budget-limited setting of the paper's Section 6), unless
+`stop_when_training_stops` asks for no crafting then. A budget that runs out during evaluation keeps the
+examples the oracle labelled. A budget refused for the agreement labels raises `BudgetExhausted`, since
+nothing can be measured without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from bbrange.attacker.engine.attack import Attack
+from bbrange.attacker.engine.errors import BudgetExhausted
+from bbrange.attacker.engine.evaluation import Distortion, TransferReport, distortion, success_of, summarise
+from bbrange.attacker.engine.fgsm import FGSM
+from bbrange.attacker.engine.jsma import JSMA
+from bbrange.attacker.engine.oracles import LabelOracle, QueryCounter
+from bbrange.attacker.engine.substitute import EpochReport, SubstituteConfig, SubstituteResult, train_substitute
+from bbrange.attacker.engine.targets import choose_targets
+from bbrange.shared.devices import as_batch
+
+Stage = Literal["agreement", "substitute", "crafting", "evaluation"]
+ProgressCallback = Callable[[Stage, float], None]
+EVALUATION_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class BlackBoxAttack:
+    """Everything that decides the attack's outcome, besides the oracle and the images."""
+
+    substitute: SubstituteConfig = field(default_factory=SubstituteConfig)
+    crafting: Attack = field(default_factory=FGSM)
+    stop_when_training_stops: bool = False  # no crafting with a substitute whose training the budget cut short
+
+
+@dataclass
+class BlackBoxResult:
+    substitute: SubstituteResult
+    label_before: np.ndarray  # the oracle's labels of the clean evaluation images
+    x_adv: np.ndarray  # every crafted example (empty when substitute training stopped early)
+    targets: np.ndarray | None  # targeted attacks: the class each example was pushed to
+    label_after: np.ndarray  # the oracle's labels of the first len(label_after) examples
+    success: np.ndarray  # per labelled example (see `evaluation.success_of`)
+    distortion: Distortion | None
+    report: TransferReport | None
+    completed: bool
+    stop_reason: str | None = None
+
+
+def run_blackbox_attack(
+    oracle: LabelOracle | QueryCounter,
+    x0: np.ndarray,
+    x_eval: np.ndarray,
+    y_eval: np.ndarray,
+    attack: BlackBoxAttack | None = None,
+    *,
+    device: torch.device | None = None,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> BlackBoxResult:
+    """Train a substitute from S0 = `x0` through `oracle`'s labels, craft on `x_eval`, measure transfer.
+
+    `oracle` may be any `LabelOracle` (wrapped in an unlimited `QueryCounter`) or a counter that
+    carries a budget and watchers; `y_eval` (true labels) is never sent anywhere. `on_progress` is
+    called with each stage and the fraction of it done; it may raise to stop the attack there.
+    """
+    attack = attack or BlackBoxAttack()
+    counter = oracle if isinstance(oracle, QueryCounter) else QueryCounter(oracle)
+    device = device or torch.device("cpu")
+    progress = on_progress or (lambda stage, fraction: None)
+    x_eval = np.asarray(x_eval, dtype=np.float32)
+    y_eval = np.asarray(y_eval, dtype=np.int64)
+
+    progress("agreement", 0.0)
+    label_before = counter.label(x_eval, "agreement")
+    progress("agreement", 1.0)
+
+    sub = train_substitute(counter, x0, attack.substitute, holdout=(x_eval, y_eval),
+                           holdout_oracle_labels=label_before, device=device, on_epoch=on_epoch)
+    if not sub.reports or (not sub.completed and attack.stop_when_training_stops):
+        return BlackBoxResult(sub, label_before, np.zeros((0, *x_eval.shape[1:]), np.float32), None,
+                              np.zeros(0, np.int64), np.zeros(0, bool), None, None, completed=False,
+                              stop_reason=f"substitute training stopped: {sub.stop_reason}")
+
+    model = sub.model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    targets = _targets(attack.crafting, model, x_eval, label_before, counter.num_classes, attack.substitute.seed,
+                       device)
+    x_adv = _craft(attack.crafting, model, x_eval, targets, device, progress)
+
+    label_after, stop_reason = _evaluate(counter, x_adv, progress)
+    if not sub.completed:
+        stop_reason = f"substitute training stopped: {sub.stop_reason}" + (f"; {stop_reason}" if stop_reason else "")
+    d = distortion(x_eval[: len(label_after)], x_adv[: len(label_after)])
+    report = summarise(label_after, y_eval, clean_oracle_labels=label_before, targets=targets, distortions=d,
+                       queries=len(label_after))
+    return BlackBoxResult(sub, label_before, x_adv, targets, label_after, success_of(label_after, y_eval, targets),
+                          d, report, completed=stop_reason is None, stop_reason=stop_reason)
+
+
+def _targets(crafting: Attack, model: nn.Module, x: np.ndarray, label_before: np.ndarray, num_classes: int,
+             seed: int, device: torch.device) -> np.ndarray | None:
+    if not isinstance(crafting, JSMA):
+        return None
+    return choose_targets(crafting.target, label_before, num_classes, seed=seed, target_class=crafting.target_class,
+                          model=model, x=x, device=device)
+
+
+def _craft(crafting: Attack, model: nn.Module, x: np.ndarray, targets: np.ndarray | None, device: torch.device,
+           progress: ProgressCallback) -> np.ndarray:
+    out = []
+    batch = crafting.batch_size
+    for start in range(0, len(x), batch):
+        progress("crafting", start / len(x))
+        xb = as_batch(x[start : start + batch], device)
+        tb = None if targets is None else torch.from_numpy(targets[start : start + batch]).to(device)
+        out.append(crafting.craft(model, xb, tb).detach().cpu().numpy().astype(np.float32, copy=False))
+    progress("crafting", 1.0)
+    return np.concatenate(out) if out else np.zeros_like(x)
+
+
+def _evaluate(counter: QueryCounter, x_adv: np.ndarray, progress: ProgressCallback) -> tuple[np.ndarray, str | None]:
+    """The oracle's labels of the adversarial examples; on an exhausted budget, those it gave so far."""
+    labels: list[np.ndarray] = []
+    stop_reason = None
+    for start in range(0, len(x_adv), EVALUATION_BATCH):
+        try:
+            labels.append(counter.label(x_adv[start : start + EVALUATION_BATCH], "evaluation"))
+        except BudgetExhausted as e:
+            # Inputs of the refused call that the oracle did answer cannot be attributed to samples.
+            got = sum(len(b) for b in labels)
+            stop_reason = f"{e}; {got} of {len(x_adv)} adversarial examples were labelled and are kept"
+            break
+        progress("evaluation", (start + EVALUATION_BATCH) / len(x_adv))
+    return (np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)), stop_reason
+

@@ -1,0 +1,84 @@
+"""What the oracle's routes depend on, as typed FastAPI dependencies.
+
+The settings and metrics are put on `app.state` by `create_app`; the Redis-backed stores and the loaded
+models by the lifespan, when the process starts serving. A route names what it needs
+(`ledger: LedgerDep`) instead of reaching into `request.app.state`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from bbrange.oracle.inference import Predictor
+from bbrange.oracle.ledger import Ledger
+from bbrange.oracle.metrics import OracleMetrics
+from bbrange.oracle.replays import ReplayStore
+from bbrange.oracle.settings import OracleSettings
+from bbrange.shared.http_errors import ApiError
+
+
+def get_settings(request: Request) -> OracleSettings:
+    settings: OracleSettings = request.app.state.settings
+    return settings
+
+
+def get_metrics(request: Request) -> OracleMetrics:
+    metrics: OracleMetrics = request.app.state.metrics
+    return metrics
+
+
+def get_ledger(request: Request) -> Ledger:
+    ledger: Ledger = request.app.state.ledger
+    return ledger
+
+
+def get_replays(request: Request) -> ReplayStore:
+    replays: ReplayStore = request.app.state.replays
+    return replays
+
+
+def get_predictor(request: Request) -> Predictor:
+    predictor: Predictor = request.app.state.predictor
+    return predictor
+
+
+SettingsDep = Annotated[OracleSettings, Depends(get_settings)]
+MetricsDep = Annotated[OracleMetrics, Depends(get_metrics)]
+LedgerDep = Annotated[Ledger, Depends(get_ledger)]
+ReplaysDep = Annotated[ReplayStore, Depends(get_replays)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+AuthorizationHeader = Annotated[str | None, Header()]
+
+
+async def authenticate(ledger: Ledger, authorization: str | None) -> str:
+    """The client id behind 'Authorization: Bearer <key>'; 401 for a missing or unknown key, 403 if revoked."""
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise ApiError(401, "unauthorized", "send your API key as 'Authorization: Bearer <key>'",
+                       headers={"WWW-Authenticate": "Bearer"})
+    client_id = await ledger.client_for_key(key.strip())
+    if client_id is None:
+        raise ApiError(401, "unauthorized", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+    if await ledger.is_revoked(client_id):
+        raise ApiError(403, "revoked", "this API key has been revoked")
+    return client_id
+
+
+async def authenticated_client(ledger: LedgerDep, authorization: AuthorizationHeader = None) -> str:
+    return await authenticate(ledger, authorization)
+
+
+ClientIdDep = Annotated[str, Depends(authenticated_client)]
+
+
+def require_admin(settings: SettingsDep, authorization: AuthorizationHeader = None) -> None:
+    token = settings.admin_token
+    if token is None:
+        raise ApiError(403, "admin_disabled", "the admin API is disabled: set BBRANGE_ADMIN_TOKEN on the oracle")
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(presented.encode(), token.get_secret_value().encode()):
+        raise ApiError(401, "unauthorized", "admin endpoints need 'Authorization: Bearer <admin token>'",
+                       headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,62 @@
+"""The body of a predict request: read within a size cap, decoded from .npy or JSON into an array."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import Request
+from pydantic import ValidationError
+
+from bbrange.shared.http_errors import ApiError
+from bbrange.shared.schemas import PredictRequest
+from bbrange.shared.wire import JSON_MEDIA_TYPE, NPY_MEDIA_TYPE, WireFormatError, decode_npy
+
+# The body is read raw (two media types, size-capped), so FastAPI cannot describe it from a parameter.
+PREDICT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            NPY_MEDIA_TYPE: {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "A NumPy .npy array (batch, C, H, W): float32 in [0, 1] or uint8 in 0..255",
+            },
+            JSON_MEDIA_TYPE: {"schema": PredictRequest.model_json_schema()},
+        },
+    }
+}
+
+
+async def read_capped_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing (413) as soon as it exceeds limit, whether or not Content-Length is honest."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "body_too_large", f"request body of {declared} bytes exceeds the limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "body_too_large", f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_inputs(body: bytes, content_type: str) -> np.ndarray:
+    """The batch as sent, not yet checked or scaled; WireFormatError if malformed, 415 for another media type."""
+    media = content_type.split(";")[0].strip().lower()
+    if media == NPY_MEDIA_TYPE:
+        return decode_npy(body)
+    if media == JSON_MEDIA_TYPE:
+        try:
+            request = PredictRequest.model_validate_json(body)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise WireFormatError("malformed_json", f"{where}: {first['msg']}") from None
+        try:
+            return np.asarray(request.inputs, dtype=np.float32)
+        except ValueError:
+            raise WireFormatError("wrong_shape", "inputs are ragged: every image must have the same shape") from None
+    raise ApiError(415, "unsupported_media_type",
+                   f"Content-Type {media or '(none)'} is not supported; send {NPY_MEDIA_TYPE} or {JSON_MEDIA_TYPE}")

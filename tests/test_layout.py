@@ -1,0 +1,81 @@
+"""The floor plan, enforced: imports point one way (shared <- services; engine <- campaign service), the
+engine is a library without the web stack, the attacker API runs without torch, and modules stay short."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Module prefix -> the bbrange modules it may never import.
+FORBIDDEN = {
+    "bbrange.shared": ("bbrange.oracle", "bbrange.attacker", "bbrange.cli", "bbrange.local_range"),
+    "bbrange.attacker.engine": ("bbrange.attacker.campaigns", "bbrange.oracle", "bbrange.cli", "bbrange.local_range"),
+    "bbrange.attacker.campaigns": ("bbrange.oracle", "bbrange.cli", "bbrange.local_range"),
+    "bbrange.oracle": ("bbrange.attacker", "bbrange.cli", "bbrange.local_range"),
+}
+
+
+def module_name(path: Path) -> str:
+    if path.is_relative_to(ROOT / "shared"):
+        parts = ("bbrange", "shared", *path.relative_to(ROOT / "shared").with_suffix("").parts)
+    else:
+        parts = ("bbrange", *path.relative_to(ROOT / "services").with_suffix("").parts)
+    return ".".join(p for p in parts if p != "__init__")
+
+
+def sources() -> list[Path]:
+    return sorted([*(ROOT / "services").rglob("*.py"), *(ROOT / "shared").rglob("*.py")])
+
+
+def imported(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_imports_point_one_way() -> None:
+    wrong = []
+    for path in sources():
+        name = module_name(path)
+        for prefix, banned in FORBIDDEN.items():
+            if name == prefix or name.startswith(prefix + "."):
+                wrong += [f"{name} imports {m}" for m in imported(path) if m.startswith(banned)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_module_is_longer_than_300_lines() -> None:
+    long = {str(p.relative_to(ROOT)): n for p in sources() if (n := len(p.read_text().splitlines())) > 300}
+    assert not long, long
+
+
+def loaded_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_the_engine_is_a_library_without_the_web_stack() -> None:
+    loaded = loaded_after("import bbrange.attacker.engine")
+    assert not loaded & {"fastapi", "starlette", "redis", "rq", "prometheus_client", "uvicorn", "httpx"}
+
+
+@pytest.mark.parametrize("app", ["bbrange.attacker.campaigns.app"])
+def test_the_attacker_api_does_not_load_torch(app: str) -> None:
+    assert "torch" not in loaded_after(f"import {app}")
+
+
+def test_the_engine_exports_the_pipeline_and_its_parts() -> None:
+    import bbrange.attacker.engine as engine
+
+    assert {"run_blackbox_attack", "FGSM", "JSMA", "train_substitute", "LabelOracle", "QueryCounter"} <= set(engine.__all__)
+    assert all(hasattr(engine, name) for name in engine.__all__)
