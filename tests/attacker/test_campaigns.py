@@ -46,14 +46,18 @@ def test_small_campaign_end_to_end(attacker: AttackerStack, oracle: OracleProces
         assert [e["rho"] for e in record["epochs"]] == [0, 1, 2]
         assert [e["set_size"] for e in record["epochs"]] == [30, 60, 120]
         q = record["queries"]
-        assert (q["labelling"], q["agreement"], q["evaluation"], q["total"]) == (120, 60, 60, 240)
+        assert (q["labelling"], q["agreement"], q["evaluation"], q["baseline"], q["total"]) == (120, 60, 60, 60, 300)
         res = record["results"]
         assert res["samples"] == 60 and 0.0 <= res["transfer_rate"] <= 1.0
         assert res["mean_linf"] == pytest.approx(0.3, abs=1e-6)
+        # The honest baseline, measured in the same campaign: random ±ε on the same 60 images.
+        assert res["noise_samples"] == 60 and 0.0 <= res["noise_rate"] <= 1.0
+        assert res["lift_over_noise"] == pytest.approx(res["transfer_rate"] - res["noise_rate"])
+        assert 0.5 <= res["clean_accuracy"] <= 1.0
 
         # Both sides agree on the queries spent, before anything else talks to the oracle.
-        assert oracle_answered(oracle, client_id) == 240
-        assert oracle.usage(client_id)["used"] == 240
+        assert oracle_answered(oracle, client_id) == 300
+        assert oracle.usage(client_id)["used"] == 300
 
         page = api.get(f"/attacks/{cid}/samples", params={"offset": 50, "limit": 25}).raise_for_status().json()
         assert (page["total"], len(page["items"]), page["next_offset"]) == (60, 10, None)
@@ -169,7 +173,7 @@ def test_jsma_campaign_from_an_uploaded_initial_set(attacker: AttackerStack, ora
         record = wait_final(api, cid)
         assert record["state"] == "succeeded", record
         q = record["queries"]
-        assert (q["labelling"], q["agreement"], q["evaluation"]) == (40, 8, 8)
+        assert (q["labelling"], q["agreement"], q["evaluation"], q["baseline"]) == (40, 8, 8, 8)
         assert q["total"] == oracle_answered(oracle, client_id)
         items = api.get(f"/attacks/{cid}/samples").json()["items"]
     assert [it["source"]["index"] for it in items] == list(range(8))  # the upload is not a test-split range

@@ -27,13 +27,23 @@ def test_fgsm_pipeline_counts_every_query_and_reports_what_the_oracle_said(quick
     result = run_blackbox_attack(counter, mnist_test.x[:20], x_eval, y_eval, BlackBoxAttack(QUICK, FGSM(eps=0.3)),
                                  on_progress=lambda stage, fraction: stages.append(stage))
     assert result.completed and result.report is not None
-    assert counter.usage.by_phase == {"labelling": 40, "agreement": 60, "evaluation": 60}
+    assert counter.usage.by_phase == {"labelling": 40, "agreement": 60, "evaluation": 60, "baseline": 60}
     assert np.array_equal(result.label_before, quick_oracle.label(x_eval))
     assert np.array_equal(result.label_after, quick_oracle.label(result.x_adv))
     assert result.report.transfer_rate == float(np.mean(result.label_after != y_eval))
     assert np.abs(result.x_adv - x_eval).max() <= 0.3 + 1e-6
     assert result.report.mean_linf is not None and result.report.mean_linf <= 0.3 + 1e-6
     assert {"agreement", "crafting", "evaluation"} <= set(stages)
+    # The baseline: the same images moved by random ±ε, labelled by the same oracle.
+    assert result.x_noise is not None and result.label_noise is not None
+    moved = np.abs(result.x_noise - x_eval)
+    inside = (x_eval > 0.3) & (x_eval < 0.7)  # where clipping cannot shorten the step
+    assert np.allclose(moved[inside], 0.3, atol=1e-6)
+    assert np.array_equal(result.label_noise, quick_oracle.label(result.x_noise))
+    report = result.report
+    assert report.noise_rate == float(np.mean(result.label_noise != y_eval))
+    assert report.lift_over_noise == report.transfer_rate - report.noise_rate
+    assert report.clean_accuracy == float(np.mean(result.label_before == y_eval))
 
 
 def test_jsma_pipeline_is_targeted_away_from_the_oracle_label(quick_oracle: InProcessOracle, mnist_test) -> None:
@@ -44,6 +54,10 @@ def test_jsma_pipeline_is_targeted_away_from_the_oracle_label(quick_oracle: InPr
     assert np.array_equal(result.targets, (result.label_before + 1) % 10)
     assert np.array_equal(result.success, result.label_after == result.targets)
     assert result.report.target_rate == result.report.transfer_rate
+    # The JSMA baseline changes as many pixels as JSMA did, at random.
+    assert result.x_noise is not None
+    changed = lambda a: (a.reshape(len(a), -1) != x_eval.reshape(len(a), -1)).sum(1)  # noqa: E731
+    assert np.all(changed(result.x_noise) <= changed(result.x_adv))
 
 
 def test_a_budget_that_runs_out_during_evaluation_keeps_what_was_labelled(mnist_test) -> None:

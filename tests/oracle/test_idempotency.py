@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import numpy as np
 
-from bbrange.attacker.campaigns.http_oracle import HttpLabelOracle
+from bbrange.attacker.campaigns.target_spec import Target
+from bbrange.attacker.campaigns.targets.bbrange import BbrangeTarget
 from bbrange.shared.wire import NPY_MEDIA_TYPE, decode_npy
 from tests.oracle.test_budgets import metric_value, predict
 
@@ -72,7 +73,8 @@ class LoseFirstPredictResponse(httpx.BaseTransport):
 def test_the_attacker_client_retry_after_a_lost_response_is_charged_once(oracle, mnist_test):
     client_id, key = oracle.create_client(1000)
     transport = LoseFirstPredictResponse()
-    with HttpLabelOracle(oracle.url, "mnist", key, max_batch=40, transport=transport) as remote:
+    target = Target(oracle_url=oracle.url, model="mnist", api_key=key, max_batch_size=40)
+    with BbrangeTarget(target, transport=transport) as remote:
         labels = remote.label(mnist_test.x[:100])
         assert transport.lost == 1 and remote.requests_retried == 1
         assert len(labels) == 100 == oracle.usage(client_id)["used"]

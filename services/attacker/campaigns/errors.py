@@ -53,3 +53,9 @@ class OracleError(Exception):
 
 class OracleUnavailable(Exception):
     """Transient failures outlasted the retries."""
+
+
+class OracleProtocolError(Exception):
+    """The endpoint answered something its protocol does not allow (a redirect, a body of the wrong shape)."""
+
+    code = "oracle_protocol_error"

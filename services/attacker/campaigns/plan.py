@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from bbrange.attacker.campaigns.data_spec import DatasetInitialSet, FileImages, FileInitialSet, UploadedImages
 from bbrange.attacker.campaigns.errors import InvalidCampaign
-from bbrange.attacker.campaigns.spec import CampaignSpec, DatasetInitialSet, FgsmCrafting
+from bbrange.attacker.campaigns.spec import CampaignSpec, FgsmCrafting
+from bbrange.attacker.campaigns.user_data import UserDataError, read_npz, volume_file
 from bbrange.attacker.engine import FGSM, JSMA, Attack, BlackBoxAttack, SubstituteConfig
-from bbrange.shared.datasets import Dataset, load_dataset
+from bbrange.shared.datasets import load_dataset
+
+_PRESET_CLASSES = {"mnist": 10, "gtsrb": 43}
 
 
 @dataclass(frozen=True)
@@ -37,30 +42,60 @@ def engine_attack(spec: CampaignSpec) -> BlackBoxAttack:
         crafting = JSMA(theta=c.theta, upsilon=c.upsilon, search_domain=c.search_domain, target=c.target,
                         target_class=c.target_class)
     # A campaign whose budget ran out while labelling is over: its record says so, with what it has.
-    return BlackBoxAttack(substitute=config, crafting=crafting, stop_when_training_stops=True)
+    return BlackBoxAttack(substitute=config, crafting=crafting, stop_when_training_stops=True,
+                          noise_baseline=spec.evaluation.noise_baseline)
 
 
 def campaign_inputs(spec: CampaignSpec, uploaded_s0: np.ndarray | None, input_shape: tuple[int, int, int],
-                    num_classes: int) -> CampaignInputs:
+                    num_classes: int, datasets_dir: Path | None = None) -> CampaignInputs:
     """The images of the campaign, refused with InvalidCampaign when they do not fit the target model."""
+    try:
+        x0, s0_range = _initial_set(spec, uploaded_s0, datasets_dir)
+        x_all, y_all, names = _evaluation_images(spec, datasets_dir)
+    except UserDataError as e:
+        raise InvalidCampaign(str(e)) from None
+    # S0 drawn from the evaluation split is kept out of the evaluation images.
+    index = _evaluation_indices(spec, len(x_all), s0_range if spec.evaluation.source is None else None)
+    _check_compatible(input_shape, num_classes, x_all, names, x0, spec)
+    return CampaignInputs(x0, index, x_all[index], y_all[index], names)
+
+
+def _initial_set(spec: CampaignSpec, uploaded: np.ndarray | None,
+                 datasets_dir: Path | None) -> tuple[np.ndarray, tuple[str, int, int] | None]:
     s0 = spec.initial_set
-    s0_range: tuple[str, int, int] | None = None
     if isinstance(s0, DatasetInitialSet):
+        if spec.dataset == "custom":
+            raise InvalidCampaign("dataset custom has no images of its own: upload S0 or name a file for it")
         data = load_dataset(spec.dataset, s0.split)
         if s0.offset + s0.size > len(data):
             raise InvalidCampaign(f"the initial set asks for {spec.dataset} {s0.split} images {s0.offset}.."
                                   f"{s0.offset + s0.size - 1}, but that split has {len(data)} images")
-        x0 = data.x[s0.offset : s0.offset + s0.size]
-        s0_range = (s0.split, s0.offset, s0.offset + s0.size)
-    elif uploaded_s0 is not None:
-        x0 = uploaded_s0.astype(np.float32, copy=False)
-    else:
+        return data.x[s0.offset : s0.offset + s0.size], (s0.split, s0.offset, s0.offset + s0.size)
+    if isinstance(s0, FileInitialSet):
+        x, _ = read_npz(volume_file(datasets_dir, s0.name), s0.name, spec.value_range, labelled=False)
+        if s0.offset + s0.size > len(x):
+            raise InvalidCampaign(f"the initial set asks for images {s0.offset}..{s0.offset + s0.size - 1} of "
+                                  f"{s0.name}, which has {len(x)}")
+        return x[s0.offset : s0.offset + s0.size], None
+    if uploaded is None:
         raise InvalidCampaign("the uploaded initial set is missing")
-    eval_data = load_dataset(spec.dataset, spec.evaluation.split)
-    index = _evaluation_indices(spec, len(eval_data), s0_range)
-    _check_compatible(input_shape, num_classes, eval_data, x0, spec)
-    names = list(eval_data.class_names) if eval_data.class_names else None
-    return CampaignInputs(x0, index, eval_data.x[index], eval_data.y[index], names)
+    return uploaded.astype(np.float32, copy=False), None
+
+
+def _evaluation_images(spec: CampaignSpec, datasets_dir: Path | None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+    source = spec.evaluation.source
+    names = spec.domain.class_names if spec.domain is not None else None
+    if isinstance(source, UploadedImages):
+        x, y = source.arrays(spec.value_range)
+        return x, y, names
+    if isinstance(source, FileImages):
+        x, labels = read_npz(volume_file(datasets_dir, source.name), source.name, spec.value_range, labelled=True)
+        assert labels is not None
+        return x, labels, names
+    if spec.dataset == "custom":
+        raise InvalidCampaign("dataset custom needs evaluation.source")
+    data = load_dataset(spec.dataset, spec.evaluation.split)
+    return data.x, data.y, list(data.class_names) if data.class_names else None
 
 
 def epoch_weights(s0: int, rho: int, reservoir: bool, sigma: int, kappa: int) -> list[float]:
@@ -82,14 +117,18 @@ def _evaluation_indices(spec: CampaignSpec, available: int, s0_range: tuple[str,
     return candidates[: spec.evaluation.size]
 
 
-def _check_compatible(input_shape: tuple[int, int, int], num_classes: int, data: Dataset, x0: np.ndarray,
-                      spec: CampaignSpec) -> None:
-    if tuple(data.input_shape) != tuple(input_shape):
+def _check_compatible(input_shape: tuple[int, int, int], num_classes: int, x_eval: np.ndarray,
+                      names: list[str] | None, x0: np.ndarray, spec: CampaignSpec) -> None:
+    classes = spec.domain.num_classes if spec.domain is not None else _PRESET_CLASSES[spec.dataset]
+    if tuple(x_eval.shape[1:]) != tuple(input_shape):
         raise InvalidCampaign(f"model {spec.target.model!r} takes inputs of shape {tuple(input_shape)}, but "
-                              f"{spec.dataset} images have shape {tuple(data.input_shape)}")
-    if data.num_classes != num_classes:
-        raise InvalidCampaign(f"model {spec.target.model!r} has {num_classes} classes, {spec.dataset} has "
-                              f"{data.num_classes}")
+                              f"the evaluation images have shape {tuple(x_eval.shape[1:])}")
+    if spec.target.class_map is not None and num_classes > classes:
+        raise InvalidCampaign(f"class_map maps model {spec.target.model!r}'s labels to {num_classes} classes, "
+                              f"the {spec.dataset} domain has {classes}")
+    if spec.target.class_map is None and classes != num_classes:
+        raise InvalidCampaign(f"model {spec.target.model!r} has {num_classes} classes, the {spec.dataset} domain has "
+                              f"{classes}; give target.class_map if its labels are not the dataset's")
     if tuple(x0.shape[1:]) != tuple(input_shape):
         raise InvalidCampaign(f"the initial set has images of shape {tuple(x0.shape[1:])}; model "
                               f"{spec.target.model!r} takes {tuple(input_shape)}")

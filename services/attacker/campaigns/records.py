@@ -48,6 +48,7 @@ class QueryCounts(BaseModel):
     labelling: int = 0
     agreement: int = 0
     evaluation: int = 0
+    baseline: int = Field(0, description="The noise baseline: the evaluation images moved by random noise")
     total: int = 0
     inputs_sent: int = Field(0, description="Inputs sent to the oracle, retries and refused requests included")
 
@@ -65,6 +66,15 @@ class CampaignResults(BaseModel):
     mean_l0: float | None = Field(None, description="Mean fraction of features changed")
     mean_l2: float | None = None
     mean_linf: float | None = None
+    clean_accuracy: float | None = Field(None, description="The oracle's accuracy on the clean evaluation images")
+    transfer_rate_on_correct: float | None = Field(
+        None, description="Transfer over the images the oracle labelled correctly before the attack")
+    noise_rate: float | None = Field(
+        None, description="The honest baseline: the same success criterion for the same images moved by random "
+                          "noise of the same size (random ±ε for FGSM, as many random pixels for JSMA)")
+    noise_misclassification_rate: float | None = None
+    lift_over_noise: float | None = Field(None, description="transfer_rate − noise_rate")
+    noise_samples: int = Field(0, description="Images the noise baseline was measured on")
     stop_reason: str | None = Field(None, description="Why substitute training stopped early, if it did")
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from bbrange.attacker.campaigns import targets
 from bbrange.attacker.campaigns.allowlist import OracleAllowlist
 from bbrange.attacker.campaigns.errors import (
     CampaignCancelled,
@@ -25,10 +26,10 @@ from bbrange.attacker.campaigns.errors import (
     CampaignStopped,
     InvalidCampaign,
     OracleError,
+    OracleProtocolError,
     OracleUnavailable,
     TargetNotAllowed,
 )
-from bbrange.attacker.campaigns.http_oracle import HttpLabelOracle
 from bbrange.attacker.campaigns.metrics import attack_metrics
 from bbrange.attacker.campaigns.pictures import grid_png
 from bbrange.attacker.campaigns.plan import CampaignInputs, campaign_inputs, engine_attack, epoch_weights
@@ -102,7 +103,7 @@ class _CampaignRun:
         self.settings = runner.settings
         self.results = CampaignResults()
         self.counter: QueryCounter | None = None
-        self.oracle: HttpLabelOracle | None = None
+        self.oracle: targets.TargetClient | None = None
         self.retries_reported = 0
         self.epoch_weights: list[float] = []
 
@@ -186,6 +187,8 @@ class _CampaignRun:
             failure = (CampaignState.failed, CampaignError(code="target_not_allowed", message=str(e)))
         except OracleError as e:
             failure = (CampaignState.failed, CampaignError(code="oracle_refused", message=e.message))
+        except OracleProtocolError as e:
+            failure = (CampaignState.failed, CampaignError(code=e.code, message=str(e)))
         except OracleUnavailable as e:
             failure = (CampaignState.failed, CampaignError(code="oracle_unavailable", message=str(e)))
         except Exception as e:  # noqa: BLE001 - whatever it was, the campaign must not stay "running"
@@ -215,15 +218,15 @@ class _CampaignRun:
         device = resolve_device(self.settings.device)
 
         self.enter(CampaignPhase.connecting)
-        self.oracle = HttpLabelOracle(
-            spec.target.oracle_url, spec.target.model, spec.target.api_key.get_secret_value(),
-            max_batch=self.settings.oracle_batch_size, timeout_s=self.settings.oracle_timeout_s,
-            max_attempts=self.settings.oracle_max_attempts, max_wait_s=self.settings.oracle_max_wait_s,
-            interrupt=self.check_cancel,
+        self.oracle = targets.connect(
+            spec.target, timeout_s=self.settings.oracle_timeout_s, max_attempts=self.settings.oracle_max_attempts,
+            max_wait_s=self.settings.oracle_max_wait_s, interrupt=self.check_cancel,
         )
+        self.oracle.batch_size = min(self.oracle.batch_size, self.settings.oracle_batch_size)
         remote = self.oracle.describe()
         uploaded = self.runner.samples.load_upload(self.cid) if isinstance(spec.initial_set, UploadedInitialSet) else None
-        inputs = campaign_inputs(spec, uploaded, remote.input_shape, remote.num_classes)
+        inputs = campaign_inputs(spec, uploaded, remote.input_shape, self.oracle.num_classes,
+                                 self.settings.datasets_dir)
 
         self.counter = QueryCounter(self.oracle, spec.query_budget, before=self.before_query, after=self.on_query)
         sub = spec.substitute

@@ -40,6 +40,9 @@ class AttackerSettings(BaseSettings):
     oracle_max_wait_s: float = Field(600.0, gt=0, description="Longest total wait (backoff and Retry-After) "
                                                               "for one oracle request")
     max_upload_bytes: int = Field(16 * 1024 * 1024, gt=0, description="Largest uploaded initial set (.npy bytes)")
+    datasets_dir: Path | None = Field(
+        None, description="Data volume of .npz files (x, and y for evaluation sets) that campaigns may name as "
+                          "their own images; unset: none")
     device: str = Field("cpu", description="Torch device of the workers: auto, cpu or cuda")
     oracle_batch_size: int = Field(1000, ge=1, description="Inputs per predict request (at most the oracle's max batch, "
                                                            "1024 by default)")

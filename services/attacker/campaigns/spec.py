@@ -3,19 +3,30 @@ a person understands before any worker or oracle is involved."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any, Literal
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from bbrange.attacker.campaigns.allowlist import Origin
-from bbrange.attacker.campaigns.errors import TargetNotAllowed
-from bbrange.shared.wire import WireFormatError, decode_npy, to_unit_interval
+from bbrange.attacker.campaigns.data_spec import (
+    DatasetInitialSet,
+    Domain,
+    Evaluation,
+    FileImages,
+    FileInitialSet,
+    InitialSet,
+    UploadedImages,
+    UploadedInitialSet,
+)
+from bbrange.attacker.campaigns.target_spec import Target
+from bbrange.attacker.campaigns.user_data import UserDataError
 
-Dataset = Literal["mnist", "gtsrb"]
-Split = Literal["train", "test"]
+Dataset = Literal["mnist", "gtsrb", "custom"]
 
 # The API process validates specs without loading the engine (and torch): the preset names and the default
 # step size are written here, and tests/engine/test_spec_matches_engine.py holds them equal to the engine's.
@@ -23,72 +34,6 @@ SubstitutePresetName = Literal["papernot-mnist", "lenet", "mlp", "gtsrb-substitu
 DEFAULT_STEP_SIZE = -0.1
 
 _STRICT = ConfigDict(strict=True, extra="forbid")
-
-
-class Target(BaseModel):
-    model_config = _STRICT
-    oracle_url: str = Field(description="Base URL of the oracle, e.g. http://127.0.0.1:8000; must be on the "
-                                        "service's allowlist", min_length=1, max_length=2048)
-    model: str = Field(description="Model name as listed by the oracle's GET /v1/models", min_length=1,
-                       max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
-    api_key: SecretStr = Field(description="The oracle API key the campaign spends; never shown back",
-                               min_length=1, max_length=512)
-
-    @field_validator("oracle_url")
-    @classmethod
-    def _well_formed(cls, value: str) -> str:
-        try:
-            Origin.parse(value)
-        except TargetNotAllowed as e:
-            raise ValueError(str(e)) from None
-        return value.rstrip("/")
-
-
-class DatasetInitialSet(BaseModel):
-    """S0 = `size` consecutive images of a split, from `offset` on (true labels are never sent anywhere)."""
-
-    model_config = _STRICT
-    kind: Literal["dataset"] = "dataset"
-    split: Split = "test"
-    offset: int = Field(0, ge=0, le=1_000_000)
-    size: int = Field(150, ge=1, le=10_000, description="|S0|")
-
-
-class UploadedInitialSet(BaseModel):
-    """S0 uploaded by the caller: a base64 .npy array (N, C, H, W), float32 in [0, 1] or uint8 in 0..255."""
-
-    model_config = _STRICT
-    kind: Literal["upload"]
-    npy_base64: str = Field(description="base64 of a .npy file; labels are not needed, the oracle provides them",
-                            repr=False)
-
-    def array(self) -> np.ndarray:
-        return _decode_upload(self.npy_base64)
-
-    @field_validator("npy_base64")
-    @classmethod
-    def _valid_array(cls, value: str) -> str:
-        _decode_upload(value)
-        return value
-
-
-def _decode_upload(value: str) -> np.ndarray:
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("npy_base64 is not valid base64") from None
-    try:
-        array = to_unit_interval(decode_npy(raw))
-    except WireFormatError as e:
-        raise ValueError(f"the uploaded initial set is unusable: {e.message}") from None
-    if array.ndim != 4 or array.shape[0] == 0:
-        raise ValueError(f"the uploaded initial set must be a non-empty (N, C, H, W) array, got shape {array.shape}")
-    if array.shape[0] > 10_000:
-        raise ValueError(f"the uploaded initial set has {array.shape[0]} images; at most 10,000 are accepted")
-    return array
-
-
-InitialSet = Annotated[DatasetInitialSet | UploadedInitialSet, Field(discriminator="kind")]
 
 
 class Training(BaseModel):
@@ -161,14 +106,6 @@ class JsmaCrafting(BaseModel):
 Crafting = Annotated[FgsmCrafting | JsmaCrafting, Field(discriminator="method")]
 
 
-class Evaluation(BaseModel):
-    """The adversarial examples are crafted from the first `size` images of `split` outside S0."""
-
-    model_config = _STRICT
-    split: Split = "test"
-    size: int = Field(1000, ge=1, le=100_000)
-
-
 class CampaignSpec(BaseModel):
     model_config = ConfigDict(
         strict=True, extra="forbid",
@@ -196,7 +133,9 @@ class CampaignSpec(BaseModel):
     )
     name: str | None = Field(None, max_length=200, description="A label for people")
     target: Target
-    dataset: Dataset = Field(description="The input domain: S0 (unless uploaded) and the evaluation images come from it")
+    dataset: Dataset = Field(description="The input domain: a preset (mnist, gtsrb: S0 and the evaluation images can "
+                             "come from it) or custom (declared in `domain`, images uploaded or on the data volume)")
+    domain: Domain | None = Field(None, description="dataset = custom: shape, classes and value range of the images")
     initial_set: InitialSet = Field(default_factory=DatasetInitialSet)
     substitute: Substitute = Field(default_factory=Substitute)
     crafting: Crafting = Field(default_factory=lambda: FgsmCrafting(method="fgsm"))
@@ -205,11 +144,44 @@ class CampaignSpec(BaseModel):
                                      "all phases together (the oracle's own budget for the key applies as well)")
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
+    @model_validator(mode="after")
+    def _own_data_is_complete(self) -> CampaignSpec:
+        if self.dataset == "custom":
+            if self.domain is None:
+                raise ValueError("dataset custom needs `domain` (input_shape, num_classes, value_range)")
+            if isinstance(self.initial_set, DatasetInitialSet):
+                raise ValueError("dataset custom has no images of its own: upload S0 or name a file for it")
+            if self.evaluation.source is None:
+                raise ValueError("dataset custom needs evaluation.source: labelled images uploaded or on the data volume")
+        elif self.domain is not None:
+            raise ValueError(f"the {self.dataset} preset defines its own domain; `domain` is for dataset custom")
+        try:  # uploads in the domain's value range (their structure was checked field by field)
+            if isinstance(self.initial_set, UploadedInitialSet):
+                self.initial_set.array(self.value_range)
+            if isinstance(self.evaluation.source, UploadedImages):
+                self.evaluation.source.arrays(self.value_range)
+        except UserDataError as e:
+            raise ValueError(str(e)) from None
+        return self
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        return self.domain.range if self.domain is not None else (0.0, 1.0)
+
+    def files(self) -> list[str]:
+        """Names of data-volume files the campaign reads."""
+        names = [self.initial_set.name] if isinstance(self.initial_set, FileInitialSet) else []
+        if isinstance(self.evaluation.source, FileImages):
+            names.append(self.evaluation.source.name)
+        return names
+
     def public(self) -> dict[str, Any]:
-        """The spec as shown back: the API key masked, an uploaded array summarised."""
+        """The spec as shown back: secrets masked, uploaded arrays summarised."""
         data = self.model_dump(mode="json")
-        data["target"]["api_key"] = "**********"
         if isinstance(self.initial_set, UploadedInitialSet):
-            shape = self.initial_set.array().shape
+            shape = self.initial_set.array(self.value_range).shape
             data["initial_set"] = {"kind": "upload", "shape": list(shape)}
+        if isinstance(self.evaluation.source, UploadedImages):
+            x, _ = self.evaluation.source.arrays(self.value_range)
+            data["evaluation"]["source"] = {"kind": "upload", "shape": list(x.shape)}
         return data

@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -29,3 +30,10 @@ class Attack(ABC):
     @abstractmethod
     def craft(self, model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         """x* for every x, same shape and device as x."""
+
+    @abstractmethod
+    def noise(self, x: np.ndarray, x_adv: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The honest baseline of this attack: x moved by random noise of the same size as x_adv moved it.
+
+        A transfer rate means something only above what this noise alone does to the same oracle on
+        the same images (on some oracles random ±ε noise is misclassified most of the time)."""

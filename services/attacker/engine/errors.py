@@ -14,8 +14,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-QueryPhase = Literal["labelling", "agreement", "evaluation"]
-QUERY_PHASES: tuple[QueryPhase, ...] = ("labelling", "agreement", "evaluation")
+# labelling: S_ρ for the substitute; agreement: the clean evaluation images; evaluation: the adversarial
+# examples; baseline: the same images moved by random noise of the same size.
+QueryPhase = Literal["labelling", "agreement", "evaluation", "baseline"]
+QUERY_PHASES: tuple[QueryPhase, ...] = ("labelling", "agreement", "evaluation", "baseline")
 
 
 class EngineError(Exception):

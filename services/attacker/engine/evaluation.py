@@ -57,6 +57,13 @@ class TransferReport:
     mean_l2: float | None
     mean_linf: float | None
     queries: int  # evaluation queries this report cost
+    clean_accuracy: float | None = None  # the oracle's accuracy on the clean images (needs their labels)
+    # transfer over the images the oracle labelled correctly before the attack (the paper's sense)
+    transfer_rate_on_correct: float | None = None
+    noise_rate: float | None = None  # the same success criterion, for random noise of the same size
+    noise_misclassification_rate: float | None = None
+    lift_over_noise: float | None = None  # transfer_rate − noise_rate
+    noise_samples: int = 0
 
     def as_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
@@ -78,26 +85,45 @@ def summarise(
     targets: np.ndarray | None = None,
     distortions: Distortion | None = None,
     queries: int = 0,
+    noise_labels: np.ndarray | None = None,
 ) -> TransferReport:
-    """The report of the first len(label_after) samples (fewer than crafted when the budget ran out)."""
+    """The report of the first len(label_after) samples (fewer than crafted when the budget ran out);
+    `noise_labels` are the oracle's labels of the first samples moved by random noise instead."""
     n = len(label_after)
+    y_true = np.asarray(y_true)[:n]
 
     def rate(hits: np.ndarray) -> float | None:
-        return float(np.mean(hits)) if n else None
+        return float(np.mean(hits)) if len(hits) else None
 
     def mean(values: np.ndarray | None) -> float | None:
         return float(values[:n].mean()) if values is not None and n else None
 
+    success = success_of(label_after, y_true, targets)
+    correct = None if clean_oracle_labels is None else np.asarray(clean_oracle_labels)[:n] == y_true
+    noise_rate = noise_misclassified = lift = None
+    m = 0
+    if noise_labels is not None:
+        m = len(noise_labels)
+        noise_rate = rate(success_of(noise_labels, y_true[:m], None if targets is None else np.asarray(targets)[:m]))
+        noise_misclassified = rate(noise_labels != y_true[:m])
+        transfer_on_same = rate(success[:m])  # the noise may cover fewer samples when the budget ran out
+        lift = None if noise_rate is None or transfer_on_same is None else transfer_on_same - noise_rate
     return TransferReport(
         samples=n,
-        transfer_rate=rate(success_of(label_after, y_true, targets)),
-        misclassification_rate=rate(label_after != np.asarray(y_true)[:n]),
+        transfer_rate=rate(success),
+        misclassification_rate=rate(label_after != y_true),
         label_change_rate=None if clean_oracle_labels is None else rate(label_after != clean_oracle_labels[:n]),
         target_rate=None if targets is None else rate(label_after == np.asarray(targets)[:n]),
         mean_l0=mean(distortions.l0 if distortions else None),
         mean_l2=mean(distortions.l2 if distortions else None),
         mean_linf=mean(distortions.linf if distortions else None),
         queries=queries,
+        clean_accuracy=None if correct is None else rate(correct),
+        transfer_rate_on_correct=None if correct is None else rate(success[correct]),
+        noise_rate=noise_rate,
+        noise_misclassification_rate=noise_misclassified,
+        lift_over_noise=lift,
+        noise_samples=m,
     )
 
 

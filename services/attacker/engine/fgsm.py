@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -66,3 +67,8 @@ class FGSM(Attack):
 
     def craft(self, model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         return fgsm(model, x, self.eps, clip_min=self.clip_min, clip_max=self.clip_max, batch_size=self.batch_size)
+
+    def noise(self, x: np.ndarray, x_adv: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Random ±ε on every feature: the same L∞ step as FGSM, in a direction that knows nothing."""
+        signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=x.shape)
+        return np.clip(x + self.eps * signs, self.clip_min, self.clip_max).astype(np.float32)

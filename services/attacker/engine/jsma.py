@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -247,6 +248,15 @@ class JSMA(Attack):
     target: TargetChoice = "random"
     target_class: int | None = None
     batch_size: int = 100
+
+    def noise(self, x: np.ndarray, x_adv: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """As many features as JSMA changed in each image, chosen at random, saturated in θ's direction."""
+        flat = x.reshape(len(x), -1).copy()
+        changed = (x_adv.reshape(len(x), -1) != flat).sum(1)
+        value = 1.0 if self.theta > 0 else 0.0
+        for i, k in enumerate(changed):
+            flat[i, rng.choice(flat.shape[1], size=int(k), replace=False)] = value
+        return flat.reshape(x.shape).astype(np.float32)
 
     def craft(self, model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         if targets is None:

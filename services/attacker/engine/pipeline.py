@@ -4,7 +4,8 @@
     1. agreement   the oracle's labels of the evaluation images, before any perturbation
     2. substitute  Algorithm 1: label S_ρ, train the substitute, Jacobian augmentation (substitute.py)
     3. crafting    the attack (FGSM, JSMA) on the substitute, white-box, in batches
-    4. evaluation  the oracle's labels of the adversarial examples
+    4. evaluation  the oracle's labels of the adversarial examples, then (phase "baseline") of the same
+                   images moved by random noise of the same size, the honest baseline of the transfer rate
 
 A budget that runs out during substitute training leaves the substitute trained on the points labelled
 so far; the attack goes on with it (the budget-limited setting of the paper's Section 6), unless
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from bbrange.attacker.engine.attack import Attack
-from bbrange.attacker.engine.errors import BudgetExhausted
+from bbrange.attacker.engine.errors import BudgetExhausted, QueryPhase
 from bbrange.attacker.engine.evaluation import Distortion, TransferReport, distortion, success_of, summarise
 from bbrange.attacker.engine.fgsm import FGSM
 from bbrange.attacker.engine.jsma import JSMA
@@ -45,6 +46,9 @@ class BlackBoxAttack:
     substitute: SubstituteConfig = field(default_factory=SubstituteConfig)
     crafting: Attack = field(default_factory=FGSM)
     stop_when_training_stops: bool = False  # no crafting with a substitute whose training the budget cut short
+    # Random noise of the same size on the same images, labelled by the same oracle (its own query phase):
+    # the baseline every transfer rate is read against.
+    noise_baseline: bool = True
 
 
 @dataclass
@@ -54,6 +58,8 @@ class BlackBoxResult:
     x_adv: np.ndarray  # every crafted example (empty when substitute training stopped early)
     targets: np.ndarray | None  # targeted attacks: the class each example was pushed to
     label_after: np.ndarray  # the oracle's labels of the first len(label_after) examples
+    x_noise: np.ndarray | None  # the noise baseline's inputs (as many as were labelled)
+    label_noise: np.ndarray | None  # the oracle's labels of x_noise
     success: np.ndarray  # per labelled example (see `evaluation.success_of`)
     distortion: Distortion | None
     report: TransferReport | None
@@ -93,7 +99,7 @@ def run_blackbox_attack(
                            holdout_oracle_labels=label_before, device=device, on_epoch=on_epoch)
     if not sub.reports or (not sub.completed and attack.stop_when_training_stops):
         return BlackBoxResult(sub, label_before, np.zeros((0, *x_eval.shape[1:]), np.float32), None,
-                              np.zeros(0, np.int64), np.zeros(0, bool), None, None, completed=False,
+                              np.zeros(0, np.int64), None, None, np.zeros(0, bool), None, None, completed=False,
                               stop_reason=f"substitute training stopped: {sub.stop_reason}")
 
     model = sub.model.eval()
@@ -103,14 +109,21 @@ def run_blackbox_attack(
                        device)
     x_adv = _craft(attack.crafting, model, x_eval, targets, device, progress)
 
-    label_after, stop_reason = _evaluate(counter, x_adv, progress)
+    label_after, stop_reason = _evaluate(counter, x_adv, "evaluation", progress)
+    x_noise = label_noise = None
+    if attack.noise_baseline and stop_reason is None:
+        n = len(label_after)
+        x_noise = attack.crafting.noise(x_eval[:n], x_adv[:n], np.random.default_rng(attack.substitute.seed))
+        label_noise, stop_reason = _evaluate(counter, x_noise, "baseline", progress)
+        x_noise = x_noise[: len(label_noise)]
     if not sub.completed:
         stop_reason = f"substitute training stopped: {sub.stop_reason}" + (f"; {stop_reason}" if stop_reason else "")
     d = distortion(x_eval[: len(label_after)], x_adv[: len(label_after)])
     report = summarise(label_after, y_eval, clean_oracle_labels=label_before, targets=targets, distortions=d,
-                       queries=len(label_after))
-    return BlackBoxResult(sub, label_before, x_adv, targets, label_after, success_of(label_after, y_eval, targets),
-                          d, report, completed=stop_reason is None, stop_reason=stop_reason)
+                       queries=len(label_after), noise_labels=label_noise)
+    return BlackBoxResult(sub, label_before, x_adv, targets, label_after, x_noise, label_noise,
+                          success_of(label_after, y_eval, targets), d, report, completed=stop_reason is None,
+                          stop_reason=stop_reason)
 
 
 def _targets(crafting: Attack, model: nn.Module, x: np.ndarray, label_before: np.ndarray, num_classes: int,
@@ -134,18 +147,20 @@ def _craft(crafting: Attack, model: nn.Module, x: np.ndarray, targets: np.ndarra
     return np.concatenate(out) if out else np.zeros_like(x)
 
 
-def _evaluate(counter: QueryCounter, x_adv: np.ndarray, progress: ProgressCallback) -> tuple[np.ndarray, str | None]:
-    """The oracle's labels of the adversarial examples; on an exhausted budget, those it gave so far."""
+def _evaluate(counter: QueryCounter, x: np.ndarray, phase: QueryPhase,
+              progress: ProgressCallback) -> tuple[np.ndarray, str | None]:
+    """The oracle's labels of x; on an exhausted budget, those it gave so far."""
     labels: list[np.ndarray] = []
     stop_reason = None
-    for start in range(0, len(x_adv), EVALUATION_BATCH):
+    what = "adversarial examples" if phase == "evaluation" else "noise baseline inputs"
+    for start in range(0, len(x), EVALUATION_BATCH):
         try:
-            labels.append(counter.label(x_adv[start : start + EVALUATION_BATCH], "evaluation"))
+            labels.append(counter.label(x[start : start + EVALUATION_BATCH], phase))
         except BudgetExhausted as e:
             # Inputs of the refused call that the oracle did answer cannot be attributed to samples.
             got = sum(len(b) for b in labels)
-            stop_reason = f"{e}; {got} of {len(x_adv)} adversarial examples were labelled and are kept"
+            stop_reason = f"{e}; {got} of {len(x)} {what} were labelled and are kept"
             break
-        progress("evaluation", (start + EVALUATION_BATCH) / len(x_adv))
+        progress("evaluation", (start + EVALUATION_BATCH) / len(x))
     return (np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)), stop_reason
 

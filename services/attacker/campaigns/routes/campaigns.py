@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated
 
@@ -14,6 +13,8 @@ from bbrange.attacker.campaigns.jobs import drop_queued_job, enqueue_campaign
 from bbrange.attacker.campaigns.records import CampaignRecord, CampaignState, utcnow
 from bbrange.attacker.campaigns.schemas import CampaignAccepted, CampaignPage
 from bbrange.attacker.campaigns.spec import CampaignSpec, UploadedInitialSet
+from bbrange.attacker.campaigns.target_spec import REVEAL_SECRETS
+from bbrange.attacker.campaigns.user_data import UserDataError, volume_file
 from bbrange.shared.http_errors import ApiError, error_responses
 
 router = APIRouter(prefix="/attacks", tags=["campaigns"])
@@ -26,14 +27,18 @@ def submit(spec: CampaignSpec, response: Response, svc: Services) -> CampaignAcc
         svc.allowlist.check(spec.target.oracle_url)
     except TargetNotAllowed as e:
         raise ApiError(403, "target_not_allowed", str(e), {"oracle_url": spec.target.oracle_url}) from None
+    for name in spec.files():
+        try:
+            volume_file(svc.settings.datasets_dir, name)
+        except UserDataError as e:
+            raise ApiError(422, "invalid_request", str(e), {"file": name}) from None
     cid = uuid.uuid4().hex
     if isinstance(spec.initial_set, UploadedInitialSet):
-        svc.samples.save_upload(cid, spec.initial_set.array())
-    full = spec.model_dump(mode="json")
-    full["target"]["api_key"] = spec.target.api_key.get_secret_value()
+        svc.samples.save_upload(cid, spec.initial_set.array(spec.value_range))
+    full = spec.model_dump_json(context=REVEAL_SECRETS)
     record = CampaignRecord(id=cid, name=spec.name, state=CampaignState.queued, created_at=utcnow(),
                             spec=spec.public())
-    svc.store.create(record, json.dumps(full))
+    svc.store.create(record, full)
     enqueue_campaign(svc.queue, cid, svc.settings)
     location = f"/attacks/{cid}"
     response.headers["Location"] = location

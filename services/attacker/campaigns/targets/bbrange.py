@@ -1,0 +1,45 @@
+"""Our own oracle's protocol: `.npy` batches to POST /v1/models/{model}/predict, labels back as `.npy` or
+JSON. A server that copies the protocol without `GET /v1/models` works when the spec gives the shape."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+
+from bbrange.attacker.campaigns.errors import OracleError
+from bbrange.attacker.campaigns.targets.client import TargetClient
+from bbrange.attacker.campaigns.targets.encoding import RemoteModel, to_wire
+from bbrange.shared.wire import JSON_MEDIA_TYPE, NPY_MEDIA_TYPE, decode_npy, encode_npy
+
+
+class BbrangeTarget(TargetClient):
+    protocol = "bbrange"
+
+    def _describe(self) -> RemoteModel:
+        t = self.target
+        # /v1/usage needs the key: a wrong one fails here, in the first second, not after the dataset is loaded.
+        usage = self._client.get("/v1/usage")
+        if usage.status_code in (401, 403):
+            self._check(usage)
+        models = self._client.get("/v1/models")
+        if models.status_code == 404 and t.input_shape is not None and t.num_classes is not None:
+            return RemoteModel(t.model, (t.input_shape[0], t.input_shape[1], t.input_shape[2]), t.num_classes)
+        body = self._call(lambda: models if models.status_code != 404 else self._client.get("/v1/models")).json()
+        served = {m["name"]: m for m in body.get("models", [])}
+        if self.model not in served:
+            raise OracleError("unknown_model", f"the oracle serves no model {self.model!r}; it serves: "
+                              f"{', '.join(sorted(served)) or 'nothing'}")
+        m = served[self.model]
+        c, h, w = (int(v) for v in m["input_shape"])
+        return RemoteModel(m["name"], (c, h, w), int(m["num_classes"]))
+
+    def _send(self, batch: np.ndarray) -> httpx.Response:
+        return self._client.post(
+            f"/v1/models/{self.model}/predict", content=encode_npy(to_wire(batch, self.target)),
+            headers={"Content-Type": NPY_MEDIA_TYPE, "Accept": f"{NPY_MEDIA_TYPE}, {JSON_MEDIA_TYPE};q=0.5"},
+        )
+
+    def _labels(self, response: httpx.Response, n: int) -> np.ndarray:
+        if response.headers.get("content-type", "").startswith(JSON_MEDIA_TYPE):
+            return np.asarray(response.json()["labels"])
+        return decode_npy(response.content)

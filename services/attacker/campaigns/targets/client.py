@@ -1,0 +1,264 @@
+"""What every target adapter shares: one HTTP client, auth, pacing, retries and batch sizes.
+
+An adapter is a `LabelOracle` (the engine's contract) over one serving protocol; subclasses only say how
+the model is described, how a batch is sent and where the labels are in the answer. Here:
+
+- retries with exponential backoff on transient failures (connection errors, timeouts, 502/503/504, 409
+  `request_in_progress`); an answer with `Retry-After` is waited out (it does not use up attempts, only
+  the total wait bounds it); every batch carries an `Idempotency-Key`, so a retry after a lost answer is
+  not charged twice by an oracle that honours it;
+- a batch the endpoint refuses as too large (413, or 422 saying so) is split: the batch size halves
+  and stays halved for the rest of the campaign;
+- redirects are never followed (the allowlist admitted this origin, not wherever it points): a redirect
+  is an `OracleProtocolError`; an error body is quoted only when it has the protocol's error shape;
+- a pace in inputs per second, kept whatever the endpoint allows;
+- whatever the endpoint returns (scores, probabilities), only a label per input leaves the adapter,
+  mapped to the dataset's classes when the spec gives a class map.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import ClassVar
+
+import httpx
+import numpy as np
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_exponential_jitter
+
+from bbrange.attacker.campaigns.errors import OracleError, OracleProtocolError, OracleUnavailable
+from bbrange.attacker.campaigns.target_spec import Target
+from bbrange.attacker.campaigns.targets.encoding import RemoteModel, auth_of
+from bbrange.attacker.campaigns.targets.refusals import (
+    BatchTooLarge,
+    OracleBudgetExhausted,
+    Transient,
+    quoted_error,
+    retry_after,
+)
+from bbrange.attacker.engine import PartiallyAnswered
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_STATUS = frozenset({502, 503, 504})
+
+
+class TargetClient(ABC):
+    """A `LabelOracle` over one serving protocol. Counts every input it sends, retries included."""
+
+    protocol: ClassVar[str]
+
+    def __init__(self, target: Target, *, timeout_s: float = 30.0, max_attempts: int = 6, max_wait_s: float = 600.0,
+                 interrupt: Callable[[], None] | None = None, transport: httpx.BaseTransport | None = None) -> None:
+        self.target = target
+        self.model = target.model
+        self.batch_size = target.max_batch_size
+        self.inputs_sent = 0
+        self.requests_retried = 0
+        self.paced_s = 0.0  # time spent keeping max_queries_per_second
+        self._interrupt = interrupt or (lambda: None)
+        self._max_attempts = max_attempts
+        self._max_wait_s = max_wait_s
+        self._next_send = time.monotonic()
+        headers, auth = auth_of(target)
+        self._client = httpx.Client(
+            base_url=target.oracle_url, timeout=timeout_s, follow_redirects=False, transport=transport, auth=auth,
+            headers={**headers, "User-Agent": "bbrange-attacker"},
+            limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
+        )
+        self._remote: RemoteModel | None = None
+        self._class_map = None if target.class_map is None else np.asarray(target.class_map, dtype=np.int64)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> TargetClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ what a protocol says
+
+    @abstractmethod
+    def _describe(self) -> RemoteModel:
+        """The model's input shape and classes, from the endpoint's metadata or the spec; fails fast on an
+        unknown model or a refused key where the protocol has a route to tell."""
+
+    @abstractmethod
+    def _send(self, batch: np.ndarray) -> httpx.Response:
+        """POST one batch (float32 NCHW in [0, 1]) in the protocol's encoding."""
+
+    @abstractmethod
+    def _labels(self, response: httpx.Response, n: int) -> np.ndarray:
+        """The endpoint's label for each of the n inputs, from a successful answer."""
+
+    # ------------------------------------------------------------------ LabelOracle
+
+    def describe(self) -> RemoteModel:
+        if self._remote is None:
+            remote = self._describe()
+            if self._class_map is not None and len(self._class_map) != remote.num_classes:
+                raise OracleProtocolError(f"class_map has {len(self._class_map)} entries, but model {self.model!r} "
+                                          f"answers {remote.num_classes} classes")
+            self._remote = remote
+        return self._remote
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.describe().input_shape
+
+    @property
+    def num_classes(self) -> int:
+        """The classes labels are given in: the dataset's when a class map translates the endpoint's."""
+        if self._class_map is not None:
+            return int(self._class_map.max()) + 1
+        return self.describe().num_classes
+
+    def label(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        out: list[np.ndarray] = []
+        answered = 0
+        while answered < len(x):
+            batch = x[answered : answered + self.batch_size]
+            try:
+                labels = self._label_batch(batch)
+            except BatchTooLarge:
+                if self.batch_size == 1:
+                    raise OracleError("batch_too_large", "the endpoint refuses even a single input as too large") from None
+                self.batch_size = max(1, self.batch_size // 2)
+                log.warning("%s refused a batch of %d as too large; sending %d from now on", self.model, len(batch),
+                            self.batch_size)
+                continue
+            except Exception as e:
+                # The endpoint answered (and may have charged) the batches before this one: they must be booked.
+                if answered:
+                    raise PartiallyAnswered(answered) from e
+                raise
+            answered += len(batch)
+            out.append(labels)
+        labels = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+        return labels if self._class_map is None else self._class_map[labels]
+
+    def _label_batch(self, batch: np.ndarray) -> np.ndarray:
+        self._pace(len(batch))
+        key = uuid.uuid4().hex  # one key per batch, sent again by every retry of it
+
+        def send() -> httpx.Response:
+            self.inputs_sent += len(batch)
+            return self._send_with_key(batch, key)
+
+        try:
+            response = self._call(send)
+            labels = np.asarray(self._labels(response, len(batch)))
+        except OracleBudgetExhausted as e:
+            raise OracleBudgetExhausted(e.remaining, len(batch)) from None
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            raise OracleProtocolError(f"the {self.protocol} answer could not be read as labels: "
+                                      f"{type(e).__name__}") from e
+        remote = self.describe()
+        if labels.shape != (len(batch),) or not np.issubdtype(labels.dtype, np.integer):
+            raise OracleProtocolError(f"the endpoint returned {labels.shape} labels for {len(batch)} inputs")
+        if labels.size and (labels.min() < 0 or labels.max() >= remote.num_classes):
+            raise OracleProtocolError(f"the endpoint returned a label outside 0..{remote.num_classes - 1}")
+        return labels.astype(np.int64)
+
+    def _send_with_key(self, batch: np.ndarray, key: str) -> httpx.Response:
+        self._client.headers["Idempotency-Key"] = key
+        try:
+            return self._send(batch)
+        finally:
+            del self._client.headers["Idempotency-Key"]
+
+    def _pace(self, inputs: int) -> None:
+        rate = self.target.max_queries_per_second
+        if rate is None:
+            return
+        now = time.monotonic()
+        start = max(now, self._next_send)
+        self._next_send = start + inputs / rate
+        if start > now:
+            self.paced_s += start - now
+            self._sleep(start - now)
+
+    # ------------------------------------------------------------------ one logical request
+
+    def _call(self, send: Callable[[], httpx.Response]) -> httpx.Response:
+        """Retried on transient failures and waited out on Retry-After; final otherwise."""
+
+        def attempt() -> httpx.Response:
+            self._interrupt()
+            try:
+                response = send()
+            except httpx.TransportError as e:  # connect, read and write errors, timeouts
+                raise Transient(f"{type(e).__name__}: {e}") from e
+            return self._check(response)
+
+        backoff = wait_exponential_jitter(initial=0.5, max=30.0)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, Transient) and exc.retry_after_s is not None:
+                return min(exc.retry_after_s, self._max_wait_s)
+            return float(backoff(state))
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.requests_retried += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning("oracle request failed (%s); retrying in %.1fs", exc, state.upcoming_sleep)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(Transient),
+            # Answers with Retry-After are waited out without limit on attempts: only the total wait bounds them.
+            stop=stop_after_delay(self._max_wait_s) | _StopTransientAfter(self._max_attempts),
+            wait=wait, sleep=self._sleep, before_sleep=before_sleep, reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except Transient as e:
+            raise OracleUnavailable(f"the oracle stayed unavailable: {e}") from e
+
+    def _check(self, response: httpx.Response) -> httpx.Response:
+        status = response.status_code
+        if status < 300:
+            return response
+        if status < 400:
+            raise OracleProtocolError(f"the endpoint answered a redirect ({status}); redirects are not followed, "
+                                      "point the campaign at the origin that serves the model")
+        code, message, details = quoted_error(response)
+        wait_s = retry_after(response)
+        if status == 429 and code == "budget_exhausted":
+            remaining = details.get("remaining", response.headers.get("X-Budget-Remaining"))
+            raise OracleBudgetExhausted(int(remaining) if remaining is not None else None, 0)
+        if status == 413 or (status == 422 and any(w in message.lower() for w in ("too large", "too many",
+                                                                                   "batch size", "max_batch"))):
+            raise BatchTooLarge(message)
+        if status == 429 or wait_s is not None or status in TRANSIENT_STATUS or code == "request_in_progress":
+            raise Transient(f"HTTP {status} {code}: {message}", wait_s if wait_s is not None
+                            else (1.0 if status == 429 else None))
+        raise OracleError(code, f"the oracle refused the request ({status} {code}): {message}", status)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep in short slices so that a cancelled campaign does not sit out a long wait."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self._interrupt()
+            time.sleep(min(left, 0.25))
+
+
+class _StopTransientAfter(stop_after_attempt):
+    """Stop after `max_attempts` failures that did not say when to come back (Retry-After)."""
+
+    def __init__(self, max_attempts: int) -> None:
+        super().__init__(max_attempts)
+        self._failures = 0
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if not (isinstance(exc, Transient) and exc.retry_after_s is not None):
+            self._failures += 1
+        return self._failures >= self.max_attempt_number

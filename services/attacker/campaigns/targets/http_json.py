@@ -1,0 +1,60 @@
+"""Any JSON API, described in the spec: the request body is a template with "$inputs" where the batch
+goes, and the labels (or the scores) are found in the answer by a JMESPath expression."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import jmespath
+import numpy as np
+
+from bbrange.attacker.campaigns.target_spec import HttpJsonApi
+from bbrange.attacker.campaigns.targets.client import TargetClient
+from bbrange.attacker.campaigns.targets.encoding import RemoteModel, to_wire
+
+PLACEHOLDER = "$inputs"
+
+
+def fill(template: Any, inputs: Any) -> Any:
+    """The template with every "$inputs" string replaced by `inputs`."""
+    if template == PLACEHOLDER:
+        return inputs
+    if isinstance(template, dict):
+        return {k: fill(v, inputs) for k, v in template.items()}
+    if isinstance(template, list):
+        return [fill(v, inputs) for v in template]
+    return template
+
+
+class HttpJsonTarget(TargetClient):
+    protocol = "http-json"
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        assert self.target.http_json is not None  # the spec requires it for this protocol
+        self.api: HttpJsonApi = self.target.http_json
+        if self.api.one_input_per_request:
+            self.batch_size = 1
+        self._labels_path = jmespath.compile(self.api.labels_path or self.api.scores_path or "")
+
+    def _describe(self) -> RemoteModel:
+        t = self.target
+        assert t.input_shape is not None and t.num_classes is not None  # the spec requires them for http-json
+        return RemoteModel(self.model, (t.input_shape[0], t.input_shape[1], t.input_shape[2]), t.num_classes)
+
+    def _send(self, batch: np.ndarray) -> httpx.Response:
+        x = to_wire(batch, self.target).tolist()
+        body = fill(self.api.request_template, x[0] if self.api.one_input_per_request else x)
+        return self._client.post(self.api.path.replace("{model}", self.model), content=json.dumps(body),
+                                 headers={"Content-Type": "application/json"})
+
+    def _labels(self, response: httpx.Response, n: int) -> np.ndarray:
+        found = self._labels_path.search(response.json())
+        if found is None:
+            raise KeyError(f"{self.api.labels_path or self.api.scores_path!r} matches nothing in the answer")
+        values = np.asarray(found)
+        if self.api.labels_path is not None:
+            return values.reshape(n)
+        return values.reshape(n, -1).argmax(1)

@@ -1,0 +1,47 @@
+"""TorchServe's inference API: one image per POST /predictions/{model} (its image handlers take the image
+file itself, so each input is sent as a PNG); the answer is a label, or TorchServe's top-k
+`{"class or index": probability}` object, whose most probable key is the label."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+
+from bbrange.attacker.campaigns.errors import OracleError
+from bbrange.attacker.campaigns.pictures import png_bytes
+from bbrange.attacker.campaigns.targets.client import TargetClient
+from bbrange.attacker.campaigns.targets.encoding import RemoteModel
+from bbrange.attacker.campaigns.targets.kserve_v1 import label_of
+
+
+class TorchServeTarget(TargetClient):
+    protocol = "torchserve"
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.batch_size = 1  # TorchServe batches on the server side, from single requests
+
+    def _describe(self) -> RemoteModel:
+        t = self.target
+        assert t.input_shape is not None and t.num_classes is not None  # the spec requires them for TorchServe
+        self._call(lambda: self._client.get("/ping"))
+        return RemoteModel(self.model, (t.input_shape[0], t.input_shape[1], t.input_shape[2]), t.num_classes)
+
+    def _send(self, batch: np.ndarray) -> httpx.Response:
+        if len(batch) != 1:
+            raise OracleError("bad_request", "TorchServe takes one input per request")
+        return self._client.post(f"/predictions/{self.model}", content=png_bytes(batch[0]),
+                                 headers={"Content-Type": "image/png"})
+
+    def _labels(self, response: httpx.Response, n: int) -> np.ndarray:
+        answer = response.json()
+        if isinstance(answer, list):
+            answer = answer[0]
+        if isinstance(answer, dict) and answer and all(isinstance(v, int | float) for v in answer.values()):
+            best = max(answer, key=lambda k: answer[k])
+            names = self._class_names()
+            return np.array([int(best) if best.isdigit() else names.index(best)], dtype=np.int64)
+        return np.array([label_of(answer)], dtype=np.int64)
+
+    def _class_names(self) -> list[str]:
+        raise KeyError("TorchServe answered class names; give the model's index_to_name so it answers indices")
