@@ -32,7 +32,8 @@ def train(
     epochs: Annotated[int | None, typer.Option(min=1, help="Epochs (default: the recipe's).")] = None,
     recipe: Annotated[str | None, typer.Option(help="Training recipe (default: the dataset's name): mnist, "
                                                        "mnist-thesis (the JSMA thesis's SGD schedule, ~35 min on "
-                                                       "2 cores), gtsrb.")] = None,
+                                                       "2 cores), mnist-fgsm-adv (FGSM adversarial training), "
+                                                       "mnist-ens-adv (ensemble adversarial training), gtsrb.")] = None,
     seed: int = 0,
     quick: Annotated[bool, typer.Option("--quick", help="A subset and one epoch, for tests.")] = False,
     device: DeviceOption = "auto",

@@ -12,6 +12,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 
+from bbrange.oracle.adversarial_training import AdversarialTraining, adversarial_loss, train_static_models
 from bbrange.shared.architectures import ARCHITECTURES, build_model
 from bbrange.shared.datasets import Dataset, load_dataset
 from bbrange.shared.devices import as_batch
@@ -29,6 +30,7 @@ class TrainingRecipe:
     # "adam": Adam under a one-cycle schedule peaking at 3× the rate (minutes on a CPU); "sgd": plain
     # SGD at a constant rate, as the Theano tutorial the thesis trained its LeNet with.
     optimizer: Literal["adam", "sgd"] = "adam"
+    adversarial: AdversarialTraining | None = None  # a defended oracle (adversarial_training.py)
 
 
 RECIPES: dict[str, TrainingRecipe] = {
@@ -37,6 +39,11 @@ RECIPES: dict[str, TrainingRecipe] = {
     # About 35 minutes on 2 CPU cores: for the white-box reproduction, not for `make demo`.
     "mnist-thesis": TrainingRecipe("mnist", "lenet", epochs=200, batch_size=500, learning_rate=0.1, max_shift=0,
                                    optimizer="sgd"),
+    # Defended oracles (issue: compare defences under the same black-box attack).
+    "mnist-fgsm-adv": TrainingRecipe("mnist", "lenet", epochs=6, batch_size=128, learning_rate=1e-3, max_shift=0,
+                                     adversarial=AdversarialTraining(eps=0.3)),
+    "mnist-ens-adv": TrainingRecipe("mnist", "lenet", epochs=6, batch_size=128, learning_rate=1e-3, max_shift=0,
+                                    adversarial=AdversarialTraining(eps=0.3, static_architectures=("mlp", "papernot-mnist"))),
     "gtsrb": TrainingRecipe("gtsrb", "gtsrb-cnn", epochs=10, batch_size=128, learning_rate=1e-3, max_shift=2),
 }
 QUICK_TRAIN_SAMPLES = 3000
@@ -131,6 +138,9 @@ def train_oracle(
         )
     x_all = as_batch(train.x, torch.device("cpu"))
     y_all = torch.from_numpy(train.y)
+    adv = chosen.adversarial
+    static = [] if adv is None else train_static_models(adv, x_all, y_all, train.num_classes, chosen.batch_size,
+                                                        generator, device)
 
     started = time.perf_counter()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -143,7 +153,11 @@ def train_oracle(
             for step in range(steps_per_epoch):
                 idx = order[step * chosen.batch_size : (step + 1) * chosen.batch_size]
                 xb = random_shift(x_all[idx], chosen.max_shift, generator).to(device)
-                loss = nn.functional.cross_entropy(model(xb), y_all[idx].to(device))
+                yb = y_all[idx].to(device)
+                if adv is None:
+                    loss = nn.functional.cross_entropy(model(xb), yb)
+                else:
+                    loss = adversarial_loss(model, xb, yb, adv, static, step)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
                 optimizer.step()
@@ -172,7 +186,9 @@ def train_oracle(
         training=TrainingSettings(
             epochs=n_epochs, batch_size=chosen.batch_size, learning_rate=chosen.learning_rate, seed=seed,
             quick=quick, train_samples=len(train), threads=torch.get_num_threads(),
-            augmentation=f"random shift up to {chosen.max_shift}px" if chosen.max_shift else "none",
+            augmentation=(f"random shift up to {chosen.max_shift}px" if chosen.max_shift else "none") + (
+                "" if adv is None else f"; adversarial training, FGSM ε={adv.eps} from "
+                + (", ".join(["itself", *adv.static_architectures]))),
             recipe=recipe_name, optimizer=chosen.optimizer,
         ),
         wall_time_s=round(wall, 1),
