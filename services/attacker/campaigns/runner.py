@@ -20,6 +20,7 @@ import numpy as np
 
 from bbrange.attacker.campaigns import targets
 from bbrange.attacker.campaigns.allowlist import OracleAllowlist
+from bbrange.attacker.campaigns.data_spec import UploadedInitialSet
 from bbrange.attacker.campaigns.errors import (
     CampaignCancelled,
     CampaignLost,
@@ -45,7 +46,7 @@ from bbrange.attacker.campaigns.records import (
 )
 from bbrange.attacker.campaigns.samples import SampleSet, SampleStore
 from bbrange.attacker.campaigns.settings import AttackerSettings
-from bbrange.attacker.campaigns.spec import CampaignSpec, UploadedInitialSet
+from bbrange.attacker.campaigns.spec import CampaignSpec
 from bbrange.attacker.campaigns.store import CampaignStore, LeaseKeeper
 from bbrange.attacker.engine import (
     BlackBoxResult,

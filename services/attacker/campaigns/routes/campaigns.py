@@ -7,12 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from bbrange.attacker.campaigns.data_spec import UploadedInitialSet
 from bbrange.attacker.campaigns.dependencies import Campaign, Services, campaign
 from bbrange.attacker.campaigns.errors import TargetNotAllowed
 from bbrange.attacker.campaigns.jobs import drop_queued_job, enqueue_campaign
 from bbrange.attacker.campaigns.records import CampaignRecord, CampaignState, utcnow
 from bbrange.attacker.campaigns.schemas import CampaignAccepted, CampaignPage
-from bbrange.attacker.campaigns.spec import CampaignSpec, UploadedInitialSet
+from bbrange.attacker.campaigns.spec import CampaignSpec
 from bbrange.attacker.campaigns.target_spec import REVEAL_SECRETS
 from bbrange.attacker.campaigns.user_data import UserDataError, volume_file
 from bbrange.shared.http_errors import ApiError, error_responses
