@@ -82,3 +82,16 @@ def test_a_labelling_budget_attacks_with_the_substitute_it_has_unless_told_to_st
     stops = run_blackbox_attack(quick_oracle, mnist_test.x[:20], x_eval, y_eval,
                                 BlackBoxAttack(capped, FGSM(), stop_when_training_stops=True))
     assert stops.report is None and len(stops.x_adv) == 0 and not stops.completed
+
+
+def test_jsma_results_carry_the_thesis_measures_on_the_substitute(quick_oracle: InProcessOracle, mnist_test) -> None:
+    x_eval, y_eval = mnist_test.x[100:106], mnist_test.y[100:106]
+    result = run_blackbox_attack(quick_oracle, mnist_test.x[:20], x_eval, y_eval,
+                                 BlackBoxAttack(QUICK, JSMA(target="next", batch_size=6), noise_baseline=False))
+    assert result.jsma is not None and result.targets is not None
+    a = result.jsma.adversarial_distance
+    assert a.shape == (6,) and ((0 <= a) & (a <= 1)).all()
+    h = result.jsma.hardness
+    assert h.shape == (10, 10)
+    pairs = set(zip(result.label_before.tolist(), result.targets.tolist(), strict=True))
+    assert all(np.isnan(h[s, t]) == ((s, t) not in pairs) for s in range(10) for t in range(10))

@@ -75,6 +75,11 @@ class CampaignResults(BaseModel):
     noise_misclassification_rate: float | None = None
     lift_over_noise: float | None = Field(None, description="transfer_rate − noise_rate")
     noise_samples: int = Field(0, description="Images the noise baseline was measured on")
+    mean_adversarial_distance: float | None = Field(
+        None, description="JSMA: the thesis's A(X, t) on the substitute, averaged over the examples")
+    hardness: list[list[float | None]] | None = Field(
+        None, description="JSMA: the thesis's H(s, t) on the substitute, per source (row) and target (column) "
+                          "class, over Υ_k = Υ·k/5; null where no example had that pair")
     stop_reason: str | None = Field(None, description="Why substitute training stopped early, if it did")
 
 

@@ -279,7 +279,16 @@ class _CampaignRun:
             "substitute_accuracy": reports[-1].substitute_accuracy if reports else None,
             "oracle_agreement": reports[-1].oracle_agreement if reports else None,
             "stop_reason": result.substitute.stop_reason,
+            **_jsma_results(result),
         })
+
+
+def _jsma_results(result: BlackBoxResult) -> dict[str, object]:
+    if result.jsma is None:
+        return {}
+    h = result.jsma.hardness
+    return {"mean_adversarial_distance": float(result.jsma.adversarial_distance.mean()),
+            "hardness": [[None if np.isnan(v) else round(float(v), 6) for v in row] for row in h]}
 
 
 def _sample_set(inputs: CampaignInputs, result: BlackBoxResult) -> SampleSet:

@@ -193,6 +193,21 @@ def hardness(success_rates: np.ndarray, distortions: np.ndarray) -> np.ndarray:
     return np.asarray(((tau[1:] - tau[:-1]) * (eps[1:] + eps[:-1]) / 2).sum(0))
 
 
+def hardness_by_distortion(sources: np.ndarray, targets: np.ndarray, success: np.ndarray, l0: np.ndarray,
+                           num_classes: int, upsilons: np.ndarray) -> np.ndarray:
+    """H(s, t) from one JSMA run at the largest Υ: JSMA stops at its first success, so a sample that succeeded
+    with distortion d would have succeeded under any Υ_k ≥ d. τ_k counts the successes with L0 ≤ Υ_k (a
+    pair that moved one feature makes this a slight over-count against the thesis's iteration limit)."""
+    taus, epss = [], []
+    for u in upsilons:
+        m = pair_matrices(sources, targets, np.asarray(success) & (np.asarray(l0) <= u + 1e-12), l0, num_classes)
+        taus.append(m.success_rate)
+        epss.append(m.distortion_successful)
+    h = hardness(np.stack(taus), np.stack(epss))
+    h[m.counts == 0] = np.nan  # no sample of that pair: unknown, not easy
+    return h
+
+
 def adversarial_distance(
     model: nn.Module,
     x: torch.Tensor,

@@ -26,7 +26,15 @@ from torch import nn
 
 from bbrange.attacker.engine.attack import Attack
 from bbrange.attacker.engine.errors import BudgetExhausted, QueryPhase
-from bbrange.attacker.engine.evaluation import Distortion, TransferReport, distortion, success_of, summarise
+from bbrange.attacker.engine.evaluation import (
+    Distortion,
+    TransferReport,
+    adversarial_distance,
+    distortion,
+    hardness_by_distortion,
+    success_of,
+    summarise,
+)
 from bbrange.attacker.engine.fgsm import FGSM
 from bbrange.attacker.engine.jsma import JSMA
 from bbrange.attacker.engine.oracles import LabelOracle, QueryCounter
@@ -65,6 +73,16 @@ class BlackBoxResult:
     report: TransferReport | None
     completed: bool
     stop_reason: str | None = None
+    jsma: JsmaMeasures | None = None  # targeted JSMA: the thesis's measures, on the substitute
+
+
+@dataclass(frozen=True)
+class JsmaMeasures:
+    """The JSMA thesis's A(X, t) and H(s, t), measured on the substitute (white-box, where they are defined)."""
+
+    adversarial_distance: np.ndarray  # A(X, t) per example: 1 − share of features with a positive saliency
+    hardness: np.ndarray  # (C, C) H(s, t) over Υ_k = Υ·k/5, k = 1..5; NaN where no sample
+    substitute_success: np.ndarray  # per example: the substitute labels it as its target
 
 
 def run_blackbox_attack(
@@ -109,6 +127,7 @@ def run_blackbox_attack(
                        device)
     x_adv = _craft(attack.crafting, model, x_eval, targets, device, progress)
 
+    jsma = _jsma_measures(attack.crafting, model, x_eval, x_adv, label_before, targets, counter.num_classes, device)
     label_after, stop_reason = _evaluate(counter, x_adv, "evaluation", progress)
     x_noise = label_noise = None
     if attack.noise_baseline and stop_reason is None:
@@ -123,7 +142,7 @@ def run_blackbox_attack(
                        queries=len(label_after), noise_labels=label_noise)
     return BlackBoxResult(sub, label_before, x_adv, targets, label_after, x_noise, label_noise,
                           success_of(label_after, y_eval, targets), d, report, completed=stop_reason is None,
-                          stop_reason=stop_reason)
+                          stop_reason=stop_reason, jsma=jsma)
 
 
 def _targets(crafting: Attack, model: nn.Module, x: np.ndarray, label_before: np.ndarray, num_classes: int,
@@ -132,6 +151,22 @@ def _targets(crafting: Attack, model: nn.Module, x: np.ndarray, label_before: np
         return None
     return choose_targets(crafting.target, label_before, num_classes, seed=seed, target_class=crafting.target_class,
                           model=model, x=x, device=device)
+
+
+def _jsma_measures(crafting: Attack, model: nn.Module, x: np.ndarray, x_adv: np.ndarray, sources: np.ndarray,
+                   targets: np.ndarray | None, num_classes: int, device: torch.device) -> JsmaMeasures | None:
+    if not isinstance(crafting, JSMA) or targets is None or not len(x):
+        return None
+    target_t = torch.from_numpy(targets).to(device)
+    with torch.no_grad():
+        reached = torch.cat([model(as_batch(x_adv[i : i + 1000], device)).argmax(1)
+                             for i in range(0, len(x_adv), 1000)]) == target_t
+    a = np.concatenate([adversarial_distance(model, as_batch(x[i : i + 100], device), target_t[i : i + 100],
+                                             theta=crafting.theta) for i in range(0, len(x), 100)])
+    upsilons = crafting.upsilon * np.arange(1, 6) / 5
+    success = reached.cpu().numpy()
+    h = hardness_by_distortion(sources, targets, success, distortion(x, x_adv).l0, num_classes, upsilons)
+    return JsmaMeasures(a, h, success)
 
 
 def _craft(crafting: Attack, model: nn.Module, x: np.ndarray, targets: np.ndarray | None, device: torch.device,
