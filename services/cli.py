@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from bbrange.attacker.campaigns.cli import app as attack_app
+from bbrange.attacker.campaigns.cli import percent
 from bbrange.attacker.campaigns.spec import DEFAULT_STEP_SIZE
 from bbrange.oracle.cli import app as oracle_app
 from bbrange.shared.datasets import DATA_DIR_ENV
@@ -18,6 +19,21 @@ from bbrange.shared.datasets import DATA_DIR_ENV
 app = typer.Typer(help="blackbox-range: black-box attacks on deployed classifiers.", no_args_is_help=True)
 app.add_typer(oracle_app, name="oracle")
 console = Console()
+
+def _beside_the_paper(record: dict[str, Any]) -> Table:
+    r, q = record.get("results") or {}, record.get("queries") or {}
+    table = Table("", "paper (MetaMind oracle)", "this run", "settings", title="Papernot et al. 2017, Section 5.1")
+    table.add_row("substitute accuracy after ρ=6", "81.20%", percent(r.get("substitute_accuracy")),
+                  f"S0 = 150 MNIST test images, λ = {DEFAULT_STEP_SIZE:+g} (the paper prints +0.1)")
+    table.add_row("misclassified by the oracle at ε=0.3", "84.24%", percent(r.get("misclassification_rate")),
+                  "FGSM on the substitute")
+    table.add_row("  random ±0.3 noise on the same images", "-", percent(r.get("noise_rate")),
+                  "the baseline: what noise of the same size does alone")
+    table.add_row("  over images the oracle labelled correctly", "-", percent(r.get("transfer_rate_on_correct")),
+                  f"oracle clean accuracy {percent(r.get('clean_accuracy'))}")
+    table.add_row("labelling queries", "6,400 (100·2^6)", f"{q.get('labelling', 0):,}", "150·2^6")
+    return table
+
 
 WorkdirOption = Annotated[Path, typer.Option("--workdir", help="Logs, Redis data and campaign samples.")]
 ModelDirOption = Annotated[Path, typer.Option("--model-dir", envvar="BBRANGE_MODEL_DIR", help="Oracle models.")]
@@ -85,8 +101,9 @@ def demo(
         with LocalRange(workdir, model_dir, data_dir, workers=1, device=device, console=console) as endpoints:
             console.print(f"range up: oracle {endpoints.oracle_url}, attacker {endpoints.attacker_url} "
                           f"(logs in {workdir / 'logs'})")
+            record = None
             try:
-                run_campaign(oracle_url=endpoints.oracle_url, model="mnist", api_key=endpoints.api_key,
+                record = run_campaign(oracle_url=endpoints.oracle_url, model="mnist", api_key=endpoints.api_key,
                              dataset="mnist", s0=150, s0_offset=0, preset="papernot-mnist", rho=6, lam=DEFAULT_STEP_SIZE,
                              periodic_step=False, tau=3, reservoir=False, sigma=3, kappa=400, train_epochs=10,
                              method="fgsm", eps=0.3, theta=1.0, upsilon=0.145, target="random", target_class=None,
@@ -99,11 +116,6 @@ def demo(
     except RangeError as e:
         console.print(f"[red]{e}[/]")
         raise typer.Exit(1) from None
-    paper = Table("", "paper (MetaMind oracle)", "settings", title="Papernot et al. 2017, Section 5.1")
-    paper.add_row("substitute accuracy after ρ=6", "81.20%",
-                  f"this run: S0 = 150 MNIST test images, λ = {DEFAULT_STEP_SIZE:+g} (the paper prints +0.1)")
-    paper.add_row("misclassified by the oracle at ε=0.3", "84.24%", "FGSM on the substitute")
-    paper.add_row("queries", "6,400 (100·2^6)", "this run: 150·2^6 = 9,600 labelling queries")
-    console.print(paper)
+    console.print(_beside_the_paper(record or {}))
     console.print(f"grid picture: {grid}")
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s")

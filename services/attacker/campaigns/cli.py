@@ -105,7 +105,7 @@ def _request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dic
     return request_or_exit(client, method, path, "attacker API", console, **kwargs)
 
 
-def _pct(value: float | None) -> str:
+def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.2%}"
 
 
@@ -113,22 +113,27 @@ def print_result(record: dict[str, Any], api: str) -> None:
     epochs = Table("ρ", "|S_ρ|", "labelling queries", "substitute accuracy", "oracle agreement", "wall s",
                    title="substitute epochs")
     for e in record["epochs"]:
-        epochs.add_row(str(e["rho"]), str(e["set_size"]), str(e["labelling_queries"]), _pct(e["substitute_accuracy"]),
-                       _pct(e["oracle_agreement"]), f"{e['wall_s']:.1f}")
+        epochs.add_row(str(e["rho"]), str(e["set_size"]), str(e["labelling_queries"]), percent(e["substitute_accuracy"]),
+                       percent(e["oracle_agreement"]), f"{e['wall_s']:.1f}")
     console.print(epochs)
     results = record.get("results") or {}
     q = record["queries"]
     table = Table("", "value", title=f"campaign {record['id']}: {record['state']}")
     rows = [
-        ("substitute accuracy", _pct(results.get("substitute_accuracy"))),
-        ("oracle agreement", _pct(results.get("oracle_agreement"))),
-        ("transfer rate", _pct(results.get("transfer_rate"))),
-        ("misclassified by the oracle", _pct(results.get("misclassification_rate"))),
-        ("oracle label changed", _pct(results.get("label_change_rate"))),
+        ("substitute accuracy", percent(results.get("substitute_accuracy"))),
+        ("oracle agreement", percent(results.get("oracle_agreement"))),
+        ("transfer rate", percent(results.get("transfer_rate"))),
+        ("  random noise of the same size (baseline)", percent(results.get("noise_rate"))),
+        ("  lift over the noise", percent(results.get("lift_over_noise"))),
+        ("  over the images the oracle labelled correctly", percent(results.get("transfer_rate_on_correct"))),
+        ("oracle's clean accuracy on these images", percent(results.get("clean_accuracy"))),
+        ("misclassified by the oracle", percent(results.get("misclassification_rate"))),
+        ("oracle label changed", percent(results.get("label_change_rate"))),
         ("samples", str(results.get("samples", 0))),
         ("mean L0 / L2 / L∞", "-" if results.get("mean_l0") is None else
          f"{results['mean_l0']:.2%} / {results['mean_l2']:.3f} / {results['mean_linf']:.3f}"),
-        ("queries (labelling / agreement / evaluation)", f"{q['labelling']} / {q['agreement']} / {q['evaluation']}"),
+        ("queries (labelling / agreement / evaluation / noise baseline)",
+         f"{q['labelling']} / {q['agreement']} / {q['evaluation']} / {q.get('baseline', 0)}"),
         ("queries total", str(q["total"])),
     ]
     for k, v in rows:
@@ -150,7 +155,7 @@ def follow(client: httpx.Client, cid: str, poll_s: float = 1.0) -> dict[str, Any
             record = _request(client, "GET", f"/attacks/{cid}")
             for e in record["epochs"][shown_epochs:]:
                 progress.console.print(f"  ρ={e['rho']} |S|={e['set_size']} substitute accuracy "
-                                       f"{_pct(e['substitute_accuracy'])}, agreement {_pct(e['oracle_agreement'])}")
+                                       f"{percent(e['substitute_accuracy'])}, agreement {percent(e['oracle_agreement'])}")
             shown_epochs = len(record["epochs"])
             q = record["queries"]["total"]
             progress.update(task, completed=record["progress"],
@@ -191,7 +196,7 @@ def run(
     api: ApiOpt = "http://127.0.0.1:8100",
     wait: Annotated[bool, typer.Option(help="Follow the campaign until it finishes.")] = True,
     grid_out: Annotated[Path | None, typer.Option(help="Also save the grid picture here.")] = None,
-) -> None:
+) -> dict[str, Any] | None:
     """Submit a campaign, follow it with a progress bar, and print the results."""
     if spec_file is not None:
         spec: dict[str, Any] = json.loads(spec_file.read_text())
@@ -216,7 +221,7 @@ def run(
         cid = accepted["id"]
         console.print(f"campaign [bold]{cid}[/] queued: {api.rstrip('/')}{accepted['location']}")
         if not wait:
-            return
+            return None
         try:
             record = follow(client, cid)
         except KeyboardInterrupt:
@@ -231,3 +236,4 @@ def run(
             console.print(f"grid picture saved to {grid_out}")
     if record["state"] != "succeeded":
         raise typer.Exit(1)
+    return record
