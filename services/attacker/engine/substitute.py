@@ -11,8 +11,10 @@ for the first τ epochs, towards the boundary, where the new points tell the sub
 oracle. Against our MNIST oracles −0.1 gives a substitute that agrees with the oracle on ~95% of the
 held-out images instead of ~82%, and roughly doubles FGSM transfer (benchmarks/ENGINE.md): it is the
 default, and +0.1 is the paper as printed. Two refinements of the paper are options: periodic step size
-λ_ρ = λ·(−1)^⌊ρ/τ⌋ and reservoir sampling (from ρ ≥ σ on, only κ points of the newest ones are
-augmented, so each later epoch costs κ queries).
+λ_ρ = λ·(−1)^⌊ρ/τ⌋ and reservoir sampling (from ρ ≥ σ on, only κ points are augmented, so each later
+epoch costs κ queries). The paper's Algorithm 3 draws those κ uniformly from the whole previous set
+S_{ρ−1} (`reservoir_from="all"`, the default); drawing them from the newest points only ("newest") was
+this project's first reading, kept for comparison.
 
 Only labels come from the oracle, through a `QueryCounter`; nothing here reads the oracle's model.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -47,6 +50,7 @@ class SubstituteConfig:
     reservoir: bool = False
     sigma: int = 3
     kappa: int = 400
+    reservoir_from: Literal["all", "newest"] = "all"
     # Training per substitute epoch (the paper's cleverhans tutorial: 10 epochs, batch 128, Adam 1e-3).
     train_epochs: int = 10
     batch_size: int = 128
@@ -176,7 +180,7 @@ def train_substitute(
 
     x_set = as_batch(x0, device)
     y_set = torch.zeros(0, dtype=torch.long, device=device)
-    previous_size = 0  # S_{ρ-1}: the reservoir draws from the newest points, S_ρ \ S_{ρ-1}
+    previous_size = 0  # |S_{ρ-1}|: reservoir_from="newest" draws from S_ρ \ S_{ρ-1}
     reports: list[EpochReport] = []
     stop_reason: str | None = None
 
@@ -227,8 +231,8 @@ def train_substitute(
             break
 
         if config.reservoir and rho >= config.sigma:
-            fresh = np.arange(previous_size, len(x_set))
-            chosen = torch.from_numpy(fresh[reservoir_sample(len(fresh), config.kappa, rng)]).to(device)
+            pool = np.arange(previous_size if config.reservoir_from == "newest" else 0, len(x_set))
+            chosen = torch.from_numpy(pool[reservoir_sample(len(pool), config.kappa, rng)]).to(device)
         else:
             chosen = torch.arange(len(x_set), device=device)
         previous_size = len(x_set)
