@@ -23,7 +23,7 @@ Environment (or the matching options):
   BBRANGE_SMOKE_IMAGES=standins|public   stand-ins built here (default) or the public images (needs internet)
   BBRANGE_SMOKE_DAEMON=own|existing      start a daemon of our own (default; needs root) or use DOCKER_HOST's
   BBRANGE_SMOKE_CACHE=DIR                root filesystems, wheelhouse, compose binary (default ~/.cache/bbrange-smoke)
-  BBRANGE_SMOKE_STORAGE_DRIVER=vfs       storage driver of the own daemon
+  BBRANGE_SMOKE_STORAGE_DRIVER=auto      storage driver of the own daemon (auto: dockerd's choice; or vfs)
   BBRANGE_DATA_DIR=DIR                   a folder with mnist/ (and gtsrb/): bound read-only as the datasets volume
 """
 
@@ -47,9 +47,11 @@ import tarfile
 import tempfile
 import threading
 import time
+import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -292,8 +294,9 @@ class Smoke:
         log = open(self.tmp / "dockerd.log", "w")
         # No default bridge (compose makes its own networks), no iptables rules, no IP forwarding: a container
         # reaches the other containers of its network and nothing else.
+        driver = [] if self.args.storage_driver == "auto" else [f"--storage-driver={self.args.storage_driver}"]
         self.daemon = subprocess.Popen(
-            ["dockerd", f"--storage-driver={self.args.storage_driver}", "--iptables=false", "--ip-forward=false",
+            ["dockerd", *driver, "--iptables=false", "--ip-forward=false",
              "--bridge=none", f"--data-root={d / 'data'}", f"--exec-root={d / 'exec'}",
              f"--pidfile={d / 'docker.pid'}", f"--host=unix://{sock}"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -330,6 +333,7 @@ class Smoke:
                 run(cmd + [SUITE, str(part)] + mirrors, env=self.env)
                 part.replace(tarball)
                 made.append(name)
+            prune(tarball.parent, keep=tarball, prefix=f"{name}-")
             changes = [a for c in spec["changes"] for a in ("--change", c)]
             run(["docker", "import", "--message", f"stand-in for {spec['replaces']} (Debian {SUITE})", *changes,
                  str(tarball), spec["tag"]], env=self.env, capture=True)
@@ -341,8 +345,13 @@ class Smoke:
             note["detail"] = "public: the build installs from PyPI and the PyTorch CPU index"
             return None
         constraints = (REPO / "docker" / "constraints.txt").read_text()
-        build_requires = re.search(r'requires\s*=\s*\[([^\]]*)\]', (REPO / "pyproject.toml").read_text()).group(1)
-        key = hashlib.sha256((constraints + build_requires).encode()).hexdigest()[:12]
+        build_requires = (REPO / "pyproject.toml").read_text()
+        # The stand-in's Python is Debian's 3.11.2, not the official image's 3.11.14: some requirements differ by
+        # interpreter version (redis-py wants async-timeout below 3.11.3), so resolve for that interpreter.
+        python = run(["docker", "run", "--rm", "--network", "none", STANDINS["python"]["tag"], "python3", "-c",
+                      "import platform; print(platform.python_version())"], env=self.env, capture=True,
+                     quiet=True).stdout.strip()
+        key = hashlib.sha256((constraints + build_requires + python + "markers").encode()).hexdigest()[:12]
         house = self.cache / "wheelhouse" / key
         if not (house / "simple").is_dir():
             dl = self.tmp / "wheels"
@@ -360,9 +369,25 @@ class Smoke:
                 run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
                      "--index-url", "https://download.pytorch.org/whl/cpu", "-d", str(dl), *torch], env=self.env)
             # The rest of the pinned closure, and the build backend the project's pyproject asks for.
-            setuptools = [p for p in others if p.startswith("setuptools==")]
             run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                 "-d", str(dl), *others, *([] if setuptools else ["setuptools"])], env=self.env)
+                 "-d", str(dl), *others], env=self.env)
+            # Then the project's requirements (torch aside) and its build backend, resolved with their
+            # dependencies for the stand-in's interpreter, within the same pins.
+            pinned = self.tmp / "constraints-without-torch.txt"
+            pinned.write_text("\n".join(others) + "\n")
+            project = tomllib.loads((REPO / "pyproject.toml").read_text())
+            wanted = [r for r in project["project"]["dependencies"] if not re.match(r"torch\b", r)]
+            wanted += project["build-system"]["requires"]
+            run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--python-version", python,
+                 "--constraint", str(pinned), "-d", str(dl), *wanted], env=self.env)
+            # pip evaluates environment markers for the interpreter it runs in, whatever --python-version says:
+            # add what the wheels require on the stand-in's interpreter until nothing is missing.
+            for _ in range(10):
+                missing = missing_requirements(dl, python)
+                if not missing:
+                    break
+                run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                     "--constraint", str(pinned), "-d", str(dl), *missing], env=self.env)
             part = house.with_name(house.name + ".part")
             shutil.rmtree(part, ignore_errors=True)
             for wheel in dl.iterdir():
@@ -371,8 +396,10 @@ class Smoke:
                 shutil.move(str(wheel), part / "simple" / project / wheel.name)
             shutil.rmtree(house, ignore_errors=True)
             part.replace(house)
+        prune(house.parent, keep=house)
         files = list((house / "simple").glob("*/*.whl"))
-        note["detail"] = f"{len(files)} wheels, {sum(f.stat().st_size for f in files) / 1e6:.0f} MB ({house})"
+        note["detail"] = (f"{len(files)} wheels, {sum(f.stat().st_size for f in files) / 1e6:.0f} MB, "
+                          f"for Python {python} ({house})")
         return house
 
     def build(self, note: dict, house: Path | None) -> None:
@@ -645,6 +672,47 @@ def debian_sources() -> list[str]:
     return [f"deb {main} {SUITE} main", f"deb {main} {SUITE}-updates main", f"deb {security} {SUITE}-security main"]
 
 
+def prune(folder: Path, keep: Path, prefix: str = "") -> None:
+    """Drop the cache's older entries (other keys) beside `keep`."""
+    for entry in folder.iterdir():
+        if entry != keep and entry.name.startswith(prefix):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def missing_requirements(wheels: Path, python: str) -> list[str]:
+    """Requirements of the wheels in `wheels`, markers evaluated for CPython `python` on Linux, that no wheel there
+    satisfies by name."""
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # pip vendors it
+        from pip._vendor.packaging.requirements import Requirement
+    env = {"python_version": ".".join(python.split(".")[:2]), "python_full_version": python,
+           "implementation_name": "cpython", "platform_python_implementation": "CPython", "sys_platform": "linux",
+           "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix", "extra": ""}
+    have = {_normalize(w.name.split("-")[0]) for w in wheels.glob("*.whl")}
+    missing: dict[str, str] = {}
+    for wheel in wheels.glob("*.whl"):
+        with zipfile.ZipFile(wheel) as z:
+            meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+            text = z.read(meta).decode(errors="replace")
+        for line in text.splitlines():
+            if not line.startswith("Requires-Dist:"):
+                continue
+            req = Requirement(line.split(":", 1)[1].strip())
+            if req.marker is not None and not req.marker.evaluate(env):
+                continue
+            if _normalize(req.name) not in have:
+                missing[_normalize(req.name)] = f"{req.name}{req.specifier}"
+    return sorted(missing.values())
+
+
 def pip_find_links() -> list[str]:
     out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
     links: list[str] = []
@@ -707,7 +775,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="start a daemon of our own (root), or use the one DOCKER_HOST points at")
     p.add_argument("--cache", default=os.environ.get("BBRANGE_SMOKE_CACHE", "~/.cache/bbrange-smoke"))
     p.add_argument("--tmp", default=os.environ.get("BBRANGE_SMOKE_TMP"), help="where the daemon's folder goes")
-    p.add_argument("--storage-driver", default=os.environ.get("BBRANGE_SMOKE_STORAGE_DRIVER", "vfs"))
+    p.add_argument("--storage-driver", default=os.environ.get("BBRANGE_SMOKE_STORAGE_DRIVER", "auto"),
+                   help="of the own daemon: auto (dockerd picks: overlay2 where the kernel allows it), or e.g. vfs "
+                        "(works everywhere; copies every layer whole: slower, ~30 GB)")
     p.add_argument("--up-timeout", type=float, default=900, help="seconds for the trainer and every health check")
     p.add_argument("--campaign-timeout", type=float, default=600)
     return p.parse_args(argv)
