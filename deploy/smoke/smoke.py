@@ -291,15 +291,15 @@ class Smoke:
         d = self.tmp / "docker"
         d.mkdir()
         sock = d / "docker.sock"
-        log = open(self.tmp / "dockerd.log", "w")
         # No default bridge (compose makes its own networks), no iptables rules, no IP forwarding: a container
         # reaches the other containers of its network and nothing else.
         driver = [] if self.args.storage_driver == "auto" else [f"--storage-driver={self.args.storage_driver}"]
-        self.daemon = subprocess.Popen(
-            ["dockerd", *driver, "--iptables=false", "--ip-forward=false",
-             "--bridge=none", f"--data-root={d / 'data'}", f"--exec-root={d / 'exec'}",
-             f"--pidfile={d / 'docker.pid'}", f"--host=unix://{sock}"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.tmp / "dockerd.log", "w") as log:  # the daemon keeps its own copy of the descriptor
+            self.daemon = subprocess.Popen(
+                ["dockerd", *driver, "--iptables=false", "--ip-forward=false",
+                 "--bridge=none", f"--data-root={d / 'data'}", f"--exec-root={d / 'exec'}",
+                 f"--pidfile={d / 'docker.pid'}", f"--host=unix://{sock}"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.env["DOCKER_HOST"] = f"unix://{sock}"
 
         def up() -> str | None:
@@ -522,7 +522,8 @@ class Smoke:
             if status != 201:
                 raise SmokeFailure(f"POST /v1/admin/clients: {status} {created}")
             client_id, api_key = created["client"]["client_id"], created["api_key"]
-            note["detail"] = f"client {client_id}, budget 5000; models: {', '.join(m.get('name', '?') for m in models.get('models', []))}"
+            served = ", ".join(m.get("name", "?") for m in models.get("models", []))
+            note["detail"] = f"client {client_id}, budget 5000; models: {served}"
         with self.table.step("campaign submitted") as note:
             spec = {**CAMPAIGN, "target": {"oracle_url": "http://oracle:8000", "model": "mnist", "api_key": api_key}}
             status, accepted = http_json("POST", f"{attacker}/attacks", spec)
@@ -576,7 +577,7 @@ class Smoke:
             try:
                 wait_until("Prometheus's counters equal the campaign's", agrees, 120, 3)
             except SmokeFailure as e:
-                raise SmokeFailure(f"{e}: " + ", ".join(f"{k} = {got.get(k)} (want {v})" for k, v in want.items()))
+                raise SmokeFailure(f"{e}: " + ", ".join(f"{k} = {got.get(k)} (want {v})" for k, v in want.items())) from None
             status, targets = http_json("GET", f"{prometheus}/api/v1/targets?state=active")
             up = [t for t in targets["data"]["activeTargets"] if t["health"] == "up"]
             note["detail"] = (f"oracle inputs {q['total']} = charged = campaign total; attacker queries by phase "
