@@ -199,7 +199,7 @@ def import_model(
         raise typer.BadParameter("; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
                                  ) from None
     except (ImportRefused, ValueError) as e:
-        console.print(f"[red]refused:[/] {e}")
+        console.print(f"[red]refused:[/] {e}", soft_wrap=True)
         raise typer.Exit(1) from None
     accuracy = "no test set" if card.test_accuracy is None else \
         f"test accuracy [bold]{card.test_accuracy:.2%}[/] on {card.test_samples} images"
@@ -225,6 +225,6 @@ def export_model(
     try:
         card = export_onnx(card_path(model_dir, name), target, opset)
     except (WeightsRefused, OSError, ValueError) as e:
-        console.print(f"[red]cannot export {name}:[/] {e}")
+        console.print(f"[red]cannot export {name}:[/] {e}", soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"wrote {target}: {card.name} ({card.architecture} on {card.dataset}), input {card.input_shape}")
