@@ -15,7 +15,7 @@ import pytest
 from bbrange.shared.model_card import read_card
 from bbrange.shared.wire import NPY_MEDIA_TYPE, decode_npy, encode_npy
 from tests.conftest import BBRANGE, ForeignModel, OracleProcess
-from tests.foreign_model import IMPORT_ARGS, export, reference_labels
+from tests.foreign_model import export, reference_labels
 from tests.oracle.test_budgets import metric_value
 
 
