@@ -432,7 +432,7 @@ def report_side_by_side(result: dict[str, object], on: str, off: str, many: int)
     table = Table(title="side by side (one run): served labels/s, latency under load, and the reference each is "
                         "compared with", title_justify="left")
     for name, justify in [("measurement", "left"), ("labels/s", "right"), ("p50 ms", "right"), ("p99 ms", "right"),
-                          ("compared with", "left"), ("ratio", "right"), ("fwd/req", "right"),
+                          ("compared with", "left"), ("ratio", "right"), ("req/forward", "right"),
                           ("CPU other", "right")]:
         table.add_column(name, justify=justify)
     rows: list[dict[str, object]] = []
