@@ -433,7 +433,7 @@ def report_side_by_side(result: dict[str, object], on: str, off: str, many: int)
                         "compared with", title_justify="left")
     for name, justify in [("measurement", "left"), ("labels/s", "right"), ("p50 ms", "right"), ("p99 ms", "right"),
                           ("compared with", "left"), ("ratio", "right"), ("req/forward", "right"),
-                          ("CPU other", "right")]:
+                          ("CPU server", "right"), ("CPU client", "right"), ("CPU other", "right")]:
         table.add_column(name, justify=justify)
     rows: list[dict[str, object]] = []
     for key, c in cells.items():
@@ -444,12 +444,14 @@ def report_side_by_side(result: dict[str, object], on: str, off: str, many: int)
             reference, ratio = f"raw ONNX Runtime batch {batch}", c.labels_per_s / raw[f"onnxruntime {batch}"]
         table.add_row(key, fmt(c.labels_per_s), fmt(c.pct(50), 2), fmt(c.pct(99), 2), reference, f"{ratio:.2f}",
                       f"{c.requests_per_s * c.server_forward_ms / 1e3 / max(c.forward_busy, 1e-9):.2f}"
-                      if c.forward_busy else "-", fmt(c.cpu["other"]))
+                      if c.forward_busy else "-", fmt(c.cpu["server"]), fmt(c.cpu["client"]), fmt(c.cpu["other"]))
         rows.append({"measurement": key, "labels_per_s": c.labels_per_s, "p50_ms": c.pct(50), "p99_ms": c.pct(99),
-                     "reference": reference, "ratio": ratio, "cpu_other_pct": c.cpu["other"]})
+                     "reference": reference, "ratio": ratio, "requests_per_forward": c.requests_per_s * c.seconds
+                     / max(1.0, c.forward_busy * c.seconds / max(c.server_forward_ms / 1e3, 1e-9)),
+                     "cpu_pct": c.cpu})
     for name, lat in latency.items():
         table.add_row(f"single input, 1 client, sequential, {name}", fmt(len(lat) / max(lat.sum() / 1e3, 1e-9)),
-                      fmt(float(np.percentile(lat, 50)), 2), fmt(float(np.percentile(lat, 99)), 2), "", "", "", "")
+                      fmt(float(np.percentile(lat, 50)), 2), fmt(float(np.percentile(lat, 99)), 2), *[""] * 6)
         rows.append({"measurement": f"single input, 1 client, sequential, {name}",
                      "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))})
     console.print(table)
