@@ -45,6 +45,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bbrange.oracle.backend_onnx import OnnxBackend
+from bbrange.oracle.onnx_export import torch_to_onnx
+from bbrange.oracle.onnx_import import ImportSpec, import_onnx
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.devices import as_batch, resolve_device
 from bbrange.shared.model_card import load_model, read_card
@@ -164,10 +167,30 @@ class Totals:
             self.labels += n
 
 
+def npy_labels(response: httpx.Response) -> np.ndarray:
+    return decode_npy(response.content)
+
+
+def v2_labels(response: httpx.Response) -> np.ndarray:
+    """The INT64 labels of an Open Inference Protocol response with the binary output after its JSON header."""
+    split = int(response.headers["Inference-Header-Content-Length"])
+    return np.frombuffer(response.content[split:], dtype="<i8").astype(np.int64)
+
+
+def v2_body(x: np.ndarray, input_name: str) -> tuple[bytes, int]:
+    """An infer request for this batch, tensor bytes after the JSON (tritonclient's default), and the JSON length."""
+    head = json.dumps({"inputs": [{"name": input_name, "shape": list(x.shape), "datatype": "FP32",
+                                   "parameters": {"binary_data_size": x.nbytes}}],
+                       "outputs": [{"name": "label", "parameters": {"binary_data": True}}]}).encode()
+    return head + np.ascontiguousarray(x, dtype="<f4").tobytes(), len(head)
+
+
 class Load:
     """Shared state of one cell's workers: counters only move while `measuring` is set."""
 
-    def __init__(self, batch: int, totals: Totals) -> None:
+    def __init__(self, batch: int, totals: Totals,
+                 decode: Callable[[httpx.Response], np.ndarray] = npy_labels) -> None:
+        self.decode = decode
         self.batch = batch
         self.totals = totals
         self.measuring = False
@@ -180,7 +203,7 @@ class Load:
     def record(self, response: httpx.Response, seconds: float) -> None:
         if response.status_code != 200:
             raise RuntimeError(f"predict answered {response.status_code}: {response.text[:300]}")
-        labels = decode_npy(response.content)
+        labels = self.decode(response)
         if labels.shape != (self.batch,) or labels.dtype != np.int64:
             raise RuntimeError(f"expected {self.batch} int64 labels, got {labels.dtype} {labels.shape}")
         self.totals.add(self.batch)
@@ -193,8 +216,8 @@ class Load:
 
 def run_cell(kind: ClientKind, base_url: str, headers: dict[str, str], path: str, bodies: list[bytes], batch: int,
              concurrency: int, warmup_s: float, duration_s: float, server_pid: int, redis_pid: int,
-             model: str, totals: Totals) -> Cell:
-    load = Load(batch, totals)
+             model: str, totals: Totals, decode: Callable[[httpx.Response], np.ndarray] = npy_labels) -> Cell:
+    load = Load(batch, totals, decode)
     marks: dict[str, object] = {}
     with httpx.Client(base_url=base_url, timeout=30.0) as side:  # for /metrics, off the load's connections
 
@@ -340,6 +363,121 @@ def sequential_latency(base_url: str, headers: dict[str, str], path: str, bodies
     return np.asarray(load.latencies) * 1e3
 
 
+def raw_onnx_forward(backend: OnnxBackend, x: np.ndarray, warmup_s: float, duration_s: float) -> float:
+    """Labels/s of ONNX Runtime's forward on one batch, as the server runs it (preprocessing and argmax included)."""
+    deadline = time.perf_counter() + warmup_s
+    while time.perf_counter() < deadline:
+        backend.labels(x)
+    n = 0
+    started = time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < duration_s:
+        backend.labels(x)
+        n += 1
+    return n * x.shape[0] / elapsed
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    pid: int
+
+
+def side_by_side(kind: ClientKind, on: Server, off: Server, redis_pid: int, api_key: str, model: str, onnx_name: str,
+                 module: torch.nn.Module, onnx_backend: OnnxBackend, images: np.ndarray, device: torch.device,
+                 many: int, warmup_s: float, duration_s: float, totals: Totals) -> dict[str, object]:
+    """The issue's comparisons, in one run on one machine: batching on and off, ONNX Runtime and torch, our
+    route and the Open Inference Protocol's."""
+    auth = {"Authorization": f"Bearer {api_key}"}
+    npy = {**auth, "Content-Type": NPY_MEDIA_TYPE, "Accept": NPY_MEDIA_TYPE}
+    ours = {b: [encode_npy(images[i * b:(i + 1) * b]) for i in range(4)] for b in (1, 100)}
+    v2 = {b: [v2_body(images[i * b:(i + 1) * b], "input") for i in range(4)] for b in (1, 100)}
+    raw: dict[str, float] = {}
+    for b in (1, many, 100):
+        console.print(f"[dim]side by side: raw torch and ONNX Runtime forwards, batch {b} …[/]")
+        raw[f"torch {b}"] = raw_forward(module, images[:b], device, warmup_s, duration_s / 2)
+        raw[f"onnxruntime {b}"] = raw_onnx_forward(onnx_backend, images[:b], warmup_s, duration_s / 2)
+
+    cells: dict[str, Cell] = {}
+
+    def cell(key: str, server: Server, path: str, headers: dict[str, str], bodies: list[bytes], batch: int,
+             clients: int, decode: Callable[[httpx.Response], np.ndarray] = npy_labels) -> None:
+        console.print(f"[dim]side by side: {key} …[/]")
+        cells[key] = run_cell(kind, server.url, headers, path, bodies, batch, clients, warmup_s, duration_s,
+                              server.pid, redis_pid, path.split("/")[3], totals, decode)
+
+    own, own_onnx = f"/v1/models/{model}/predict", f"/v1/models/{onnx_name}/predict"
+    infer = f"/v2/models/{model}/infer"
+    v2_headers = {b: {**auth, "Inference-Header-Content-Length": str(v2[b][0][1])} for b in v2}
+    for server in (on, off):
+        cell(f"own route, batch 100, 1 client, {server.name}", server, own, npy, ours[100], 100, 1)
+        cell(f"own route, batch 1, {many} clients, {server.name}", server, own, npy, ours[1], 1, many)
+    cell(f"V2 route, batch 100, 1 client, {on.name}", on, infer, v2_headers[100], [b for b, _ in v2[100]], 100, 1,
+         v2_labels)
+    cell(f"V2 route, batch 1, {many} clients, {on.name}", on, infer, v2_headers[1], [b for b, _ in v2[1]], 1, many,
+         v2_labels)
+    cell(f"ONNX model, own route, batch 100, 1 client, {on.name}", on, own_onnx, npy, ours[100], 100, 1)
+    cell(f"ONNX model, own route, batch 1, {many} clients, {on.name}", on, own_onnx, npy, ours[1], 1, many)
+    latency = {}
+    for server in (on, off):
+        console.print(f"[dim]side by side: single-input latency, 1 client, sequential, {server.name} …[/]")
+        latency[server.name] = sequential_latency(server.url, npy, own, ours[1], warmup_s, duration_s, totals)
+    return {"raw": raw, "cells": cells, "latency": latency}
+
+
+def report_side_by_side(result: dict[str, object], on: str, off: str, many: int) -> dict[str, object]:
+    raw: dict[str, float] = result["raw"]  # type: ignore[assignment]
+    cells: dict[str, Cell] = result["cells"]  # type: ignore[assignment]
+    latency: dict[str, np.ndarray] = result["latency"]  # type: ignore[assignment]
+    table = Table(title="side by side (one run): served labels/s, latency under load, and the reference each is "
+                        "compared with", title_justify="left")
+    for name, justify in [("measurement", "left"), ("labels/s", "right"), ("p50 ms", "right"), ("p99 ms", "right"),
+                          ("compared with", "left"), ("ratio", "right"), ("req/forward", "right"),
+                          ("CPU server", "right"), ("CPU client", "right"), ("CPU other", "right")]:
+        table.add_column(name, justify=justify)
+    rows: list[dict[str, object]] = []
+    for key, c in cells.items():
+        batch = c.batch if c.batch > 1 else many
+        reference = f"raw torch batch {batch}"
+        ratio = c.labels_per_s / raw[f"torch {batch}"]
+        if key.startswith("ONNX model"):
+            reference, ratio = f"raw ONNX Runtime batch {batch}", c.labels_per_s / raw[f"onnxruntime {batch}"]
+        table.add_row(key, fmt(c.labels_per_s), fmt(c.pct(50), 2), fmt(c.pct(99), 2), reference, f"{ratio:.2f}",
+                      f"{c.requests_per_s * c.server_forward_ms / 1e3 / max(c.forward_busy, 1e-9):.2f}"
+                      if c.forward_busy else "-", fmt(c.cpu["server"]), fmt(c.cpu["client"]), fmt(c.cpu["other"]))
+        rows.append({"measurement": key, "labels_per_s": c.labels_per_s, "p50_ms": c.pct(50), "p99_ms": c.pct(99),
+                     "reference": reference, "ratio": ratio, "requests_per_forward": c.requests_per_s * c.seconds
+                     / max(1.0, c.forward_busy * c.seconds / max(c.server_forward_ms / 1e3, 1e-9)),
+                     "cpu_pct": c.cpu})
+    for name, lat in latency.items():
+        table.add_row(f"single input, 1 client, sequential, {name}", fmt(len(lat) / max(lat.sum() / 1e3, 1e-9)),
+                      fmt(float(np.percentile(lat, 50)), 2), fmt(float(np.percentile(lat, 99)), 2), *[""] * 6)
+        rows.append({"measurement": f"single input, 1 client, sequential, {name}",
+                     "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99))})
+    console.print(table)
+    forwards = Table(title="raw in-process forwards (labels/s): ONNX Runtime vs torch, same model, same inputs",
+                     title_justify="left")
+    for name in ("batch", "torch", "ONNX Runtime", "ONNX Runtime ÷ torch"):
+        forwards.add_column(name, justify="right")
+    for b in sorted({int(k.split()[1]) for k in raw}):
+        t, o = raw[f"torch {b}"], raw[f"onnxruntime {b}"]
+        forwards.add_row(str(b), fmt(t), fmt(o), f"{o / t:.2f}")
+    console.print(forwards)
+    goal1 = cells[f"own route, batch 100, 1 client, {on}"].labels_per_s / raw["torch 100"]
+    goal2 = cells[f"own route, batch 1, {many} clients, {on}"].labels_per_s / raw[f"torch {many}"]
+    without = cells[f"own route, batch 1, {many} clients, {off}"].labels_per_s / raw[f"torch {many}"]
+    busy = max(c.cpu["other"] for c in cells.values())
+    for text, value, goal in ((f"served ÷ raw at batch 100, 1 client ({on})", goal1, 0.7),
+                              (f"single-input requests, {many} clients, ÷ raw batch {many} ({on}; {off}: "
+                               f"{without:.2f})", goal2, 0.5)):
+        met = value >= goal
+        console.print(f"goal {text} ≥ {goal}: [{'green' if met else 'red'}]{value:.2f} — {'met' if met else 'NOT met'}"
+                      "[/]" + (f" [yellow](other processes used up to {busy:.0f} % of a core: disturbed)[/]"
+                               if busy > 20 else ""))
+    return {"raw_labels_per_s": raw, "rows": rows, "goal_batch100": goal1, "goal_single_many": goal2,
+            "single_many_without_batching": without, "max_cpu_other_pct": busy}
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -411,6 +549,10 @@ def main(
     data_dir: Annotated[Path | None, typer.Option(
         "--data-dir", help="Dataset directory (default: $BBRANGE_DATA_DIR, else ../shared/datasets).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the results here as JSON.")] = None,
+    many: Annotated[int, typer.Option(
+        "--many", min=2, help="Concurrent single-input clients in the side-by-side comparison.")] = 64,
+    batch_delay_ms: Annotated[float | None, typer.Option(
+        "--batch-delay-ms", help="BBRANGE_BATCH_MAX_DELAY_MS of the batching server (default: its default).")] = None,
     startup_timeout_s: Annotated[float, typer.Option(
         "--startup-timeout-s", help="How long to wait for /readyz.")] = 120.0,
 ) -> None:
@@ -427,7 +569,7 @@ def main(
 
     try:
         _run(model_dir, card_file, redis_server, model, duration_s, warmup_s, device, batch_sizes, concurrency,
-             client, torch_threads, data_dir, json_out, startup_timeout_s)
+             client, torch_threads, data_dir, json_out, startup_timeout_s, many, batch_delay_ms)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: the oracle and redis-server were stopped[/]")
         raise typer.Exit(130) from None
@@ -436,7 +578,7 @@ def main(
 def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, duration_s: float, warmup_s: float,
          device: str, batch_sizes: list[int], concurrency: list[int], client: ClientKind,
          torch_threads: int | None, data_dir: Path | None, json_out: Path | None,
-         startup_timeout_s: float) -> None:
+         startup_timeout_s: float, many: int, batch_delay_ms: float | None) -> None:
     with terminate_on_sigterm(), contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bbrange-bench-")))
 
@@ -445,7 +587,7 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
         card = read_card(card_file)
         dataset = load_dataset(card.dataset, "test", data_dir or default_data_dir())
         need = max(batch_sizes)
-        images = np.ascontiguousarray(dataset.x[: max(need * 4, 64)], dtype=np.float32)
+        images = np.ascontiguousarray(dataset.x[: max(need * 4, 400, many)], dtype=np.float32)
         bodies = {b: [encode_npy(images[(i * b) % (len(images) - b + 1):][:b]) for i in range(4)] for b in batch_sizes}
 
         server_env = dict(os.environ)
@@ -454,6 +596,18 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
         probe = server_probe(server_env)
         torch.set_num_threads(int(probe["threads"]))  # the server's own count, whatever set it
         module, card = load_model(card_file, torch_device)
+
+        # ---- the same model exported as ONNX and imported beside it, for ONNX Runtime vs torch
+        served_dir = workdir / "models"
+        served_dir.mkdir()
+        for f in (card_file, model_dir / card.weights_file):
+            shutil.copy(f, served_dir / f.name)
+        onnx_name = f"{model}-onnx"
+        console.print(f"[dim]exporting {model} as ONNX and importing it as {onnx_name} …[/]")
+        cpu_module, _ = load_model(card_file, torch.device("cpu"))
+        import_onnx(torch_to_onnx(cpu_module, card.input_shape), ImportSpec(name=onnx_name, dataset=card.dataset),
+                    served_dir, data_dir=data_dir or default_data_dir(), device=torch_device)
+        onnx_backend, _ = OnnxBackend.open(served_dir / f"{onnx_name}.json", torch_device)
 
         # ---- redis and the oracle, each on a free loopback port
         redis_port = free_port()
@@ -471,8 +625,18 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
         base_url = f"http://127.0.0.1:{port}"
         server_env.update(BBRANGE_ADMIN_TOKEN=admin_token, BBRANGE_REDIS_PREFIX=f"bench:{secrets.token_hex(4)}")
         server_cmd = [bbrange_executable(), "oracle", "serve", "--host", "127.0.0.1", "--port", str(port),
-                      "--model-dir", str(model_dir), "--redis-url", f"redis://127.0.0.1:{redis_port}/0",
-                      "--model", model, "--device", device, "--log-level", "warning"]
+                      "--model-dir", str(served_dir), "--redis-url", f"redis://127.0.0.1:{redis_port}/0",
+                      "--model", model, "--model", onnx_name, "--device", device, "--log-level", "warning"]
+        if batch_delay_ms is not None:
+            server_env["BBRANGE_BATCH_MAX_DELAY_MS"] = str(batch_delay_ms)
+        # The same server without dynamic batching, on the same Redis and key prefix (one client for both).
+        port_off = free_port()
+        off_cmd = [*server_cmd[:server_cmd.index("--port") + 1], str(port_off),
+                   *server_cmd[server_cmd.index("--port") + 2:]]
+        off_proc = start_process("the oracle without batching", off_cmd, workdir / "oracle-off.log",
+                                 env={**server_env, "BBRANGE_DYNAMIC_BATCHING": "false"}, cwd=ROOT, own_session=True,
+                                 die_with_parent=True)
+        stack.callback(stop, off_proc)
         console.print(f"[dim]starting redis-server :{redis_port} and the oracle :{port} …[/]")
         server_proc = start_process("the oracle", server_cmd, workdir / "oracle.log", env=server_env, cwd=ROOT,
                                     own_session=True, die_with_parent=True)
@@ -480,6 +644,8 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
 
         try:
             server_proc.wait_ready(lambda: http_ok(f"{base_url}/readyz", timeout_s=2.0), timeout_s=startup_timeout_s)
+            off_proc.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port_off}/readyz", timeout_s=2.0),
+                                timeout_s=startup_timeout_s)
             created = httpx.post(f"{base_url}/v1/admin/clients", json={"name": "throughput-bench", "budget": 10**12},
                                  headers={"Authorization": f"Bearer {admin_token}"}, timeout=10.0)
             created.raise_for_status()
@@ -517,6 +683,11 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
             lat = sequential_latency(base_url, headers, path, bodies[1] if 1 in bodies else [encode_npy(images[:1])],
                                      warmup_s, duration_s, totals)
 
+            on = Server("batching on", base_url, server_proc.pid)
+            off = Server("batching off", f"http://127.0.0.1:{port_off}", off_proc.pid)
+            compared = side_by_side(client, on, off, redis_proc.pid, api_key, model, onnx_name, module, onnx_backend,
+                                    images, torch_device, many, warmup_s, duration_s, totals)
+
             usage = httpx.get(f"{base_url}/v1/usage", headers={"Authorization": f"Bearer {api_key}"},
                               timeout=10.0).json()
         except Exception:
@@ -540,6 +711,10 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
             ("server", f"bbrange oracle serve, uvicorn {probe['uvicorn']} 1 worker, "
                        f"loop {'uvloop' if probe['uvloop'] else 'asyncio'}, "
                        f"http {'httptools' if probe['httptools'] else 'h11'}"),
+            ("servers", f"two: dynamic batching on (BBRANGE_BATCH_MAX_DELAY_MS="
+                        f"{batch_delay_ms if batch_delay_ms is not None else 'default'}) and off; both serve {model} "
+                        f"(torch) and {onnx_name} (its ONNX export, ONNX Runtime {onnx_backend.device}); the grid "
+                        "below is the batching server"),
             ("budget store", f"own redis-server on 127.0.0.1:{redis_port} (no persistence)"),
             ("batch sizes", ", ".join(map(str, batch_sizes))),
             ("concurrency", ", ".join(map(str, concurrency)) + " client(s)"),
@@ -606,6 +781,7 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
         latency.add_row(fmt(len(lat)), fmt(len(lat) / duration_s), fmt(lat.mean(), 2),
                         *(fmt(float(np.percentile(lat, q)), 2) for q in (50, 90, 99)), fmt(lat.max(), 2))
         console.print(latency)
+        side = report_side_by_side(compared, on.name, off.name, many)
 
         drift = {b: abs(x - y) / ((x + y) / 2) for b, (x, y) in raw_spread.items()}
         for b, d in drift.items():
@@ -626,7 +802,7 @@ def _run(model_dir: Path, card_file: Path, redis_server: str, model: str, durati
 
         if json_out is not None:
             json_out.write_text(json.dumps({
-                "settings": dict(rows), "raw_labels_per_s": raw,
+                "settings": dict(rows), "side_by_side": side, "raw_labels_per_s": raw,
                 "raw_before_after": {b: list(v) for b, v in raw_spread.items()},
                 "cells": [{**{k: v for k, v in asdict(c).items() if k != "latencies_s"},
                            "labels_per_s": c.labels_per_s, "requests_per_s": c.requests_per_s,

@@ -1,14 +1,21 @@
-"""Model cards: safetensors weights beside a JSON card that vouches for them (hash, architecture, training)."""
+"""Model cards: weights beside a JSON card that vouches for them (hash, input, classes, accuracy, provenance).
+
+Two formats: `safetensors` (a model this project trained from `shared/architectures.py`, run with torch) and
+`onnx` (a model imported as an ONNX file, run with ONNX Runtime). Cards written before the format was
+recorded are safetensors cards. Neither format can execute code when loaded: no pickle anywhere."""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
+from typing import Literal
 
+import numpy as np
 import torch
-from pydantic import BaseModel, Field
-from safetensors.torch import load_file, save_file
+from pydantic import BaseModel, Field, model_validator
+from safetensors.torch import load, save_file
 from torch import nn
 
 from bbrange.shared.architectures import ARCHITECTURES, build_model
@@ -32,19 +39,82 @@ class TrainingSettings(BaseModel):
     optimizer: str | None = None
 
 
+class Preprocessing(BaseModel):
+    """What a served model wants as input, from the wire's float32 (batch, C, H, W) in [0, 1]: values scaled
+    linearly to `value_range`, channels reversed for `bgr`, then (x - mean) / std per channel, then laid out
+    as `layout`. The default is the identity: what this project's own models take."""
+
+    value_range: tuple[float, float] = (0.0, 1.0)
+    channel_order: Literal["rgb", "bgr"] = "rgb"
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    layout: Literal["nchw", "nhwc"] = "nchw"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Preprocessing:
+        low, high = self.value_range
+        if not high > low:
+            raise ValueError(f"value_range must rise: got {self.value_range}")
+        if self.std is not None and any(s <= 0 for s in self.std):
+            raise ValueError(f"std must be positive: got {self.std}")
+        return self
+
+    @property
+    def is_identity(self) -> bool:
+        return self == Preprocessing()
+
+    def check_channels(self, channels: int) -> None:
+        """ValueError unless mean and std have one value, or one per channel."""
+        for what, values in (("mean", self.mean), ("std", self.std)):
+            if values is not None and len(values) not in (1, channels):
+                raise ValueError(f"{what} has {len(values)} values; the input has {channels} channel(s): "
+                                 "give 1 or one per channel")
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """The model's input for a float32 (batch, C, H, W) batch in [0, 1]."""
+        if self.is_identity:
+            return x
+        low, high = self.value_range
+        out = x * np.float32(high - low) + np.float32(low) if (low, high) != (0.0, 1.0) else x
+        if self.channel_order == "bgr":
+            out = out[:, ::-1]
+        per_channel = (1, -1, 1, 1)
+        if self.mean is not None:
+            out = out - np.asarray(self.mean, dtype=np.float32).reshape(per_channel)
+        if self.std is not None:
+            out = out / np.asarray(self.std, dtype=np.float32).reshape(per_channel)
+        if self.layout == "nhwc":
+            out = out.transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+class OnnxGraph(BaseModel):
+    """Where an imported ONNX model's input goes in and its class scores come out."""
+
+    input_name: str
+    output_name: str
+    opset: int
+    producer: str = ""
+    fixed_batch: int | None = Field(None, description="The graph's batch size when it is not dynamic")
+
+
 class ModelCard(BaseModel):
     name: str
-    architecture: str
+    format: Literal["safetensors", "onnx"] = "safetensors"
+    architecture: str = Field(description="An architecture of shared/architectures.py, or 'onnx' for an import")
     architecture_layers: str
-    dataset: str
+    dataset: str = Field(description="mnist, gtsrb, or custom (an imported model with no test set here)")
     input_shape: tuple[int, int, int]
     num_classes: int
     class_names: list[str]
     weights_file: str
     weights_sha256: str
-    test_accuracy: float = Field(description="Top-1 accuracy on the test images below")
+    test_accuracy: float | None = Field(description="Top-1 accuracy on the test images below (none: no test set)")
     test_samples: int
-    training: TrainingSettings
+    preprocessing: Preprocessing = Field(default_factory=Preprocessing)
+    onnx: OnnxGraph | None = None
+    training: TrainingSettings | None = Field(None, description="How it was trained (none for an imported model)")
+    imported_from: str | None = Field(None, description="The file name an imported model was given as")
     wall_time_s: float
     device: str
     torch_version: str
@@ -87,21 +157,33 @@ def _outdated_architecture(card: ModelCard) -> str | None:
     return None
 
 
-def load_model(card_file: Path, device: torch.device) -> tuple[nn.Module, ModelCard]:
-    """Load a model in eval mode, refusing weights whose sha256 differs from the card's."""
+def verified_weights(card_file: Path) -> tuple[bytes, ModelCard]:
+    """The weights file's bytes and its card, refusing bytes whose sha256 differs from the card's.
+
+    The bytes checked are the bytes returned, so nothing can change the file between the check and the load."""
     card = read_card(card_file)
-    weights = card_file.parent / card.weights_file
     if Path(card.weights_file).name != card.weights_file:
         raise WeightsRefused(f"{card_file}: weights_file must be a plain file name, got {card.weights_file!r}")
-    if (outdated := _outdated_architecture(card)) is not None:
+    if card.format == "safetensors" and (outdated := _outdated_architecture(card)) is not None:
         raise WeightsRefused(f"{card_file}: {outdated}")
-    digest = file_digest(weights)
+    weights = card_file.parent / card.weights_file
+    data = weights.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
     if digest != card.weights_sha256:
         raise WeightsRefused(
             f"{weights}: sha256 {digest} does not match its card ({card.weights_sha256}); refusing to serve it"
         )
+    return data, card
+
+
+def load_model(card_file: Path, device: torch.device) -> tuple[nn.Module, ModelCard]:
+    """Load a trained (safetensors) model in eval mode, refusing weights whose sha256 differs from the card's."""
+    data, card = verified_weights(card_file)
+    if card.format != "safetensors":
+        raise WeightsRefused(f"{card_file}: {card.name} is an imported {card.format} model, not a torch module; "
+                             "the oracle serves it with ONNX Runtime")
     model = build_model(card.architecture, card.input_shape, card.num_classes)
-    model.load_state_dict(load_file(str(weights)), strict=True)
+    model.load_state_dict(load(data), strict=True)
     return model.to(device).eval(), card
 
 
@@ -110,7 +192,10 @@ def unusable_reason(card_file: Path) -> str | None:
     if not card_file.exists():
         return f"{card_file} does not exist"
     try:
-        load_model(card_file, torch.device("cpu"))
+        if read_card(card_file).format == "safetensors":
+            load_model(card_file, torch.device("cpu"))
+        else:
+            verified_weights(card_file)
     except (WeightsRefused, OSError, ValueError, RuntimeError) as e:  # pydantic's ValidationError is a ValueError
         return str(e)
     return None

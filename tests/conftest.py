@@ -132,3 +132,48 @@ def mnist_test(data_dir: Path) -> Dataset:
     from bbrange.shared.datasets import load_dataset
 
     return load_dataset("mnist", "test", data_dir, download=False)
+
+
+@dataclass
+class ForeignModel:
+    module: Any  # tests.foreign_model.ForeignNet
+    onnx_file: Path
+
+
+@pytest.fixture(scope="session")
+def foreign_model(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> ForeignModel:
+    """A model the project did not train (tests/foreign_model.py), trained on 4,000 MNIST images, as ONNX."""
+    from bbrange.shared.datasets import load_dataset
+    from tests.foreign_model import export, train_foreign
+
+    train = load_dataset("mnist", "train", data_dir, download=False)
+    module = train_foreign(train.x[:4000], train.y[:4000])
+    return ForeignModel(module, export(module, tmp_path_factory.mktemp("foreign") / "foreign.onnx"))
+
+
+@pytest.fixture(scope="session")
+def onnx_model_dir(quick_model_dir: Path, foreign_model: ForeignModel, tmp_path_factory: pytest.TempPathFactory
+                   ) -> Path:
+    """The quick MNIST model beside the foreign model, imported with `bbrange oracle import` as 'foreign'."""
+    import subprocess
+
+    from tests.foreign_model import IMPORT_ARGS
+
+    model_dir = tmp_path_factory.mktemp("onnx-models")
+    for f in quick_model_dir.iterdir():
+        shutil.copy(f, model_dir / f.name)
+    run = subprocess.run([str(BBRANGE), "oracle", "import", str(foreign_model.onnx_file), "--name", "foreign",
+                          "--dataset", "mnist", *IMPORT_ARGS, "--model-dir", str(model_dir)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def onnx_oracle(onnx_model_dir: Path, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[OracleProcess]:
+    """An oracle process serving the quick MNIST model (torch) and the imported foreign model (ONNX Runtime)."""
+    oracle = start_oracle(onnx_model_dir, redis_server.url, "bbonnx", tmp_path_factory.mktemp("onnx-logs"),
+                          extra_env={"BBRANGE_MAX_MODEL_BYTES": str(4 * 1024 * 1024)})
+    yield oracle
+    oracle.stop()

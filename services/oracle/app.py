@@ -15,11 +15,11 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from bbrange import __version__
-from bbrange.oracle.inference import Predictor
+from bbrange.oracle.inference import BatchingSettings, Predictor
 from bbrange.oracle.ledger import Ledger
 from bbrange.oracle.metrics import OracleMetrics
 from bbrange.oracle.replays import ReplayStore
-from bbrange.oracle.routes import admin, health, models, predict
+from bbrange.oracle.routes import admin, admin_models, health, models, predict, v2
 from bbrange.oracle.settings import OracleSettings
 from bbrange.shared.devices import resolve_device
 from bbrange.shared.http_errors import error_response, install_error_handlers
@@ -38,7 +38,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     redis = Redis(connection_pool=pool)
     app.state.ledger = Ledger(redis, settings.redis_prefix)
     app.state.replays = ReplayStore(redis, settings.redis_prefix, settings.replay_ttl_s)
-    predictor = Predictor(settings.model_dir, resolve_device(settings.device), settings.models)
+    batching = BatchingSettings(settings.dynamic_batching, settings.batch_max_inputs,
+                                settings.batch_max_delay_ms / 1000)
+    metrics: OracleMetrics = app.state.metrics
+    predictor = Predictor(settings.model_dir, resolve_device(settings.device), settings.models, batching,
+                          observe=metrics.observe_forward)
     app.state.predictor = predictor
     try:
         yield
@@ -69,6 +73,6 @@ def create_app(settings: OracleSettings | None = None) -> FastAPI:
     app.state.metrics = OracleMetrics()
     install_error_handlers(app)
     app.add_exception_handler(RedisError, redis_unavailable)
-    for module in (admin, health, models, predict):
+    for module in (admin, admin_models, health, models, predict, v2):
         app.include_router(module.router)
     return app

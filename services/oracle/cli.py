@@ -160,3 +160,72 @@ def clients_revoke(client_id: str, url: UrlOption = "http://127.0.0.1:8000",
                    admin_token: AdminTokenOption = "") -> None:
     """Revoke a client's key: its requests get 403 from now on."""
     _print_clients([_admin_call("POST", url, f"/v1/admin/clients/{client_id}/revoke", admin_token)])
+
+
+@app.command("import")
+def import_model(
+    model_file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The .onnx file (self-contained).")],
+    dataset: Annotated[str, typer.Option("--dataset", help="mnist, gtsrb (accuracy measured on its test set) or "
+                                                           "custom (no test set here).")],
+    name: Annotated[str | None, typer.Option(help="Model name (default: the file's stem).")] = None,
+    input_shape: Annotated[str | None, typer.Option(
+        "--input-shape", help="C,H,W of one input, as clients send it (default: the dataset's).")] = None,
+    class_names: Annotated[str | None, typer.Option(
+        "--class-names", help="Comma-separated class names (default: the dataset's, or 0..k-1).")] = None,
+    value_range: Annotated[str | None, typer.Option(
+        "--value-range", help="low,high the model expects, e.g. 0,255 or -1,1 (default 0,1).")] = None,
+    channel_order: Annotated[str, typer.Option("--channel-order", help="rgb or bgr.")] = "rgb",
+    mean: Annotated[str | None, typer.Option(help="Per-channel mean subtracted after scaling, e.g. 0.485,0.456,0.406.")
+                    ] = None,
+    std: Annotated[str | None, typer.Option(help="Per-channel std divided by after the mean.")] = None,
+    layout: Annotated[str, typer.Option(help="nchw or nhwc: the layout of the model's input tensor.")] = "nchw",
+    model_dir: ModelDirOption = Path("models"),
+    data_dir: DataDirOption = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite a model of the same name.")] = False,
+) -> None:
+    """Import an ONNX classifier: checked against the declared input, measured, and written with its card."""
+    from pydantic import ValidationError
+
+    from bbrange.oracle.onnx_import import ImportRefused, ImportSpec, import_onnx, preprocessing_of
+
+    try:
+        spec = ImportSpec(
+            name=name or model_file.stem, dataset=dataset,
+            input_shape=tuple(int(v) for v in input_shape.split(",")) if input_shape else None,
+            class_names=class_names.split(",") if class_names else None,
+            preprocessing=preprocessing_of(value_range, channel_order, mean, std, layout))
+        card = import_onnx(model_file.read_bytes(), spec, model_dir, source=model_file.name, data_dir=data_dir,
+                           replace=replace)
+    except ValidationError as e:
+        raise typer.BadParameter("; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+                                 ) from None
+    except (ImportRefused, ValueError) as e:
+        console.print(f"[red]refused:[/] {e}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    accuracy = "no test set" if card.test_accuracy is None else \
+        f"test accuracy [bold]{card.test_accuracy:.2%}[/] on {card.test_samples} images"
+    console.print(f"[bold]{card.name}[/]: ONNX on {card.dataset}, input {card.input_shape}, {card.num_classes} "
+                  f"classes, {accuracy}")
+    console.print(f"weights {model_dir / card.weights_file} (sha256 {card.weights_sha256[:16]}…); "
+                  "restart the oracle to serve it, or import through POST /v1/admin/models")
+
+
+@app.command("export")
+def export_model(
+    name: Annotated[str, typer.Argument(help="A model in the model directory.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write it (default NAME.onnx).")
+                      ] = None,
+    model_dir: ModelDirOption = Path("models"),
+    opset: Annotated[int, typer.Option(help="ONNX opset of the export.")] = 17,
+) -> None:
+    """Write a model as ONNX (input `input`: float32 (batch, C, H, W) in [0, 1]; output `scores`)."""
+    from bbrange.oracle.onnx_export import export_onnx
+    from bbrange.shared.model_card import WeightsRefused, card_path
+
+    target = output or Path(f"{name}.onnx")
+    try:
+        card = export_onnx(card_path(model_dir, name), target, opset)
+    except (WeightsRefused, OSError, ValueError) as e:
+        console.print(f"[red]cannot export {name}:[/] {e}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(f"wrote {target}: {card.name} ({card.architecture} on {card.dataset}), input {card.input_shape}")

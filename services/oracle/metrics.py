@@ -39,8 +39,22 @@ class OracleMetrics:
             buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
         )
         self.inference_seconds = Histogram(
-            "bbrange_oracle_inference_seconds", "Model forward time per answered batch", ["model"], registry=r,
+            "bbrange_oracle_inference_seconds",
+            "Model forward time, one per forward (however many requests it answers)", ["model"], registry=r,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        self.forward_inputs = Histogram(
+            "bbrange_oracle_forward_inputs", "Inputs per model forward (requests gathered by dynamic batching)",
+            ["model"], registry=r, buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+        )
+        self.forward_requests = Histogram(
+            "bbrange_oracle_forward_requests", "Requests answered by one model forward", ["model"], registry=r,
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
         )
         for reason in REFUSAL_REASONS:  # so dashboards see zeros, not gaps
             self.refusals.labels(reason=reason, model="")
+
+    def observe_forward(self, model: str, inputs: int, requests: int, seconds: float) -> None:
+        self.inference_seconds.labels(model=model).observe(seconds)
+        self.forward_inputs.labels(model=model).observe(inputs)
+        self.forward_requests.labels(model=model).observe(requests)

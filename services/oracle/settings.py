@@ -22,3 +22,9 @@ class OracleSettings(BaseSettings):
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0, description="Largest predict request body")
     replay_ttl_s: int = Field(600, gt=0, description="How long the answer to an Idempotency-Key is kept for retries")
     device: str = Field("auto", description="auto, cpu or cuda")
+    dynamic_batching: bool = Field(True, description="Gather concurrent requests for one model into one forward")
+    batch_max_delay_ms: float = Field(2.0, ge=0, description="Longest a request waits for others to join its "
+                                      "forward (only while others are on their way)")
+    batch_max_inputs: int = Field(256, gt=0, description="Most inputs in one gathered forward; a larger request "
+                                  "runs alone")
+    max_model_bytes: int = Field(256 * 1024 * 1024, gt=0, description="Largest ONNX file the admin API imports")
