@@ -196,11 +196,17 @@ def start_process(
     return Process(name, popen, log)
 
 
-def stop_all(processes: Iterable[Process], grace_s: float = 15.0) -> None:
-    """SIGTERM every process in the order given, then give them grace_s together before SIGKILL."""
+def stop_all(processes: Iterable[Process], grace_s: float = 15.0, *, group: bool = False) -> None:
+    """SIGTERM every process in the order given, then give them grace_s together before SIGKILL.
+
+    group: signal each process's whole group (they were started with own_session), so that what they forked
+    (an RQ worker's work horse) goes with them; what is left of a group after grace_s is killed."""
     stopping = list(processes)
     for p in stopping:
-        p.terminate()
+        p.terminate(group)
     deadline = time.monotonic() + grace_s
     for p in stopping:
-        p.wait_or_kill(deadline - time.monotonic())
+        p.wait_or_kill(deadline - time.monotonic(), group)
+        if group:  # the leader exited: anything it left in its group goes too
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGKILL)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bbrange.attacker.campaigns.errors import InvalidCampaign
+from bbrange.attacker.campaigns.limits import epoch_set_sizes
 from bbrange.attacker.campaigns.spec import CampaignSpec, DatasetInitialSet, FgsmCrafting
 from bbrange.attacker.engine import FGSM, JSMA, Attack, BlackBoxAttack, SubstituteConfig
 from bbrange.shared.datasets import Dataset, load_dataset
@@ -65,11 +66,7 @@ def campaign_inputs(spec: CampaignSpec, uploaded_s0: np.ndarray | None, input_sh
 
 def epoch_weights(s0: int, rho: int, reservoir: bool, sigma: int, kappa: int) -> list[float]:
     """The size of each substitute epoch's training set: the work of an epoch grows with it."""
-    sizes, size = [], s0
-    for r in range(rho + 1):
-        sizes.append(float(size))
-        size += min(kappa, size) if reservoir and r >= sigma else size
-    return sizes
+    return [float(n) for n in epoch_set_sizes(s0, rho, reservoir, sigma, kappa)]
 
 
 def _evaluation_indices(spec: CampaignSpec, available: int, s0_range: tuple[str, int, int] | None) -> np.ndarray:

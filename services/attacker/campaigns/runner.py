@@ -43,8 +43,9 @@ from bbrange.attacker.campaigns.records import (
     utcnow,
 )
 from bbrange.attacker.campaigns.samples import SampleSet, SampleStore
+from bbrange.attacker.campaigns.sealing import KeySealer, open_spec
 from bbrange.attacker.campaigns.settings import AttackerSettings
-from bbrange.attacker.campaigns.spec import CampaignSpec, UploadedInitialSet
+from bbrange.attacker.campaigns.spec import UploadedInitialSet
 from bbrange.attacker.campaigns.store import CampaignStore, LeaseKeeper
 from bbrange.attacker.engine import (
     BlackBoxResult,
@@ -164,6 +165,7 @@ class _CampaignRun:
         if self.store.update(self.cid, self._with_queries(final), only_from={CampaignState.running},
                              finish=True) is None:
             raise CampaignLost(self.cid)
+        self.runner.samples.remove_upload(self.cid)
 
     # ------------------------------------------------------------------ the campaign
 
@@ -210,7 +212,7 @@ class _CampaignRun:
         spec_json = self.store.secret_spec(self.cid)
         if spec_json is None:
             raise InvalidCampaign("the campaign's stored spec is missing")
-        spec = CampaignSpec.model_validate_json(spec_json)
+        spec = open_spec(spec_json, KeySealer(self.settings.secret_key))
         self.runner.allowlist.check(spec.target.oracle_url)
         device = resolve_device(self.settings.device)
 
