@@ -18,10 +18,11 @@ from bbrange.oracle.dependencies import (
     ReplaysDep,
     SettingsDep,
     authenticate,
+    source_address,
 )
-from bbrange.oracle.ledger import ChargeResult, ChargeStatus
-from bbrange.oracle.predict_input import PREDICT_BODY, decode_inputs, read_capped_body
-from bbrange.oracle.replays import IDEMPOTENCY_KEY, ClaimStatus, ReplayStore, request_digest
+from bbrange.oracle.ledger import ChargeResult, ChargeStatus, Ledger
+from bbrange.oracle.predict_input import PREDICT_BODY, body_limit, decode_body, read_capped_body
+from bbrange.oracle.replays import IDEMPOTENCY_KEY, Claim, ClaimStatus, ReplayStore, request_digest
 from bbrange.shared.http_errors import ApiError, error_responses
 from bbrange.shared.schemas import PredictResponse
 from bbrange.shared.wire import (
@@ -41,7 +42,8 @@ router = APIRouter(prefix="/v1", tags=["predict"])
 _WIRE_STATUS = {"malformed_npy": 400, "malformed_json": 400}  # the rest are well-formed but unacceptable: 422
 
 # The refusal reasons the metrics distinguish; every other refusal before the charge is bad input.
-_REFUSAL_REASONS = {"revoked", "unauthorized", "unknown_model", "body_too_large", "request_in_progress"}
+_REFUSAL_REASONS = {"revoked", "unauthorized", "unknown_model", "body_too_large", "request_in_progress",
+                    "too_many_auth_failures"}
 
 IdempotencyKeyHeader = Annotated[str | None, Header(
     description="Any 1-128 characters of A-Z a-z 0-9 . _ : -, new for each batch. A retry with the same "
@@ -72,38 +74,41 @@ async def predict(
     try:
         # Authenticated here rather than by ClientIdDep, so that its refusals are counted per model like the
         # others, and its Redis round trips are part of request_seconds.
-        client_id = await authenticate(ledger, authorization)
+        client_id = await authenticate(ledger, authorization, source_address(request),
+                                       settings.auth_failures_per_minute)
         served = predictor.models.get(name)
         if served is None:
             raise ApiError(404, "unknown_model", f"no model named {name!r}; GET /v1/models lists them",
                            {"models": sorted(predictor.models)})
-        body = await read_capped_body(request, settings.max_body_bytes)
+        body = await read_capped_body(request, body_limit(content_type, settings.max_body_bytes,
+                                                          settings.max_json_body_bytes))
         try:
-            raw = decode_inputs(body, content_type)
+            raw = await decode_body(body, content_type)
             check_shape(raw, served.card.input_shape, settings.max_batch)
             x = to_unit_interval(raw)
         except WireFormatError as e:
             raise ApiError(_WIRE_STATUS.get(e.code, 422), e.code, e.message) from None
         n = int(x.shape[0])
         if idempotency_key is not None:
-            replayed = await _claim_once(replays, client_id, idempotency_key, name, content_type, body)
-            if replayed is not None:
+            # The claim of the key and the charge of the batch are one atomic step.
+            claim = await _claim_once(replays, ledger, client_id, idempotency_key, name, content_type, body, n)
+            if claim.status is ClaimStatus.ANSWERED:
                 metrics.replayed_inputs.labels(client=client_id, model=name).inc(n)
                 client = await ledger.get_client(client_id)
-                return _respond(name, decode_npy(replayed), client.remaining if client else 0, accept,
+                return _respond(name, decode_npy(claim.labels_npy), client.remaining if client else 0, accept,
                                 {"Idempotent-Replayed": "true"})
-        charge = await ledger.charge(client_id, n)
+            assert claim.charge is not None
+            charge = claim.charge
+        else:
+            charge = await ledger.charge(client_id, n)
     except ApiError as e:
         reason = e.code if e.code in _REFUSAL_REASONS else "bad_input"
         metrics.refusals.labels(reason=reason, model=name if name in predictor.models else "").inc()
         raise
 
-    if charge.status is not ChargeStatus.CHARGED:
-        if idempotency_key is not None:
-            await replays.release(client_id, idempotency_key)
+    if charge.status is not ChargeStatus.CHARGED:  # nothing was charged, nor claimed
         refusal = _charge_refused(charge, n)
         metrics.refusals.labels(reason=refusal.code, model=name).inc()
-        metrics.budget_remaining.labels(client=client_id).set(charge.remaining)
         raise refusal
 
     try:
@@ -123,7 +128,6 @@ async def predict(
             log.warning("could not keep the answer of idempotency key %s: %s", idempotency_key, e)
 
     metrics.inputs_answered.labels(client=client_id, model=name).inc(n)
-    metrics.budget_remaining.labels(client=client_id).set(charge.remaining)
     metrics.batch_size.labels(model=name).observe(n)
     metrics.inference_seconds.labels(model=name).observe(forward_s)
     response = _respond(name, labels, charge.remaining, accept)
@@ -152,20 +156,23 @@ def _charge_refused(charge: ChargeResult, n: int) -> ApiError:
     return ApiError(status, reason, message, details, headers)
 
 
-async def _claim_once(replays: ReplayStore, client_id: str, key: str, name: str, content_type: str,
-                      body: bytes) -> bytes | None:
-    """Claim an idempotency key for this request; the stored answer when it was answered before."""
+async def _claim_once(replays: ReplayStore, ledger: Ledger, client_id: str, key: str, name: str,
+                      content_type: str, body: bytes, n: int) -> Claim:
+    """Claim an idempotency key for this request and charge its batch, in one step: ANSWERED with the stored
+    answer when it was answered before, CLAIMED or TAKEN_OVER (from a process that died after charging it) when
+    this request must answer it, NOT_CHARGED with the reason of the refusal."""
     if not IDEMPOTENCY_KEY.match(key):
         raise ApiError(422, "bad_idempotency_key", "Idempotency-Key must be 1 to 128 characters of "
                                                    "A-Z a-z 0-9 . _ : -")
-    claim = await replays.claim(client_id, key, request_digest(name, content_type, body))
+    claim = await replays.claim_and_charge(ledger.client_key(client_id), client_id, key,
+                                           request_digest(name, content_type, body), n)
     if claim.status is ClaimStatus.KEY_REUSED:
         raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key came before with another request "
                                                       "(model, content type or body); send a new key per batch")
     if claim.status is ClaimStatus.IN_PROGRESS:
         raise ApiError(409, "request_in_progress", "a request with this Idempotency-Key is still being "
                                                    "answered; retry shortly", headers={"Retry-After": "1"})
-    return claim.labels_npy if claim.status is ClaimStatus.ANSWERED else None
+    return claim
 
 
 def _respond(name: str, labels: np.ndarray, remaining: int, accept: str,
