@@ -79,9 +79,12 @@ class LocalRange:
     console: Console = field(default_factory=Console)
     processes: list[Process] = field(default_factory=list)
 
-    def _port(self, wanted: int, what: str) -> int:
+    def _port(self, wanted: int, what: str, taken: tuple[int, ...] = ()) -> int:
         if wanted == 0:
-            return free_port()
+            port = free_port()
+            while port in taken:  # the OS may offer a port it just offered for another service
+                port = free_port()
+            return port
         if not port_is_free(wanted):
             raise RangeError(f"port {wanted} for {what} is taken; choose another with the --{what}-port option")
         return wanted
@@ -134,8 +137,8 @@ class LocalRange:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ensure_mnist_oracle()
         redis_port = self._port(self.redis_port, "redis")
-        oracle_port = self._port(self.oracle_port, "oracle")
-        attacker_port = self._port(self.attacker_port, "attacker")
+        oracle_port = self._port(self.oracle_port, "oracle", (redis_port,))
+        attacker_port = self._port(self.attacker_port, "attacker", (redis_port, oracle_port))
         endpoints = RangeEndpoints(
             redis_url=f"redis://127.0.0.1:{redis_port}/0",
             oracle_url=f"http://127.0.0.1:{oracle_port}",
@@ -178,9 +181,15 @@ class LocalRange:
                 raise RangeError(f"{p.name} exited with code {p.returncode}; log {p.log}")
 
     def stop(self) -> None:
-        # Workers and APIs first, Redis last, so nothing loses its store while still working; each with its
-        # process group, so that a worker's work horse (a campaign training its substitute) goes too.
-        stop_all(reversed(self.processes), grace_s=15, group=True)
+        # Workers first: a second SIGTERM stops an RQ worker cold, killing the work horse that trains a campaign
+        # (the first only asks it to stop after the campaign). Then the APIs, Redis last, so that nothing loses
+        # its store while still working. Each with its process group, so nothing they forked stays.
+        workers = [p for p in self.processes if p.name.startswith("attacker-worker")]
+        for w in workers:
+            w.terminate(group=True)
+        for w in workers:
+            w.stop(grace_s=2, group=True, again_s=10)
+        stop_all(reversed([p for p in self.processes if p not in workers]), grace_s=15, group=True)
         self.processes.clear()
 
     def __enter__(self) -> RangeEndpoints:

@@ -38,35 +38,35 @@ class PersistentRedis:
             self.process.stop(grace_s=10)  # SIGTERM: Redis flushes its AOF and exits
 
 
-def descendants(pid: int) -> set[int]:
-    """Every live process below pid (children, grandchildren, ...), from /proc."""
-    children: dict[int, list[int]] = {}
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/pid/stat after the command name: state, ppid, ... (None if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def descendants(pid: int) -> set[tuple[int, str]]:
+    """Every live process below pid (children, grandchildren, ...) as (pid, start time): a pid alone may be
+    reused by another process once this one is gone."""
+    children: dict[int, list[tuple[int, str]]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    found: set[int] = set()
+        if entry.isdigit() and (stat := _stat(entry)) is not None:
+            children.setdefault(int(stat[1]), []).append((int(entry), stat[19]))
+    found: set[tuple[int, str]] = set()
     todo = [pid]
     while todo:
         for child in children.get(todo.pop(), []):
             if child not in found:
                 found.add(child)
-                todo.append(child)
+                todo.append(child[0])
     return found
 
 
-def alive(pid: int) -> bool:
-    """Running, and not a zombie waiting to be reaped."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+def alive(process: tuple[int, str]) -> bool:
+    """Still running (not a zombie waiting to be reaped), and the same process (same start time)."""
+    stat = _stat(process[0])
+    return stat is not None and stat[0] != "Z" and stat[19] == process[1]
 
 
 def poll_record(client: httpx.Client, cid: str, predicate: Any, timeout: float) -> dict[str, Any]:

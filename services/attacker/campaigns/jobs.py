@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 from resource import struct_rusage
 
@@ -26,6 +27,7 @@ from bbrange.attacker.campaigns.records import CampaignRecord, CampaignState
 from bbrange.attacker.campaigns.samples import SampleStore
 from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.attacker.campaigns.store import CampaignStore
+from bbrange.shared.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ def run_campaign_job(campaign_id: str) -> str | None:
 
     from bbrange.attacker.campaigns.runner import CampaignRunner
 
+    # The work horse never outlives its worker (killed, or stopped cold): a campaign with nobody to record it
+    # is failed by its lease, not left training. (RQ puts the horse in a session of its own.)
+    die_with_parent(signal.SIGKILL)
     settings = current_settings()
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
