@@ -9,7 +9,6 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,19 +100,6 @@ def start_stack(redis: RedisServer, db: int, tmp: Path, workers: int, extra_env:
         stack.stop()
         raise
     return stack
-
-
-@pytest.fixture(scope="session")
-def attacker(redis_server: RedisServer, data_dir: Path, tmp_path_factory: pytest.TempPathFactory,
-             oracle_pair: tuple[OracleProcess, OracleProcess]) -> Iterator[AttackerStack]:
-    """The API and two workers (several campaigns at once), on DB 1 of the session's private Redis.
-
-    Oracle requests carry at most 16 inputs, so that every phase of a small campaign is split into several
-    requests and a budget can run out in the middle of one `label` call."""
-    stack = start_stack(redis_server, 1, tmp_path_factory.mktemp("attacker"), workers=2,
-                        extra_env={"BBRANGE_ATTACK_ORACLE_BATCH_SIZE": "16"}, oracles=oracle_pair)
-    yield stack
-    stack.stop()
 
 
 @pytest.fixture
