@@ -113,7 +113,8 @@ def main(
                 "seed": seed,
             }
             before = oracle_answered(endpoints.oracle_url, endpoints.client_id)
-            with httpx.Client(base_url=endpoints.attacker_url, timeout=60) as client:
+            with httpx.Client(base_url=endpoints.attacker_url, timeout=60,
+                              headers={"Authorization": f"Bearer {endpoints.user_token}"}) as client:
                 record, wall = run_campaign(client, spec)
                 if record["state"] != "succeeded":
                     sys.exit(f"campaign {record['state']}: {record.get('error')}")

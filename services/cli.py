@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -40,6 +41,20 @@ ModelDirOption = Annotated[Path, typer.Option("--model-dir", envvar="BBRANGE_MOD
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", envvar=DATA_DIR_ENV, help="Datasets.")]
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (docker stop, systemd, Kubernetes, a cancelled CI job) and SIGHUP stop the range as Ctrl-C does:
+    every process it started, and what they forked, is stopped before this one exits. Once: a second signal
+    during the stop does not interrupt it."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        for s in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(s, signal.SIG_IGN)
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, interrupt)
+
+
 @app.command()
 def up(
     workdir: WorkdirOption = Path("runs/range"),
@@ -52,9 +67,10 @@ def up(
     budget: Annotated[int, typer.Option(min=0, help="Query budget of the client key created.")] = 100_000,
     device: str = "auto",
 ) -> None:
-    """Run the whole range on loopback (Redis, oracle, attacker API, workers) until Ctrl-C."""
+    """Run the whole range on loopback (Redis, oracle, attacker API, workers) until Ctrl-C or SIGTERM."""
     from bbrange.local_range import LocalRange, RangeError
 
+    _stop_on_sigterm()
     local = LocalRange(workdir, model_dir, data_dir, redis_port, oracle_port, attacker_port, workers, budget, device,
                        console)
     try:
@@ -63,8 +79,10 @@ def up(
             table.add_row("redis", endpoints.redis_url)
             table.add_row("oracle", f"{endpoints.oracle_url}  (docs: {endpoints.oracle_url}/docs)")
             table.add_row("attacker", f"{endpoints.attacker_url}  (docs: {endpoints.attacker_url}/docs)")
-            table.add_row("admin token", endpoints.admin_token)
+            table.add_row("oracle admin token", endpoints.admin_token)
             table.add_row("client key", f"{endpoints.api_key}  ({endpoints.client_id}, budget {budget})")
+            table.add_row("attacker admin token", endpoints.attack_admin_token)
+            table.add_row("user token", f"{endpoints.user_token}  ({endpoints.user_id}; BBRANGE_ATTACK_TOKEN)")
             table.add_row("logs", str(workdir / "logs"))
             console.print(table)
             console.print("Ctrl-C stops everything.")
@@ -95,12 +113,13 @@ def demo(
     from bbrange.attacker.campaigns.cli import run as run_campaign
     from bbrange.local_range import LocalRange, RangeError
 
+    _stop_on_sigterm()
     started = time.perf_counter()
     grid = (workdir / "samples.png").resolve()
     try:
         with LocalRange(workdir, model_dir, data_dir, workers=1, device=device, console=console) as endpoints:
             console.print(f"range up: oracle {endpoints.oracle_url}, attacker {endpoints.attacker_url} "
-                          f"(logs in {workdir / 'logs'})")
+                          f"(logs in {workdir / 'logs'}); user token {endpoints.user_token}")
             record = None
             try:
                 record = run_campaign(oracle_url=endpoints.oracle_url, model="mnist", api_key=endpoints.api_key,
@@ -108,7 +127,7 @@ def demo(
                              periodic_step=False, tau=3, reservoir=False, sigma=3, kappa=400, train_epochs=10,
                              method="fgsm", eps=0.3, theta=1.0, upsilon=0.145, target="random", target_class=None,
                              eval_size=eval_size, budget=None, seed=0, spec_file=None, api=endpoints.attacker_url,
-                             wait=True, grid_out=grid)
+                             token=endpoints.user_token, wait=True, grid_out=grid)
             finally:
                 used = httpx.get(endpoints.oracle_url + f"/v1/admin/clients/{endpoints.client_id}", timeout=10,
                                  headers={"Authorization": f"Bearer {endpoints.admin_token}"}).json()["used"]

@@ -6,6 +6,7 @@ containers.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+from cryptography.fernet import Fernet
 from rich.console import Console
 
 from bbrange.shared.devices import resolve_device
@@ -54,8 +56,11 @@ class RangeEndpoints:
     oracle_url: str
     attacker_url: str
     admin_token: str
+    attack_admin_token: str = ""
     client_id: str = ""
     api_key: str = ""
+    user_id: str = ""
+    user_token: str = ""
 
 
 @dataclass
@@ -74,9 +79,12 @@ class LocalRange:
     console: Console = field(default_factory=Console)
     processes: list[Process] = field(default_factory=list)
 
-    def _port(self, wanted: int, what: str) -> int:
+    def _port(self, wanted: int, what: str, taken: tuple[int, ...] = ()) -> int:
         if wanted == 0:
-            return free_port()
+            port = free_port()
+            while port in taken:  # the OS may offer a port it just offered for another service
+                port = free_port()
+            return port
         if not port_is_free(wanted):
             raise RangeError(f"port {wanted} for {what} is taken; choose another with the --{what}-port option")
         return wanted
@@ -92,6 +100,9 @@ class LocalRange:
                "BBRANGE_ATTACK_DATA_DIR": str(self.workdir / "campaigns"),
                "BBRANGE_ATTACK_METRICS_DIR": str(metrics_dir),
                "BBRANGE_ATTACK_DEVICE": self.device,
+               "BBRANGE_ATTACK_ADMIN_TOKEN": endpoints.attack_admin_token,
+               "BBRANGE_ATTACK_SECRET_KEY": Fernet.generate_key().decode(),
+               "BBRANGE_ATTACK_ORACLE_ALLOWLIST": json.dumps([endpoints.oracle_url]),
                "PYTHONUNBUFFERED": "1"}
         if self.data_dir is not None:
             env["BBRANGE_DATA_DIR"] = str(self.data_dir)
@@ -101,7 +112,7 @@ class LocalRange:
         # Logs are appended to, so that those of an earlier run of the same workdir are kept. A new session,
         # so Ctrl-C reaches only us and we stop the children in order.
         process = start_process(name, command, self.workdir / "logs" / f"{name}.log", env=env, append=True,
-                                own_session=True)
+                                own_session=True, die_with_parent=True)
         self.processes.append(process)
         return process
 
@@ -126,13 +137,14 @@ class LocalRange:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ensure_mnist_oracle()
         redis_port = self._port(self.redis_port, "redis")
-        oracle_port = self._port(self.oracle_port, "oracle")
-        attacker_port = self._port(self.attacker_port, "attacker")
+        oracle_port = self._port(self.oracle_port, "oracle", (redis_port,))
+        attacker_port = self._port(self.attacker_port, "attacker", (redis_port, oracle_port))
         endpoints = RangeEndpoints(
             redis_url=f"redis://127.0.0.1:{redis_port}/0",
             oracle_url=f"http://127.0.0.1:{oracle_port}",
             attacker_url=f"http://127.0.0.1:{attacker_port}",
             admin_token=secrets.token_urlsafe(24),
+            attack_admin_token=secrets.token_urlsafe(24),
         )
         env = self._env(endpoints)
         bbrange = [sys.executable, "-m", "bbrange"]
@@ -155,6 +167,12 @@ class LocalRange:
         ).raise_for_status().json()
         endpoints.client_id = created["client"]["client_id"]
         endpoints.api_key = created["api_key"]
+        user = httpx.post(
+            endpoints.attacker_url + "/users", timeout=10, json={"name": "local-range"},
+            headers={"Authorization": f"Bearer {endpoints.attack_admin_token}"},
+        ).raise_for_status().json()
+        endpoints.user_id = user["user"]["id"]
+        endpoints.user_token = user["token"]
         return endpoints
 
     def check_alive(self) -> None:
@@ -163,8 +181,15 @@ class LocalRange:
                 raise RangeError(f"{p.name} exited with code {p.returncode}; log {p.log}")
 
     def stop(self) -> None:
-        # Workers and APIs first, Redis last, so nothing loses its store while still working.
-        stop_all(reversed(self.processes), grace_s=15)
+        # Workers first: a second SIGTERM stops an RQ worker cold, killing the work horse that trains a campaign
+        # (the first only asks it to stop after the campaign). Then the APIs, Redis last, so that nothing loses
+        # its store while still working. Each with its process group, so nothing they forked stays.
+        workers = [p for p in self.processes if p.name.startswith("attacker-worker")]
+        for w in workers:
+            w.terminate(group=True)
+        for w in workers:
+            w.stop(grace_s=2, group=True, again_s=10)
+        stop_all(reversed([p for p in self.processes if p not in workers]), grace_s=15, group=True)
         self.processes.clear()
 
     def __enter__(self) -> RangeEndpoints:

@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 
 __all__ = [
-    "Process", "ProcessNotReady", "free_port", "http_ok", "port_is_free", "redis_pong", "start_process",
+    "Process", "ProcessNotReady", "die_with_parent", "free_port", "http_ok", "port_is_free", "redis_pong", "start_process",
     "stop_all", "wait_until",
 ]
 
@@ -83,10 +83,16 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str, inter
     raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
 
 
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """On Linux, this process gets `sig` when its parent dies, however it dies (a forked child calls it itself;
+    start_process(die_with_parent=True) has a child call it before exec). Elsewhere it does nothing."""
+    if sys.platform == "linux":
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, sig)  # PR_SET_PDEATHSIG
+
+
 def _die_with_parent() -> None:
-    """Runs in the child before exec: if its parent is killed outright (SIGKILL), the child gets SIGTERM."""
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    die_with_parent(signal.SIGTERM)
 
 
 @dataclass
@@ -196,11 +202,17 @@ def start_process(
     return Process(name, popen, log)
 
 
-def stop_all(processes: Iterable[Process], grace_s: float = 15.0) -> None:
-    """SIGTERM every process in the order given, then give them grace_s together before SIGKILL."""
+def stop_all(processes: Iterable[Process], grace_s: float = 15.0, *, group: bool = False) -> None:
+    """SIGTERM every process in the order given, then give them grace_s together before SIGKILL.
+
+    group: signal each process's whole group (they were started with own_session), so that what they forked
+    (an RQ worker's work horse) goes with them; what is left of a group after grace_s is killed."""
     stopping = list(processes)
     for p in stopping:
-        p.terminate()
+        p.terminate(group)
     deadline = time.monotonic() + grace_s
     for p in stopping:
-        p.wait_or_kill(deadline - time.monotonic())
+        p.wait_or_kill(deadline - time.monotonic(), group)
+        if group:  # the leader exited: anything it left in its group goes too
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(p.pid, signal.SIGKILL)

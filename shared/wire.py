@@ -30,9 +30,35 @@ def encode_npy(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _check_declared_size(body: bytes) -> None:
+    """Refuse a .npy whose header declares more data than the body carries, before anything is allocated for
+    it (a header may declare 2^40 elements in a few bytes)."""
+    stream = io.BytesIO(body)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            return  # np.load says what is wrong with other versions
+    except (ValueError, OSError, EOFError):
+        return  # not a .npy header: np.load says why
+    if dtype.hasobject or not all(isinstance(d, int) and d >= 0 for d in shape):
+        return
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    carried = len(body) - stream.tell()
+    if declared != carried:
+        raise WireFormatError("malformed_npy", f"the .npy header declares shape {tuple(shape)} of {dtype} "
+                                               f"({declared:,} bytes) but the body carries {carried:,} bytes")
+
+
 def decode_npy(body: bytes) -> np.ndarray:
+    _check_declared_size(body)
     try:
         array = np.load(io.BytesIO(body), allow_pickle=False)
+    except MemoryError:
+        raise WireFormatError("malformed_npy", "the .npy array is too large to decode") from None
     except ValueError as e:  # object arrays without pickle, bad headers, truncated data
         raise WireFormatError("malformed_npy", f"body is not a valid .npy array: {e}") from None
     except (OSError, EOFError) as e:

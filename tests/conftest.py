@@ -177,3 +177,18 @@ def onnx_oracle(onnx_model_dir: Path, redis_server: RedisServer, tmp_path_factor
                           extra_env={"BBRANGE_MAX_MODEL_BYTES": str(4 * 1024 * 1024)})
     yield oracle
     oracle.stop()
+
+
+@pytest.fixture(scope="session")
+def attacker(redis_server: RedisServer, data_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+             oracle_pair: tuple[OracleProcess, OracleProcess]) -> Iterator[Any]:
+    """The API and two workers (several campaigns at once), on DB 1 of the session's private Redis.
+
+    Oracle requests carry at most 16 inputs, so that every phase of a small campaign is split into several
+    requests and a budget can run out in the middle of one `label` call."""
+    from tests.attacker.conftest import start_stack  # the attacker's helpers import this module
+
+    stack = start_stack(redis_server, 1, tmp_path_factory.mktemp("attacker"), workers=2,
+                        extra_env={"BBRANGE_ATTACK_ORACLE_BATCH_SIZE": "16"}, oracles=oracle_pair)
+    yield stack
+    stack.stop()

@@ -26,7 +26,7 @@ from bbrange.oracle.dependencies import authenticate
 from bbrange.oracle.inference import Predictor, ServedModel
 from bbrange.oracle.ledger import ChargeResult, ChargeStatus, Ledger
 from bbrange.oracle.metrics import OracleMetrics
-from bbrange.oracle.replays import IDEMPOTENCY_KEY, ClaimStatus, ReplayStore
+from bbrange.oracle.replays import IDEMPOTENCY_KEY, Claim, ClaimStatus, ReplayStore
 from bbrange.oracle.settings import OracleSettings
 from bbrange.shared.http_errors import ApiError
 from bbrange.shared.wire import decode_npy, encode_npy
@@ -34,7 +34,8 @@ from bbrange.shared.wire import decode_npy, encode_npy
 log = logging.getLogger(__name__)
 
 # The refusal reasons the metrics distinguish; every other refusal before the charge is bad input.
-_REFUSAL_REASONS = {"revoked", "unauthorized", "unknown_model", "body_too_large", "request_in_progress"}
+_REFUSAL_REASONS = {"revoked", "unauthorized", "unknown_model", "body_too_large", "request_in_progress",
+                    "too_many_auth_failures"}
 
 
 @dataclass(frozen=True)
@@ -70,15 +71,16 @@ ReadBatch = Callable[[ServedModel], Awaitable[Batch]]
 
 
 async def answer(services: Services, *, model: str, authorization: str | None, idempotency_key: str | None,
-                 read: ReadBatch, encoding: str) -> Answer:
+                 read: ReadBatch, encoding: str, source: str) -> Answer:
     """Label a batch for the client behind `authorization`. Every input is one query: the whole batch is
-    charged and answered, or nothing is. Refusals are raised as ApiError (counted in the metrics)."""
+    charged and answered, or nothing is. Refusals are raised as ApiError (counted in the metrics). `source` is
+    the caller's address, whose unknown keys are throttled."""
     started = time.perf_counter()
     metrics, ledger, replays, predictor = services.metrics, services.ledger, services.replays, services.predictor
     try:
         # Authenticated here, so that its refusals are counted per model like the others, and its Redis
         # round trips are part of request_seconds.
-        client_id = await authenticate(ledger, authorization)
+        client_id = await authenticate(ledger, authorization, source, services.settings.auth_failures_per_minute)
         served = predictor.models.get(model)
         if served is None:
             raise ApiError(404, "unknown_model", f"no model named {model!r}; GET /v1/models lists them",
@@ -88,23 +90,25 @@ async def answer(services: Services, *, model: str, authorization: str | None, i
             x = batch.x
             n = int(x.shape[0])
             if idempotency_key is not None:
-                replayed = await _claim_once(replays, client_id, idempotency_key, batch.digest)
-                if replayed is not None:
+                # The claim of the key and the charge of the batch are one atomic step.
+                claim = await _claim_once(replays, ledger, client_id, idempotency_key, batch.digest, n)
+                if claim.status is ClaimStatus.ANSWERED:
                     metrics.replayed_inputs.labels(client=client_id, model=model).inc(n)
                     client = await ledger.get_client(client_id)
-                    return Answer(client_id, decode_npy(replayed), client.remaining if client else 0, replayed=True)
-            charge = await ledger.charge(client_id, n)
+                    return Answer(client_id, decode_npy(claim.labels_npy), client.remaining if client else 0,
+                                  replayed=True)
+                assert claim.charge is not None
+                charge = claim.charge
+            else:
+                charge = await ledger.charge(client_id, n)
     except ApiError as e:
         reason = e.code if e.code in _REFUSAL_REASONS else "bad_input"
         metrics.refusals.labels(reason=reason, model=model if model in predictor.models else "").inc()
         raise
 
-    if charge.status is not ChargeStatus.CHARGED:
-        if idempotency_key is not None:
-            await replays.release(client_id, idempotency_key)
+    if charge.status is not ChargeStatus.CHARGED:  # nothing was charged, nor claimed
         refusal = _charge_refused(charge, n)
         metrics.refusals.labels(reason=refusal.code, model=model).inc()
-        metrics.budget_remaining.labels(client=client_id).set(charge.remaining)
         raise refusal
 
     try:
@@ -126,7 +130,6 @@ async def answer(services: Services, *, model: str, authorization: str | None, i
             log.warning("could not keep the answer of idempotency key %s: %s", idempotency_key, e)
 
     metrics.inputs_answered.labels(client=client_id, model=model).inc(n)
-    metrics.budget_remaining.labels(client=client_id).set(charge.remaining)
     metrics.batch_size.labels(model=model).observe(n)
     metrics.request_seconds.labels(model=model, encoding=encoding).observe(time.perf_counter() - started)
     return Answer(client_id, labels, charge.remaining)
@@ -153,19 +156,22 @@ def _charge_refused(charge: ChargeResult, n: int) -> ApiError:
     return ApiError(status, reason, message, details, headers)
 
 
-async def _claim_once(replays: ReplayStore, client_id: str, key: str, digest: str) -> bytes | None:
-    """Claim an idempotency key for this request; the stored answer when it was answered before."""
+async def _claim_once(replays: ReplayStore, ledger: Ledger, client_id: str, key: str, digest: str,
+                      n: int) -> Claim:
+    """Claim an idempotency key for this request and charge its batch, in one step: ANSWERED with the stored
+    answer when it was answered before, CLAIMED or TAKEN_OVER (from a process that died after charging it) when
+    this request must answer it, NOT_CHARGED with the reason of the refusal."""
     if not IDEMPOTENCY_KEY.match(key):
         raise ApiError(422, "bad_idempotency_key", "Idempotency-Key must be 1 to 128 characters of "
                                                    "A-Z a-z 0-9 . _ : -")
-    claim = await replays.claim(client_id, key, digest)
+    claim = await replays.claim_and_charge(ledger.client_key(client_id), client_id, key, digest, n)
     if claim.status is ClaimStatus.KEY_REUSED:
         raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key came before with another request "
                                                       "(model, content type or body); send a new key per batch")
     if claim.status is ClaimStatus.IN_PROGRESS:
         raise ApiError(409, "request_in_progress", "a request with this Idempotency-Key is still being "
                                                    "answered; retry shortly", headers={"Retry-After": "1"})
-    return claim.labels_npy if claim.status is ClaimStatus.ANSWERED else None
+    return claim
 
 
 def get_services(request: Request) -> Services:

@@ -6,12 +6,17 @@ opens Redis and loads the models. What a route needs comes from `bbrange.oracle.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from bbrange import __version__
@@ -30,23 +35,32 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: OracleSettings = app.state.settings
-    # A bounded pool: a burst of requests queues for a connection instead of opening hundreds.
+    # A bounded pool: a burst of requests queues for a connection instead of opening hundreds. Pooled connections
+    # are health-checked and a broken one is replaced at once (a Redis restart costs no 503); a Redis that is
+    # really down still answers 503 within the timeout.
     pool = BlockingConnectionPool.from_url(
         settings.redis_url, max_connections=settings.redis_max_connections, timeout=settings.redis_timeout_s,
         socket_timeout=settings.redis_timeout_s, socket_connect_timeout=settings.redis_timeout_s,
+        health_check_interval=5, retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        retry_on_error=[RedisConnectionError],
     )
     redis = Redis(connection_pool=pool)
     app.state.ledger = Ledger(redis, settings.redis_prefix)
-    app.state.replays = ReplayStore(redis, settings.redis_prefix, settings.replay_ttl_s)
+    replays = app.state.replays = ReplayStore(redis, settings.redis_prefix, settings.replay_ttl_s)
     batching = BatchingSettings(settings.dynamic_batching, settings.batch_max_inputs,
                                 settings.batch_max_delay_ms / 1000)
     metrics: OracleMetrics = app.state.metrics
     predictor = Predictor(settings.model_dir, resolve_device(settings.device), settings.models, batching,
                           observe=metrics.observe_forward)
     app.state.predictor = predictor
+    alive = asyncio.create_task(replays.keep_alive())
     try:
         yield
     finally:
+        alive.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await alive
+        await replays.stop()
         predictor.close()
         await redis.aclose()
 

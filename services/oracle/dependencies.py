@@ -53,22 +53,36 @@ PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 AuthorizationHeader = Annotated[str | None, Header()]
 
 
-async def authenticate(ledger: Ledger, authorization: str | None) -> str:
-    """The client id behind 'Authorization: Bearer <key>'; 401 for a missing or unknown key, 403 if revoked."""
+def source_address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def authenticate(ledger: Ledger, authorization: str | None, source: str = "unknown",
+                       failure_limit: int = 0) -> str:
+    """The client id behind 'Authorization: Bearer <key>'; 401 for a missing or unknown key, 403 if revoked.
+
+    failure_limit > 0: a source address that sent that many unknown keys in a minute gets 429 with Retry-After
+    until the minute is over, whatever key it sends."""
     scheme, _, key = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not key:
         raise ApiError(401, "unauthorized", "send your API key as 'Authorization: Bearer <key>'",
                        headers={"WWW-Authenticate": "Bearer"})
+    if failure_limit and (wait := await ledger.auth_throttled(source, failure_limit)):
+        raise ApiError(429, "too_many_auth_failures", f"too many unknown API keys from this address; retry in "
+                       f"{wait} s", {"retry_after_s": wait}, headers={"Retry-After": str(wait)})
     client_id = await ledger.client_for_key(key.strip())
     if client_id is None:
+        if failure_limit:
+            await ledger.auth_failed(source)
         raise ApiError(401, "unauthorized", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     if await ledger.is_revoked(client_id):
         raise ApiError(403, "revoked", "this API key has been revoked")
     return client_id
 
 
-async def authenticated_client(ledger: LedgerDep, authorization: AuthorizationHeader = None) -> str:
-    return await authenticate(ledger, authorization)
+async def authenticated_client(request: Request, ledger: LedgerDep, settings: SettingsDep,
+                               authorization: AuthorizationHeader = None) -> str:
+    return await authenticate(ledger, authorization, source_address(request), settings.auth_failures_per_minute)
 
 
 ClientIdDep = Annotated[str, Depends(authenticated_client)]

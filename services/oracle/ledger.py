@@ -18,28 +18,39 @@ from redis.typing import EncodableT, FieldT
 
 API_KEY_PREFIX = "bbr_"
 
-# Returns {status, remaining, retry_after_s}. Redis TIME is used so every oracle process agrees on
-# the rate-limit window whatever its own clock says.
-_CHARGE = """
-local c = redis.call('HMGET', KEYS[1], 'budget', 'used', 'revoked', 'rate_per_minute', 'rate_window', 'rate_count')
-if not c[1] then return {-3, 0, 0} end
-if c[3] == '1' then return {-4, 0, 0} end
-local n = tonumber(ARGV[1])
-local remaining = tonumber(c[1]) - tonumber(c[2])
-if n > remaining then return {-1, remaining, 0} end
-local rate = tonumber(c[4] or '0') or 0
-if rate > 0 then
-  if n > rate then return {-5, remaining, 0} end
-  local now = redis.call('TIME')
-  local window = math.floor(tonumber(now[1]) / 60)
-  local count = 0
-  if tonumber(c[5] or '-1') == window then count = tonumber(c[6] or '0') end
-  if count + n > rate then return {-2, remaining, 60 - (tonumber(now[1]) % 60)} end
-  redis.call('HSET', KEYS[1], 'rate_window', window, 'rate_count', count + n)
+# charge(key, n) returns {status, remaining, retry_after_s}. Redis TIME is used so every oracle process agrees
+# on the rate-limit window whatever its own clock says. A Lua function, so that the idempotent claim of a
+# batch (replays.py) charges it in the same atomic step.
+CHARGE_FUNCTION = """
+local function charge(key, n)
+  local c = redis.call('HMGET', key, 'budget', 'used', 'revoked', 'rate_per_minute', 'rate_window', 'rate_count')
+  if not c[1] then return {-3, 0, 0} end
+  if c[3] == '1' then return {-4, 0, 0} end
+  local remaining = tonumber(c[1]) - tonumber(c[2])
+  if n > remaining then return {-1, remaining, 0} end
+  local rate = tonumber(c[4] or '0') or 0
+  if rate > 0 then
+    if n > rate then return {-5, remaining, 0} end
+    local now = redis.call('TIME')
+    local window = math.floor(tonumber(now[1]) / 60)
+    local count = 0
+    if tonumber(c[5] or '-1') == window then count = tonumber(c[6] or '0') end
+    if count + n > rate then return {-2, remaining, 60 - (tonumber(now[1]) % 60)} end
+    redis.call('HSET', key, 'rate_window', window, 'rate_count', count + n)
+  end
+  redis.call('HINCRBY', key, 'used', n)
+  return {1, remaining - n, 0}
 end
-redis.call('HINCRBY', KEYS[1], 'used', n)
-return {1, remaining - n, 0}
 """
+_CHARGE = CHARGE_FUNCTION + "return charge(KEYS[1], tonumber(ARGV[1]))"
+
+# Counts a failed authentication of one source address in a fixed window; returns {failures, ttl}.
+_AUTH_FAILED = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return {n, redis.call('TTL', KEYS[1])}
+"""
+AUTH_WINDOW_S = 60
 
 # Gives back a charge whose inputs were never answered (inference failed after charging).
 _REFUND = """
@@ -90,6 +101,7 @@ class Ledger:
         self.prefix = prefix
         self._charge = redis.register_script(_CHARGE)
         self._refund = redis.register_script(_REFUND)
+        self._auth_failed = redis.register_script(_AUTH_FAILED)
 
     def _client_key(self, client_id: str) -> str:
         return f"{self.prefix}:client:{client_id}"
@@ -100,6 +112,23 @@ class Ledger:
     @property
     def _index_key(self) -> str:
         return f"{self.prefix}:clients"
+
+    def client_key(self, client_id: str) -> str:
+        return self._client_key(client_id)
+
+    def _auth_failures_key(self, source: str) -> str:
+        return f"{self.prefix}:authfail:{source}"
+
+    async def auth_throttled(self, source: str, limit: int) -> int:
+        """Seconds until `source` may try keys again, after `limit` unknown keys in a minute; 0 if it may now."""
+        key = self._auth_failures_key(source)
+        count = await self.redis.get(key)
+        if count is None or int(count) < limit:
+            return 0
+        return max(int(await self.redis.ttl(key)), 1)
+
+    async def auth_failed(self, source: str) -> None:
+        await self._auth_failed(keys=[self._auth_failures_key(source)], args=[AUTH_WINDOW_S])
 
     async def create_client(self, name: str, budget: int, rate_per_minute: int | None) -> tuple[Client, str]:
         """Create a client; the API key is returned once and only its digest is kept."""

@@ -1,12 +1,16 @@
-"""Prometheus metrics of the oracle. Label values are bounded: client ids and model names, never keys."""
+"""Prometheus metrics of the oracle. Label values are bounded: client ids and model names, never keys.
+
+/metrics is unauthenticated (Prometheus scrapes it), so it carries no account data: no client's remaining
+budget (a client reads its own with GET /v1/usage, the admin every one with GET /v1/admin/clients); budgets
+running out show as refusals with reason budget_exhausted."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 REFUSAL_REASONS = (
     "unauthorized", "revoked", "unknown_model", "bad_input", "body_too_large", "budget_exhausted",
-    "rate_limited", "redis_unavailable", "internal_error", "request_in_progress",
+    "rate_limited", "redis_unavailable", "internal_error", "request_in_progress", "too_many_auth_failures",
 )
 
 
@@ -24,10 +28,6 @@ class OracleMetrics:
         )
         self.refusals = Counter(
             "bbrange_oracle_refusals", "Predict requests refused, by reason", ["reason", "model"], registry=r,
-        )
-        self.budget_remaining = Gauge(
-            "bbrange_oracle_budget_remaining", "Inputs a client may still have labelled (as last seen by this process)",
-            ["client"], registry=r, multiprocess_mode="min",
         )
         self.request_seconds = Histogram(
             "bbrange_oracle_request_seconds", "Predict request latency, from first byte to response",

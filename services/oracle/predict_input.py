@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from bbrange.shared.http_errors import ApiError
@@ -27,6 +29,28 @@ PREDICT_BODY: dict[str, Any] = {
 }
 
 
+# JSON bodies are parsed in a worker thread, a few at a time, so that a large one never stalls the event loop
+# (other clients' requests) and a burst of them cannot hold many parsed copies in memory at once.
+_JSON_PARSES = asyncio.Semaphore(2)
+
+
+def media_type(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
+
+
+def body_limit(content_type: str, max_body_bytes: int, max_json_body_bytes: int) -> int:
+    """JSON costs far more to parse than its size: it has its own, smaller cap."""
+    return min(max_body_bytes, max_json_body_bytes) if media_type(content_type) == JSON_MEDIA_TYPE else max_body_bytes
+
+
+async def decode_body(body: bytes, content_type: str) -> np.ndarray:
+    """decode_inputs, with JSON parsed off the event loop."""
+    if media_type(content_type) != JSON_MEDIA_TYPE:
+        return decode_inputs(body, content_type)
+    async with _JSON_PARSES:
+        return await run_in_threadpool(decode_inputs, body, content_type)
+
+
 async def read_capped_body(request: Request, limit: int) -> bytes:
     """Read the body, refusing (413) as soon as it exceeds limit, whether or not Content-Length is honest."""
     declared = request.headers.get("content-length")
@@ -44,7 +68,7 @@ async def read_capped_body(request: Request, limit: int) -> bytes:
 
 def decode_inputs(body: bytes, content_type: str) -> np.ndarray:
     """The batch as sent, not yet checked or scaled; WireFormatError if malformed, 415 for another media type."""
-    media = content_type.split(";")[0].strip().lower()
+    media = media_type(content_type)
     if media == NPY_MEDIA_TYPE:
         return decode_npy(body)
     if media == JSON_MEDIA_TYPE:

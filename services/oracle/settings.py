@@ -20,6 +20,10 @@ class OracleSettings(BaseSettings):
     admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset disables it")
     max_batch: int = Field(1024, gt=0, description="Most inputs in one predict request")
     max_body_bytes: int = Field(32 * 1024 * 1024, gt=0, description="Largest predict request body")
+    max_json_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Largest JSON predict body (parsing JSON "
+                                                                        "costs far more than reading .npy)")
+    auth_failures_per_minute: int = Field(20, gt=0, description="Unknown API keys one source address may send in a "
+                                                                "minute before it gets 429 with Retry-After")
     replay_ttl_s: int = Field(600, gt=0, description="How long the answer to an Idempotency-Key is kept for retries")
     device: str = Field("auto", description="auto, cpu or cuda")
     dynamic_batching: bool = Field(True, description="Gather concurrent requests for one model into one forward")

@@ -4,22 +4,24 @@ against the real oracle processes of tests/conftest.py."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from bbrange.shared.processes import Process, free_port, start_process, wait_until
 from tests.conftest import BBRANGE, OracleProcess, RedisServer
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
+ADMIN_TOKEN = "attack-admin-test-token"
 
 
 @dataclass
@@ -32,9 +34,22 @@ class AttackerStack:
     env: dict[str, str]
     api: Process | None = None
     workers: list[Process] = field(default_factory=list)
+    token: str = ""  # a user's, created when the API first starts
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+    def client(self, token: str | None = None) -> httpx.Client:
+        """A client of the API as the stack's user (or with the token given; "" sends none)."""
+        token = self.token if token is None else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, timeout=30, headers=headers)
+
+    def admin(self) -> httpx.Client:
+        return self.client(ADMIN_TOKEN)
+
+    def create_user(self, name: str) -> tuple[str, str]:
+        """A new user of the API: (id, token)."""
+        with self.admin() as api:
+            created = api.post("/users", json={"name": name}).raise_for_status().json()
+        return created["user"]["id"], created["token"]
 
     def start_api(self) -> None:
         port = int(self.url.rsplit(":", 1)[1])
@@ -42,6 +57,8 @@ class AttackerStack:
             "attacker API", [str(BBRANGE), "attack", "serve", "--port", str(port), "--log-level", "warning"],
             self.log_dir / f"api-{port}-{time.monotonic_ns()}.log", env=self.env)
         self.api.wait_ready(self.url + "/readyz", timeout_s=60, interval_s=0.1)
+        if not self.token:
+            self.token = self.create_user("tests")[1]
 
     def start_worker(self, name: str) -> Process:
         worker = start_process(
@@ -62,13 +79,16 @@ class AttackerStack:
         self.stop_api()
 
 
-def start_stack(redis: RedisServer, db: int, tmp: Path, workers: int, extra_env: dict[str, str] | None = None
-                ) -> AttackerStack:
+def start_stack(redis: RedisServer, db: int, tmp: Path, workers: int, extra_env: dict[str, str] | None = None,
+                oracles: list[OracleProcess] | tuple[OracleProcess, ...] = ()) -> AttackerStack:
+    """The API (with a user whose token `stack.client()` sends) and `workers` workers; `oracles` are allowlisted."""
     for sub in ("data", "metrics", "logs"):
         (tmp / sub).mkdir(parents=True, exist_ok=True)
     redis_url = f"redis://127.0.0.1:{redis.port}/{db}"
     env = {**os.environ, "BBRANGE_ATTACK_REDIS_URL": redis_url, "BBRANGE_ATTACK_DATA_DIR": str(tmp / "data"),
-           "BBRANGE_ATTACK_METRICS_DIR": str(tmp / "metrics"), **(extra_env or {})}
+           "BBRANGE_ATTACK_METRICS_DIR": str(tmp / "metrics"), "BBRANGE_ATTACK_ADMIN_TOKEN": ADMIN_TOKEN,
+           "BBRANGE_ATTACK_SECRET_KEY": Fernet.generate_key().decode(),
+           "BBRANGE_ATTACK_ORACLE_ALLOWLIST": json.dumps([o.url for o in oracles]), **(extra_env or {})}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     stack = AttackerStack(f"http://127.0.0.1:{free_port()}", redis_url, tmp / "data", tmp / "metrics", tmp / "logs",
                           env)
@@ -80,19 +100,6 @@ def start_stack(redis: RedisServer, db: int, tmp: Path, workers: int, extra_env:
         stack.stop()
         raise
     return stack
-
-
-@pytest.fixture(scope="session")
-def attacker(redis_server: RedisServer, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
-             ) -> Iterator[AttackerStack]:
-    """The API and two workers (several campaigns at once), on DB 1 of the session's private Redis.
-
-    Oracle requests carry at most 16 inputs, so that every phase of a small campaign is split into several
-    requests and a budget can run out in the middle of one `label` call."""
-    stack = start_stack(redis_server, 1, tmp_path_factory.mktemp("attacker"), workers=2,
-                        extra_env={"BBRANGE_ATTACK_ORACLE_BATCH_SIZE": "16"})
-    yield stack
-    stack.stop()
 
 
 @pytest.fixture

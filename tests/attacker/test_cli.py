@@ -16,7 +16,8 @@ def test_attack_run_follows_and_prints_results(attacker: AttackerStack, oracle: 
                                                oracle_key: tuple[str, str], tmp_path: Path) -> None:
     grid = tmp_path / "grid.png"
     result = CliRunner().invoke(app, [
-        "attack", "run", "--api", attacker.url, "--oracle-url", oracle.url, "--api-key", oracle_key[1],
+        "attack", "run", "--api", attacker.url, "--token", attacker.token, "--oracle-url", oracle.url,
+        "--api-key", oracle_key[1],
         "--s0", "30", "--rho", "1", "--train-epochs", "1", "--eval-size", "20", "--grid-out", str(grid),
     ])
     assert result.exit_code == 0, result.output
@@ -28,7 +29,7 @@ def test_attack_run_follows_and_prints_results(attacker: AttackerStack, oracle: 
 
 
 def test_attack_run_reports_a_refusal(attacker: AttackerStack) -> None:
-    result = CliRunner().invoke(app, ["attack", "run", "--api", attacker.url, "--oracle-url", "http://10.0.0.1:8000",
-                                      "--api-key", "k"])
+    result = CliRunner().invoke(app, ["attack", "run", "--api", attacker.url, "--token", attacker.token,
+                                      "--oracle-url", "http://10.0.0.1:8000", "--api-key", "k"])
     assert result.exit_code == 1
     assert "target_not_allowed" in result.output

@@ -14,11 +14,11 @@ from tests.conftest import OracleProcess, RedisServer
 
 
 @pytest.fixture(scope="module")
-def fragile(redis_server: RedisServer, data_dir: Path, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[AttackerStack]:
+def fragile(redis_server: RedisServer, data_dir: Path, tmp_path_factory: pytest.TempPathFactory,
+            oracle_pair: tuple[OracleProcess, OracleProcess]) -> Iterator[AttackerStack]:
     """Its own DB and a short lease, so that a vanished worker is noticed within seconds."""
     stack = start_stack(redis_server, 2, tmp_path_factory.mktemp("fragile"), workers=1,
-                        extra_env={"BBRANGE_ATTACK_LEASE_TTL_S": "2"})
+                        extra_env={"BBRANGE_ATTACK_LEASE_TTL_S": "2"}, oracles=oracle_pair)
     yield stack
     stack.stop()
 

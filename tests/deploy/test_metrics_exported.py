@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from cryptography.fernet import Fernet
 from prometheus_client.parser import text_string_to_metric_families
 
 from bbrange.shared.datasets import Dataset
@@ -82,7 +83,7 @@ def attacker_metrics(deploy_redis: RedisServer, tmp_path_factory: pytest.TempPat
     port = free_port()
     redis_url = f"redis://127.0.0.1:{deploy_redis.port}/1"
     env = {**os.environ, "BBRANGE_ATTACK_REDIS_URL": redis_url, "BBRANGE_ATTACK_DATA_DIR": str(work / "campaigns"),
-           "BBRANGE_ATTACK_REDIS_PREFIX": "bbdeploy:attack"}
+           "BBRANGE_ATTACK_REDIS_PREFIX": "bbdeploy:attack", "BBRANGE_ATTACK_SECRET_KEY": Fernet.generate_key().decode()}
     process = start_process(
         "`bbrange attack serve`",
         [str(BBRANGE), "attack", "serve", "--host", "127.0.0.1", "--port", str(port), "--redis-url", redis_url],

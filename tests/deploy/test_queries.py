@@ -65,7 +65,7 @@ def test_dashboard_structure(path) -> None:
 def test_the_oracle_dashboard_covers_what_operators_asked_for() -> None:
     exprs = " ".join(q.source for q in dashboard_queries(next(p for p in DASHBOARDS if p.stem == "bbrange-oracle")))
     for needle in ("sum by (client, model) (rate(bbrange_oracle_inputs_answered_total",
-                   "bbrange_oracle_budget_remaining", "sum by (reason) (rate(bbrange_oracle_refusals_total",
+                   'refusals_total{reason="budget_exhausted"', "sum by (reason) (rate(bbrange_oracle_refusals_total",
                    "histogram_quantile(0.99, sum by (le) (rate(bbrange_oracle_request_seconds_bucket"):
         assert needle in exprs, needle
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,21 +19,46 @@ from fastapi.concurrency import run_in_threadpool
 from redis.exceptions import RedisError
 
 from bbrange import __version__
+from bbrange.attacker.campaigns.body_limit import BodyLimit
 from bbrange.attacker.campaigns.dependencies import AttackerServices
-from bbrange.attacker.campaigns.routes import campaigns, ops, samples
+from bbrange.attacker.campaigns.jobs import is_enqueued
+from bbrange.attacker.campaigns.records import CampaignState
+from bbrange.attacker.campaigns.routes import campaigns, ops, samples, users
 from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.shared.http_errors import error_response, install_error_handlers
 
 log = logging.getLogger(__name__)
 
 
+# A queued campaign whose job is not on the queue this long after its creation was never enqueued.
+ENQUEUE_GRACE_S = 60.0
+
+
+def _sweep(svc: AttackerServices) -> None:
+    """Fail what no worker will ever finish: running campaigns whose lease expired, queued ones never enqueued."""
+    for cid in svc.store.reap_lost():
+        svc.samples.remove_upload(cid)
+    for cid in svc.store.queued_before(ENQUEUE_GRACE_S):
+        if not is_enqueued(svc.connection, cid) and svc.store.fail(
+                cid, "enqueue_failed", lambda _: "the campaign never reached the job queue; submit it again",
+                {CampaignState.queued}) is not None:
+            svc.samples.remove_upload(cid)
+
+
 async def _reap_forever(svc: AttackerServices) -> None:
-    # A campaign whose worker vanished must not read "running" forever, even if nobody asks about it.
+    # A campaign whose worker vanished must not read "running" forever, even if nobody asks about it. After a
+    # Redis outage the leases may have expired while their workers were alive and waiting: they get a whole
+    # lease period of Redis uptime to renew before anything is reaped.
+    last_outage = float("-inf")
     while True:
         await asyncio.sleep(max(svc.settings.lease_ttl_s / 2, 0.5))
         try:
-            await run_in_threadpool(svc.store.reap_lost)
+            if time.monotonic() - last_outage < svc.settings.lease_ttl_s:
+                await run_in_threadpool(svc.connection.ping)
+            else:
+                await run_in_threadpool(_sweep, svc)
         except RedisError as e:
+            last_outage = time.monotonic()
             log.warning("cannot reap lost campaigns: %s", e)
 
 
@@ -67,6 +93,7 @@ def create_app(settings: AttackerSettings | None = None) -> FastAPI:
     app.state.services = svc
     install_error_handlers(app)
     app.add_exception_handler(RedisError, _redis_down)
-    for module in (ops, campaigns, samples):
+    for module in (ops, users, campaigns, samples):
         app.include_router(module.router)
+    app.add_middleware(BodyLimit, limit=svc.settings.max_request_bytes)
     return app

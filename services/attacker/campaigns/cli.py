@@ -12,10 +12,12 @@ from typing import Annotated, Any
 
 import httpx
 import typer
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bbrange.attacker.campaigns.cli_users import app as users_app
 from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.attacker.campaigns.spec import DEFAULT_STEP_SIZE
 from bbrange.attacker.engine.cli import app as engine_app
@@ -24,6 +26,7 @@ from bbrange.shared.cli_requests import request_or_exit
 app = typer.Typer(help="The attacker: black-box campaigns against a remote oracle, and the attack engine.",
                   no_args_is_help=True)
 app.add_typer(engine_app)  # no name: the engine's commands join this group
+app.add_typer(users_app, name="users")
 console = Console()
 
 RedisOpt = Annotated[str | None, typer.Option("--redis-url", envvar="BBRANGE_ATTACK_REDIS_URL",
@@ -34,10 +37,22 @@ MetricsDirOpt = Annotated[Path | None, typer.Option(
     "--metrics-dir", envvar="BBRANGE_ATTACK_METRICS_DIR",
     help="prometheus-client multiprocess directory; give the API and the workers of a host the same one.")]
 ApiOpt = Annotated[str, typer.Option("--api", envvar="BBRANGE_ATTACK_API_URL", help="Attacker API base URL.")]
+TokenOpt = Annotated[str, typer.Option("--token", envvar="BBRANGE_ATTACK_TOKEN",
+                                       help="Your attacker API token (an admin creates it: bbrange attack users create).")]
 
 
 def _settings(**overrides: Any) -> AttackerSettings:
     return AttackerSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _require_secret_key(settings: AttackerSettings) -> None:
+    from bbrange.attacker.campaigns.sealing import KeySealer, MissingSecretKey
+
+    try:
+        KeySealer(settings.secret_key)
+    except MissingSecretKey as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -56,6 +71,7 @@ def serve(
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(redis_url=redis_url, data_dir=data_dir, metrics_dir=metrics_dir)
+    _require_secret_key(settings)
     if settings.metrics_dir is not None:
         enable_multiprocess(settings.metrics_dir)
     from bbrange.attacker.campaigns.app import create_app
@@ -85,6 +101,7 @@ def worker(
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(redis_url=redis_url, data_dir=data_dir, metrics_dir=metrics_dir, torch_threads=torch_threads)
+    _require_secret_key(settings)
     # Campaigns run in forked work horses: their metrics only reach this process through files.
     directory = enable_multiprocess(settings.metrics_dir)
     attack_metrics().show_zeros()
@@ -92,7 +109,17 @@ def worker(
         start_http_server(metrics_port, addr=metrics_host, registry=exposition_registry())
     jobs.configure(settings)
     try:
-        jobs.make_worker(settings, name).work(burst=burst, logging_level=log_level.upper(), with_scheduler=False)
+        while True:
+            # RQ quits its loop on a Redis failure that outlasted the connection's retries: start it again,
+            # so that no outage ends this worker (a namesake registration of ours is dropped on the way).
+            rq_worker = jobs.make_worker(settings, name)
+            try:
+                rq_worker.work(burst=burst, logging_level=log_level.upper(), with_scheduler=False)
+            except RedisError as e:
+                logging.getLogger(__name__).warning("worker: Redis failed (%s)", e)
+            if burst or getattr(rq_worker, "_stop_requested", True):
+                break
+            time.sleep(5)
     finally:
         if settings.metrics_dir is None:  # a private directory nobody else reads
             shutil.rmtree(directory, ignore_errors=True)
@@ -194,6 +221,7 @@ def run(
     seed: int = 0,
     spec_file: Annotated[Path | None, typer.Option(help="A JSON campaign spec; replaces the options above.")] = None,
     api: ApiOpt = "http://127.0.0.1:8100",
+    token: TokenOpt = "",
     wait: Annotated[bool, typer.Option(help="Follow the campaign until it finishes.")] = True,
     grid_out: Annotated[Path | None, typer.Option(help="Also save the grid picture here.")] = None,
 ) -> dict[str, Any] | None:
@@ -216,7 +244,7 @@ def run(
             "query_budget": budget,
             "seed": seed,
         }
-    with httpx.Client(base_url=api, timeout=30) as client:
+    with httpx.Client(base_url=api, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
         accepted = _request(client, "POST", "/attacks", json=spec)
         cid = accepted["id"]
         console.print(f"campaign [bold]{cid}[/] queued: {api.rstrip('/')}{accepted['location']}")
@@ -225,8 +253,8 @@ def run(
         try:
             record = follow(client, cid)
         except KeyboardInterrupt:
-            console.print(f"stopped following; the campaign goes on. Cancel it with: "
-                          f"curl -X POST {api.rstrip('/')}/attacks/{cid}/cancel")
+            console.print(f"stopped following; the campaign goes on. Cancel it with: curl -X POST "
+                          f"-H 'Authorization: Bearer $BBRANGE_ATTACK_TOKEN' {api.rstrip('/')}/attacks/{cid}/cancel")
             raise typer.Exit(130) from None
         print_result(record, api)
         if grid_out is not None and record.get("samples_available"):

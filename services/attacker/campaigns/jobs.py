@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import socket
 from resource import struct_rusage
 
 import redis
@@ -20,9 +22,12 @@ from rq import Queue, Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
-from bbrange.attacker.campaigns.records import CampaignError, CampaignRecord, CampaignState, utcnow
+from bbrange.attacker.campaigns.connections import connect
+from bbrange.attacker.campaigns.records import CampaignRecord, CampaignState
+from bbrange.attacker.campaigns.samples import SampleStore
 from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.attacker.campaigns.store import CampaignStore
+from bbrange.shared.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +49,14 @@ def run_campaign_job(campaign_id: str) -> str | None:
     import torch
 
     from bbrange.attacker.campaigns.runner import CampaignRunner
-    from bbrange.attacker.campaigns.samples import SampleStore
 
+    # The work horse never outlives its worker (killed, or stopped cold): a campaign with nobody to record it
+    # is failed by its lease, not left training. (RQ puts the horse in a session of its own.)
+    die_with_parent(signal.SIGKILL)
     settings = current_settings()
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
-    store = CampaignStore.from_url(settings.redis_url, settings.redis_prefix)
+    store = CampaignStore.from_url(settings.redis_url, settings.redis_prefix, settings.redis_retry_s)
     runner = CampaignRunner(store, SampleStore(settings.data_dir), settings,
                             worker_name=os.environ.get("RQ_WORKER_ID", ""))
     state = runner.run(campaign_id)
@@ -73,23 +80,51 @@ def drop_queued_job(connection: redis.Redis, campaign_id: str) -> None:
         Job.fetch(campaign_id, connection=connection).cancel()
 
 
+def is_enqueued(connection: redis.Redis, campaign_id: str) -> bool:
+    return Job.exists(campaign_id, connection=connection)
+
+
+def forget_dead_namesake(connection: redis.Redis, name: str) -> bool:
+    """Drop the registration of a worker of this name that died on this host without unregistering (killed),
+    which would otherwise refuse a restart under the same name for minutes. True if one was dropped."""
+    key = Worker.redis_worker_namespace_prefix + name
+    found = connection.hmget(key, ["hostname", "pid", "death"])
+    host, pid, death = (v.decode() if isinstance(v, bytes) else v for v in found)
+    if host is None or death is not None or host != socket.gethostname() or pid is None:
+        return False
+    if int(pid) != os.getpid():  # our own earlier registration (RQ quit on a Redis failure) goes too
+        try:
+            os.kill(int(pid), 0)
+            return False  # alive: a real namesake
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            return False
+    with connection.pipeline() as pipe:
+        pipe.delete(key)
+        pipe.srem(Worker.redis_workers_keys, key)
+        pipe.execute()
+    log.warning("dropped the registration of worker %s (pid %s on this host is gone)", name, pid)
+    return True
+
+
 def make_worker(settings: AttackerSettings, name: str | None = None) -> Worker:
-    connection = redis.Redis.from_url(settings.redis_url)
+    # Every call of the worker (dequeue, heartbeats, job bookkeeping) rides out a Redis outage.
+    connection = connect(settings.redis_url, retry_s=settings.redis_retry_s, socket_timeout_s=None)
     store = CampaignStore(connection, settings.redis_prefix)
+    samples = SampleStore(settings.data_dir)
+    if name is not None:
+        forget_dead_namesake(connection, name)
 
     def horse_died(job: Job, pid: int, status: int, rusage: struct_rusage) -> None:
         signal_text = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {status >> 8}"
 
-        def fail(r: CampaignRecord) -> None:
-            r.state = CampaignState.failed
-            r.finished_at = utcnow()
-            r.error = CampaignError(
-                code="worker_lost",
-                message=f"the process running this campaign (pid {pid}) died with {signal_text} during phase "
-                        f"{r.phase.value} (killed, or out of memory); queries spent are reported as last recorded",
-            )
+        def message(r: CampaignRecord) -> str:
+            return (f"the process running this campaign (pid {pid}) died with {signal_text} during phase "
+                    f"{r.phase.value} (killed, or out of memory); queries spent are reported as last recorded")
 
-        if store.update(job.id, fail, only_from={CampaignState.running}, finish=True) is not None:
+        if store.fail(job.id, "worker_lost", message, {CampaignState.running}) is not None:
+            samples.remove_upload(job.id)
             log.warning("campaign %s failed: its work horse %s died (%s)", job.id, pid, signal_text)
 
     return Worker([queue_for(connection, settings)], connection=connection, name=name,

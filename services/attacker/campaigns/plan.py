@@ -10,6 +10,7 @@ import numpy as np
 
 from bbrange.attacker.campaigns.data_spec import DatasetInitialSet, FileImages, FileInitialSet, UploadedImages
 from bbrange.attacker.campaigns.errors import InvalidCampaign
+from bbrange.attacker.campaigns.limits import epoch_set_sizes
 from bbrange.attacker.campaigns.spec import CampaignSpec, FgsmCrafting
 from bbrange.attacker.campaigns.user_data import UserDataError, read_npz, volume_file
 from bbrange.attacker.engine import FGSM, JSMA, Attack, BlackBoxAttack, SubstituteConfig
@@ -100,11 +101,7 @@ def _evaluation_images(spec: CampaignSpec, datasets_dir: Path | None) -> tuple[n
 
 def epoch_weights(s0: int, rho: int, reservoir: bool, sigma: int, kappa: int) -> list[float]:
     """The size of each substitute epoch's training set: the work of an epoch grows with it."""
-    sizes, size = [], s0
-    for r in range(rho + 1):
-        sizes.append(float(size))
-        size += min(kappa, size) if reservoir and r >= sigma else size
-    return sizes
+    return [float(n) for n in epoch_set_sizes(s0, rho, reservoir, sigma, kappa)]
 
 
 def _evaluation_indices(spec: CampaignSpec, available: int, s0_range: tuple[str, int, int] | None) -> np.ndarray:

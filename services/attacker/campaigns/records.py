@@ -85,7 +85,7 @@ class CampaignResults(BaseModel):
 
 class CampaignError(BaseModel):
     code: str = Field(description="budget_exhausted, worker_lost, oracle_unavailable, oracle_refused, invalid_campaign, "
-                                  "internal_error")
+                                  "enqueue_failed, internal_error")
     message: str
 
 
@@ -99,6 +99,7 @@ class CampaignRecord(BaseModel):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     cancel_requested: bool = False
+    owner: str | None = Field(None, description="The id of the user who submitted it")
     worker: str | None = Field(None, description="The worker (and work-horse pid) running or that ran it")
     spec: dict[str, Any] = Field(description="The validated spec, API key masked")
     epochs: list[EpochMetrics] = Field(default_factory=list)

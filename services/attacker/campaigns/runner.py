@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import numpy as np
-
 from bbrange.attacker.campaigns import targets
 from bbrange.attacker.campaigns.allowlist import OracleAllowlist
 from bbrange.attacker.campaigns.data_spec import UploadedInitialSet
@@ -33,7 +31,7 @@ from bbrange.attacker.campaigns.errors import (
 )
 from bbrange.attacker.campaigns.metrics import attack_metrics
 from bbrange.attacker.campaigns.pictures import grid_png
-from bbrange.attacker.campaigns.plan import CampaignInputs, campaign_inputs, engine_attack, epoch_weights
+from bbrange.attacker.campaigns.plan import campaign_inputs, engine_attack, epoch_weights
 from bbrange.attacker.campaigns.records import (
     CampaignError,
     CampaignPhase,
@@ -44,12 +42,12 @@ from bbrange.attacker.campaigns.records import (
     QueryCounts,
     utcnow,
 )
-from bbrange.attacker.campaigns.samples import SampleSet, SampleStore
+from bbrange.attacker.campaigns.results import campaign_results, sample_set
+from bbrange.attacker.campaigns.samples import SampleStore
+from bbrange.attacker.campaigns.sealing import KeySealer, open_spec
 from bbrange.attacker.campaigns.settings import AttackerSettings
-from bbrange.attacker.campaigns.spec import CampaignSpec
 from bbrange.attacker.campaigns.store import CampaignStore, LeaseKeeper
 from bbrange.attacker.engine import (
-    BlackBoxResult,
     BudgetExhausted,
     EpochReport,
     QueryCounter,
@@ -166,6 +164,7 @@ class _CampaignRun:
         if self.store.update(self.cid, self._with_queries(final), only_from={CampaignState.running},
                              finish=True) is None:
             raise CampaignLost(self.cid)
+        self.runner.samples.remove_upload(self.cid)
 
     # ------------------------------------------------------------------ the campaign
 
@@ -214,7 +213,7 @@ class _CampaignRun:
         spec_json = self.store.secret_spec(self.cid)
         if spec_json is None:
             raise InvalidCampaign("the campaign's stored spec is missing")
-        spec = CampaignSpec.model_validate_json(spec_json)
+        spec = open_spec(spec_json, KeySealer(self.settings.secret_key))
         self.runner.allowlist.check(spec.target.oracle_url)
         device = resolve_device(self.settings.device)
 
@@ -225,7 +224,8 @@ class _CampaignRun:
         )
         self.oracle.batch_size = min(self.oracle.batch_size, self.settings.oracle_batch_size)
         remote = self.oracle.describe()
-        uploaded = self.runner.samples.load_upload(self.cid) if isinstance(spec.initial_set, UploadedInitialSet) else None
+        uploaded = (self.runner.samples.load_upload(self.cid, spec.value_range)
+                    if isinstance(spec.initial_set, UploadedInitialSet) else None)
         inputs = campaign_inputs(spec, uploaded, remote.input_shape, self.oracle.num_classes,
                                  self.settings.datasets_dir)
 
@@ -235,14 +235,14 @@ class _CampaignRun:
         self.enter(CampaignPhase.agreement)
         result = run_blackbox_attack(self.counter, inputs.x0, inputs.x_eval, inputs.y_eval, engine_attack(spec),
                                      device=device, on_epoch=self.on_epoch, on_progress=self.on_stage)
-        self._keep_results(result)
+        self.results = campaign_results(result)
         if not result.substitute.completed:
             raise CampaignStopped("budget_exhausted", result.stop_reason or "substitute training stopped")
 
         self.enter(CampaignPhase.saving)
         n = len(result.label_after)
         if n:
-            samples = _sample_set(inputs, result)
+            samples = sample_set(inputs, result)
             self.runner.samples.save(self.cid, samples)
             title = (f"campaign {self.cid[:8]} - {spec.crafting.method.upper()} on {spec.target.model}: "
                      f"transfer {self.results.transfer_rate:.1%} of {n}")
@@ -271,34 +271,3 @@ class _CampaignRun:
 
         self.publish(add)
         self.check_cancel()
-
-    def _keep_results(self, result: BlackBoxResult) -> None:
-        reports = result.substitute.reports
-        self.results = CampaignResults.model_validate({
-            **(result.report.as_dict() if result.report else {}),
-            "substitute_accuracy": reports[-1].substitute_accuracy if reports else None,
-            "oracle_agreement": reports[-1].oracle_agreement if reports else None,
-            "stop_reason": result.substitute.stop_reason,
-            **_jsma_results(result),
-        })
-
-
-def _jsma_results(result: BlackBoxResult) -> dict[str, object]:
-    if result.jsma is None:
-        return {}
-    h = result.jsma.hardness
-    return {"mean_adversarial_distance": float(result.jsma.adversarial_distance.mean()),
-            "hardness": [[None if np.isnan(v) else round(float(v), 6) for v in row] for row in h]}
-
-
-def _sample_set(inputs: CampaignInputs, result: BlackBoxResult) -> SampleSet:
-    n = len(result.label_after)
-    assert result.distortion is not None
-    d = result.distortion
-    targets = result.targets[:n] if result.targets is not None else np.full(n, -1, dtype=np.int64)
-    return SampleSet(
-        index=inputs.eval_index[:n].astype(np.int64), x=inputs.x_eval[:n].astype(np.float32),
-        x_adv=result.x_adv[:n].astype(np.float32), y_true=inputs.y_eval[:n].astype(np.int64),
-        label_before=result.label_before[:n].astype(np.int64), label_after=result.label_after.astype(np.int64),
-        target=targets.astype(np.int64), success=result.success.astype(bool), l0=d.l0, l2=d.l2, linf=d.linf,
-    )

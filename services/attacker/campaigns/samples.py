@@ -8,6 +8,7 @@ which belongs on disk (or a mounted volume), not in the memory of the database t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
+
+from bbrange.attacker.campaigns.user_data import to_unit
 
 SAMPLES_FILE = "samples.npz"
 GRID_FILE = "samples.png"
@@ -63,9 +66,6 @@ class SampleStore:
         arrays = {f.name: getattr(samples, f.name) for f in fields(SampleSet)}
         return self._atomic_write(self.samples_path(cid), lambda out: np.savez(out, **arrays))
 
-    def save_upload(self, cid: str, x: np.ndarray) -> Path:
-        return self._atomic_write(self.upload_path(cid), lambda f: np.save(f, x, allow_pickle=False))
-
     def save_grid(self, cid: str, png: bytes) -> Path:
         return self._atomic_write(self.grid_path(cid), lambda f: f.write(png))
 
@@ -75,8 +75,20 @@ class SampleStore:
             return None
         return _load_cached(path, path.stat().st_mtime_ns)
 
-    def load_upload(self, cid: str) -> np.ndarray:
-        return np.asarray(np.load(self.upload_path(cid), allow_pickle=False))
+    def save_upload_npy(self, cid: str, npy: bytes) -> Path:
+        """The uploaded initial set as sent (uint8 stays uint8: a quarter of float32 on disk)."""
+        return self._atomic_write(self.upload_path(cid), lambda f: f.write(npy))
+
+    def load_upload(self, cid: str, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+        """The uploaded initial set as float32 in [0, 1] (float uploads are read in the domain's value range)."""
+        return to_unit(np.asarray(np.load(self.upload_path(cid), allow_pickle=False)), value_range,
+                       "the uploaded initial set")
+
+    def remove_upload(self, cid: str) -> None:
+        """An ended campaign's upload is of no more use: it goes (its samples stay)."""
+        self.upload_path(cid).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.directory(cid).rmdir()  # only if nothing else is there
 
     def _atomic_write(self, dest: Path, write: Callable[[IO[bytes]], object]) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# Loopback only by default: the service makes requests to URLs its users give it, so nothing else is
-# reachable until an operator says so (no SSRF into the deployment's network or a cloud metadata service).
-DEFAULT_ORACLE_ALLOWLIST = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+# The oracle's default port on loopback only: the service makes requests to URLs its users give it, so nothing
+# else is reachable until an operator says so (no SSRF into the deployment's network, a cloud metadata service,
+# or another port of this host). Entries are exact origins with explicit ports.
+DEFAULT_ORACLE_ALLOWLIST = ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"]
 
 
 class AttackerSettings(BaseSettings):
@@ -26,7 +27,7 @@ class AttackerSettings(BaseSettings):
                            description="Durable sample storage shared by the API and the workers (one directory per campaign)")
     oracle_allowlist: list[str] = Field(
         default_factory=lambda: list(DEFAULT_ORACLE_ALLOWLIST),
-        description="Oracle origins campaigns may target: scheme://host or scheme://host:port "
+        description="Oracle origins campaigns may target, exactly: scheme://host:port, the port written out "
                     "(JSON list in the environment, e.g. '[\"http://oracle.internal:8000\"]')",
     )
     metrics_dir: Path | None = Field(
@@ -47,3 +48,14 @@ class AttackerSettings(BaseSettings):
     oracle_batch_size: int = Field(1000, ge=1, description="Inputs per predict request (at most the oracle's max batch, "
                                                            "1024 by default)")
     torch_threads: int | None = Field(None, ge=1, description="Torch threads per campaign (default: torch's own)")
+    admin_token: SecretStr | None = Field(None, description="Bearer token of the attacker's admin (creates users, "
+                                                            "sees every campaign); unset disables admin routes")
+    secret_key: SecretStr | None = Field(None, description="Fernet key that encrypts the oracle API keys of campaigns "
+                                                           "at rest in Redis; the API and the workers need the same one")
+    max_request_bytes: int = Field(24 * 1024 * 1024, gt=0, description="Largest request body of the API (a spec "
+                                                                       "with a base64 upload)")
+    max_substitute_points: int = Field(100_000, ge=1, description="Most points a substitute may be trained on: "
+                                                                 "|S0|·2^ρ, or less with reservoir sampling")
+    max_evaluation_size: int = Field(20_000, ge=1, description="Most evaluation images of one campaign")
+    redis_retry_s: float = Field(60.0, ge=0, description="How long a worker rides out a Redis outage (retries with "
+                                                         "backoff) before a campaign call fails")

@@ -8,14 +8,20 @@ never overwrite each other's changes, and the state indexes always agree with th
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
+import time
 from collections.abc import Callable
 from typing import cast
 
 import redis
 from redis.exceptions import WatchError
 
+from bbrange.attacker.campaigns.connections import connect
 from bbrange.attacker.campaigns.records import CampaignError, CampaignRecord, CampaignState, utcnow
+
+# What the API hands out (uuid4 hex): anything else is no campaign, and never becomes part of a Redis key.
+CAMPAIGN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class CampaignStore:
@@ -24,8 +30,9 @@ class CampaignStore:
         self.prefix = prefix
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "bbrange:attack") -> CampaignStore:
-        return cls(redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5), prefix)
+    def from_url(cls, url: str, prefix: str = "bbrange:attack", retry_s: float = 60.0) -> CampaignStore:
+        """A store whose every call rides out a Redis outage of retry_s seconds (the workers' side)."""
+        return cls(connect(url, retry_s=retry_s), prefix)
 
     # ------------------------------------------------------------------ keys
 
@@ -47,15 +54,26 @@ class CampaignStore:
     def _by_state(self, state: CampaignState) -> str:
         return f"{self.prefix}:state:{state.value}"
 
+    def _owned(self, owner: str, state: CampaignState | None = None) -> str:
+        return f"{self.prefix}:owner:{owner}" + ("" if state is None else f":state:{state.value}")
+
+    def _state_indexes(self, record: CampaignRecord, state: CampaignState) -> list[str]:
+        return [self._by_state(state)] + ([self._owned(record.owner, state)] if record.owner else [])
+
     # ------------------------------------------------------------------ reads
 
     def get(self, cid: str) -> CampaignRecord | None:
+        if not CAMPAIGN_ID.match(cid):
+            return None
         raw = self.redis.get(self._record(cid))
         return None if raw is None else CampaignRecord.model_validate_json(raw)
 
-    def page(self, state: CampaignState | None, offset: int, limit: int) -> tuple[list[CampaignRecord], int]:
-        """Newest first."""
+    def page(self, state: CampaignState | None, offset: int, limit: int, owner: str | None = None
+             ) -> tuple[list[CampaignRecord], int]:
+        """Newest first; only `owner`'s campaigns when given."""
         index = self._all() if state is None else self._by_state(state)
+        if owner is not None:
+            index = self._owned(owner, state)
         ids = cast(list[bytes], self.redis.zrevrange(index, offset, offset + limit - 1))
         total = int(self.redis.zcard(index))
         raws = self.redis.mget([self._record(i.decode()) for i in ids]) if ids else []
@@ -83,7 +101,10 @@ class CampaignStore:
             pipe.set(self._secret(record.id), secret_spec_json)
             pipe.set(self._record(record.id), record.model_dump_json())
             pipe.zadd(self._all(), {record.id: score})
-            pipe.zadd(self._by_state(record.state), {record.id: score})
+            if record.owner:
+                pipe.zadd(self._owned(record.owner), {record.id: score})
+            for index in self._state_indexes(record, record.state):
+                pipe.zadd(index, {record.id: score})
             pipe.execute()
 
     def update(
@@ -113,8 +134,10 @@ class CampaignStore:
                     pipe.set(key, record.model_dump_json())
                     if record.state is not before:
                         score = record.created_at.timestamp()
-                        pipe.zrem(self._by_state(before), cid)
-                        pipe.zadd(self._by_state(record.state), {cid: score})
+                        for index in self._state_indexes(record, before):
+                            pipe.zrem(index, cid)
+                        for index in self._state_indexes(record, record.state):
+                            pipe.zadd(index, {cid: score})
                     if lease is not None:
                         pipe.set(self._lease(cid), lease[0], px=int(lease[1] * 1000))
                     if finish:
@@ -160,30 +183,36 @@ class CampaignStore:
             return self.get(cid)
         return record
 
+    def fail(self, cid: str, code: str, message: Callable[[CampaignRecord], str],
+             only_from: set[CampaignState]) -> CampaignRecord | None:
+        """Fail the campaign with code and message (written from its record) if it is in only_from."""
+
+        def failed(r: CampaignRecord) -> None:
+            r.state = CampaignState.failed
+            r.finished_at = utcnow()
+            r.error = CampaignError(code=code, message=message(r))
+
+        return self.update(cid, failed, only_from=only_from, finish=True)
+
     def reap_lost(self) -> list[str]:
         """Fail running campaigns whose worker stopped renewing its lease (killed, host gone)."""
         lost = []
         for raw in cast(list[bytes], self.redis.zrange(self._by_state(CampaignState.running), 0, -1)):
             cid = raw.decode()
+            # Re-checked just before the transaction: a worker may have just finished it.
             if self.redis.exists(self._lease(cid)):
                 continue
-
-            def fail(r: CampaignRecord) -> None:
-                r.state = CampaignState.failed
-                r.finished_at = utcnow()
-                r.error = CampaignError(
-                    code="worker_lost",
-                    message=f"the worker running this campaign ({r.worker}) stopped renewing its lease during "
-                            f"phase {r.phase.value}; it was killed or lost its connection. Queries spent are "
-                            f"reported as last recorded",
-                )
-
-            # Re-check the lease inside the transaction's view: a worker may have just finished it.
-            if not self.redis.exists(self._lease(cid)) and self.update(
-                cid, fail, only_from={CampaignState.running}, finish=True
-            ) is not None:
+            if self.fail(cid, "worker_lost", lambda r: (
+                    f"the worker running this campaign ({r.worker}) stopped renewing its lease during phase "
+                    f"{r.phase.value}; it was killed or lost its connection. Queries spent are reported as last "
+                    "recorded"), {CampaignState.running}) is not None:
                 lost.append(cid)
         return lost
+
+    def queued_before(self, age_s: float) -> list[str]:
+        """Campaigns still queued that were created more than age_s seconds ago."""
+        raws = self.redis.zrangebyscore(self._by_state(CampaignState.queued), "-inf", time.time() - age_s)
+        return [r.decode() for r in cast(list[bytes], raws)]
 
 
 class LeaseKeeper:

@@ -8,9 +8,9 @@ import numpy as np
 from fastapi import APIRouter, Header, Request, Response
 
 from bbrange.oracle.answering import Batch, ServicesDep, answer
-from bbrange.oracle.dependencies import AuthorizationHeader
+from bbrange.oracle.dependencies import AuthorizationHeader, source_address
 from bbrange.oracle.inference import ServedModel
-from bbrange.oracle.predict_input import PREDICT_BODY, decode_inputs, read_capped_body
+from bbrange.oracle.predict_input import PREDICT_BODY, body_limit, decode_body, read_capped_body
 from bbrange.oracle.replays import request_digest
 from bbrange.shared.http_errors import ApiError, error_responses
 from bbrange.shared.schemas import PredictResponse
@@ -53,9 +53,10 @@ async def predict(
     settings = services.settings
 
     async def read(served: ServedModel) -> Batch:
-        body = await read_capped_body(request, settings.max_body_bytes)
+        body = await read_capped_body(request, body_limit(content_type, settings.max_body_bytes,
+                                                          settings.max_json_body_bytes))
         try:
-            raw = decode_inputs(body, content_type)
+            raw = await decode_body(body, content_type)
             check_shape(raw, served.card.input_shape, settings.max_batch)
             x = to_unit_interval(raw)
         except WireFormatError as e:
@@ -64,7 +65,7 @@ async def predict(
 
     encoding = "npy" if content_type.startswith(NPY_MEDIA_TYPE) else "json"
     result = await answer(services, model=name, authorization=authorization, idempotency_key=idempotency_key,
-                          read=read, encoding=encoding)
+                          read=read, encoding=encoding, source=source_address(request))
     return _respond(name, result.labels, result.remaining, accept,
                     {"Idempotent-Replayed": "true"} if result.replayed else None)
 

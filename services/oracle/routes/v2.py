@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bbrange import __version__
 from bbrange.oracle.answering import Batch, ServicesDep, answer
-from bbrange.oracle.dependencies import AuthorizationHeader, LedgerDep, PredictorDep
+from bbrange.oracle.dependencies import AuthorizationHeader, LedgerDep, PredictorDep, source_address
 from bbrange.oracle.inference import Predictor, ServedModel
 from bbrange.oracle.metrics import OracleMetrics
 from bbrange.oracle.open_inference import HEADER_LENGTH, infer_response, model_metadata, parse_infer
@@ -134,7 +134,8 @@ async def infer(
 
     binary = inference_header_content_length is not None
     result = await answer(services, model=name, authorization=authorization, idempotency_key=idempotency_key,
-                          read=read, encoding="v2-binary" if binary else "v2-json")
+                          read=read, encoding="v2-binary" if binary else "v2-json",
+                          source=source_address(request))
     got = parsed["request"]
     body, headers = infer_response(name, got.id, result.labels, result.remaining, got.binary_output)
     headers["X-Budget-Remaining"] = str(result.remaining)

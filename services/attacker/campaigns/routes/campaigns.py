@@ -1,29 +1,41 @@
-"""Submit, list, follow and cancel campaigns."""
+"""Submit, list, follow and cancel campaigns. Every campaign belongs to the user who submitted it: a user
+sees and cancels only its own, the admin all of them."""
 
 from __future__ import annotations
 
+import base64
+import logging
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from bbrange.attacker.campaigns.data_spec import UploadedInitialSet
-from bbrange.attacker.campaigns.dependencies import Campaign, Services, campaign
+from bbrange.attacker.campaigns.dependencies import CallerDep, Campaign, Services
 from bbrange.attacker.campaigns.errors import TargetNotAllowed
 from bbrange.attacker.campaigns.jobs import drop_queued_job, enqueue_campaign
+from bbrange.attacker.campaigns.limits import check_spec_limits, initial_set_size
 from bbrange.attacker.campaigns.records import CampaignRecord, CampaignState, utcnow
 from bbrange.attacker.campaigns.schemas import CampaignAccepted, CampaignPage
+from bbrange.attacker.campaigns.sealing import sealed_spec_json
 from bbrange.attacker.campaigns.spec import CampaignSpec
-from bbrange.attacker.campaigns.target_spec import REVEAL_SECRETS
 from bbrange.attacker.campaigns.user_data import UserDataError, volume_file
 from bbrange.shared.http_errors import ApiError, error_responses
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/attacks", tags=["campaigns"])
 
+MAX_OFFSET = 1_000_000
 
-@router.post("", status_code=202, response_model=CampaignAccepted, responses=error_responses(403, 422, 503))
-def submit(spec: CampaignSpec, response: Response, svc: Services) -> CampaignAccepted:
+
+@router.post("", status_code=202, response_model=CampaignAccepted,
+             responses=error_responses(401, 403, 413, 422, 503))
+def submit(spec: CampaignSpec, response: Response, svc: Services, who: CallerDep) -> CampaignAccepted:
     """Queue a campaign. Answers 202 at once with its id; follow it at the Location header."""
+    if who.admin:
+        raise ApiError(403, "users_only", "campaigns belong to users: submit with a user's token (the admin "
+                                          "creates users: POST /users)")
     try:
         svc.allowlist.check(spec.target.oracle_url)
     except TargetNotAllowed as e:
@@ -33,38 +45,57 @@ def submit(spec: CampaignSpec, response: Response, svc: Services) -> CampaignAcc
             volume_file(svc.settings.datasets_dir, name)
         except UserDataError as e:
             raise ApiError(422, "invalid_request", str(e), {"file": name}) from None
-    cid = uuid.uuid4().hex
+    upload: bytes | None = None
+    uploaded_images: int | None = None
     if isinstance(spec.initial_set, UploadedInitialSet):
-        svc.samples.save_upload(cid, spec.initial_set.array(spec.value_range))
-    full = spec.model_dump_json(context=REVEAL_SECRETS)
+        upload = base64.b64decode(spec.initial_set.npy_base64)
+        if len(upload) > svc.settings.max_upload_bytes:
+            raise ApiError(413, "upload_too_large", f"the uploaded initial set has {len(upload):,} bytes; at most "
+                                                    f"{svc.settings.max_upload_bytes:,} are accepted")
+        uploaded_images = len(spec.initial_set.array(spec.value_range))
+    check_spec_limits(spec, initial_set_size(spec, uploaded_images), svc.settings)
+    cid = uuid.uuid4().hex
+    if upload is not None:
+        svc.samples.save_upload_npy(cid, upload)
     record = CampaignRecord(id=cid, name=spec.name, state=CampaignState.queued, created_at=utcnow(),
-                            spec=spec.public())
-    svc.store.create(record, full)
-    enqueue_campaign(svc.queue, cid, svc.settings)
+                            owner=who.user_id, spec=spec.public())
+    try:
+        svc.store.create(record, sealed_spec_json(spec, svc.sealer))
+    except BaseException:
+        svc.samples.remove_upload(cid)
+        raise
+    try:
+        enqueue_campaign(svc.queue, cid, svc.settings)
+    except Exception:
+        # Never leave a campaign that no worker will ever see reading "queued".
+        log.exception("could not enqueue campaign %s", cid)
+        svc.store.fail(cid, "enqueue_failed", lambda _: "the campaign could not be put on the job queue; submit it "
+                                                        "again", {CampaignState.queued})
+        svc.samples.remove_upload(cid)
+        raise
     location = f"/attacks/{cid}"
     response.headers["Location"] = location
     return CampaignAccepted(id=cid, state=record.state, location=location)
 
 
-@router.get("", response_model=CampaignPage, responses=error_responses(422))
+@router.get("", response_model=CampaignPage, responses=error_responses(401, 422))
 def list_campaigns(
     svc: Services,
+    who: CallerDep,
     state: Annotated[CampaignState | None, Query(description="Only campaigns in this state")] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> CampaignPage:
-    """Campaigns, newest first."""
-    svc.store.reap_lost()
-    items, total = svc.store.page(state, offset, limit)
+    """The caller's campaigns (the admin's: everyone's), newest first."""
+    items, total = svc.store.page(state, offset, limit, owner=None if who.admin else who.user_id)
     nxt = offset + limit if offset + limit < total else None
     return CampaignPage(items=items, total=total, offset=offset, limit=limit, next_offset=nxt)
 
 
-@router.get("/{cid}", response_model=CampaignRecord, responses=error_responses(404))
-def get_campaign(cid: str, svc: Services) -> CampaignRecord:
+@router.get("/{cid}", response_model=CampaignRecord, responses=error_responses(401, 404))
+def get_campaign(record: Campaign) -> CampaignRecord:
     """State, phase, progress, per-epoch metrics, queries by phase, results, and the error if it failed."""
-    svc.store.reap_lost()
-    return campaign(cid, svc)
+    return record
 
 
 def _cancel(record: CampaignRecord, svc: Services) -> CampaignRecord:
@@ -74,17 +105,19 @@ def _cancel(record: CampaignRecord, svc: Services) -> CampaignRecord:
     record = svc.store.request_cancel(record.id) or record
     if record.state is CampaignState.cancelled:
         drop_queued_job(svc.connection, record.id)
+        svc.samples.remove_upload(record.id)
     return record
 
 
-@router.post("/{cid}/cancel", status_code=202, response_model=CampaignRecord, responses=error_responses(404, 409))
+@router.post("/{cid}/cancel", status_code=202, response_model=CampaignRecord,
+             responses=error_responses(401, 404, 409))
 def cancel_campaign(record: Campaign, svc: Services) -> CampaignRecord:
     """Cancel: a queued campaign at once; a running one at its next oracle request or substitute epoch,
     keeping what it has computed."""
     return _cancel(record, svc)
 
 
-@router.delete("/{cid}", status_code=202, response_model=CampaignRecord, responses=error_responses(404, 409))
+@router.delete("/{cid}", status_code=202, response_model=CampaignRecord, responses=error_responses(401, 404, 409))
 def delete_campaign(record: Campaign, svc: Services) -> CampaignRecord:
     """The same as POST /attacks/{id}/cancel (the record and samples are kept)."""
     return _cancel(record, svc)

@@ -30,11 +30,11 @@ def _samples_of(record: CampaignRecord, svc: Services) -> SampleSet:
     return loaded
 
 
-@router.get("/samples", response_model=SamplePage, responses=error_responses(404, 409, 422))
+@router.get("/samples", response_model=SamplePage, responses=error_responses(401, 404, 409, 422))
 def list_samples(
     record: Campaign,
     svc: Services,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> SamplePage:
     """Adversarial samples with the oracle's labels before and after, and their distortion."""

@@ -1,0 +1,86 @@
+"""The fault suite's tools: a Redis with an append-only file that can be stopped and started again on the same
+port (as a restarted server, nothing lost), the process tree of a command, and polling that tolerates 503."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bbrange.shared.processes import Process, redis_pong, start_process
+
+
+@dataclass
+class PersistentRedis:
+    port: int
+    directory: Path
+    process: Process | None = None
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server")
+        assert exe, "redis-server must be on PATH for the tests"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = start_process("redis-server", [
+            exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
+            "--appendonly", "yes", "--appendfsync", "always"], self.directory / "redis.log", append=True)
+        self.process.wait_ready(lambda: redis_pong(self.port), timeout_s=10, interval_s=0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(grace_s=10)  # SIGTERM: Redis flushes its AOF and exits
+
+
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/pid/stat after the command name: state, ppid, ... (None if it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def descendants(pid: int) -> set[tuple[int, str]]:
+    """Every live process below pid (children, grandchildren, ...) as (pid, start time): a pid alone may be
+    reused by another process once this one is gone."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (stat := _stat(entry)) is not None:
+            children.setdefault(int(stat[1]), []).append((int(entry), stat[19]))
+    found: set[tuple[int, str]] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child[0])
+    return found
+
+
+def alive(process: tuple[int, str]) -> bool:
+    """Still running (not a zombie waiting to be reaped), and the same process (same start time)."""
+    stat = _stat(process[0])
+    return stat is not None and stat[0] != "Z" and stat[19] == process[1]
+
+
+def poll_record(client: httpx.Client, cid: str, predicate: Any, timeout: float) -> dict[str, Any]:
+    """The campaign's record once predicate holds; 503s and dropped connections (Redis down) are waited out."""
+    deadline = time.monotonic() + timeout
+    record: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            r = client.get(f"/attacks/{cid}")
+            if r.status_code == 200:
+                record = r.json()
+                if predicate(record):
+                    return record
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s; last record: {record}")
