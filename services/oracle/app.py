@@ -15,6 +15,8 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 
 from bbrange import __version__
+from bbrange.oracle.detection import routes as detection
+from bbrange.oracle.detection.detector import Detector
 from bbrange.oracle.inference import Predictor
 from bbrange.oracle.ledger import Ledger
 from bbrange.oracle.metrics import OracleMetrics
@@ -40,9 +42,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.replays = ReplayStore(redis, settings.redis_prefix, settings.replay_ttl_s)
     predictor = Predictor(settings.model_dir, resolve_device(settings.device), settings.models)
     app.state.predictor = predictor
+    app.state.detector = Detector(redis, settings.redis_prefix, app.state.metrics)
+    app.state.detector.start()
     try:
         yield
     finally:
+        await app.state.detector.close()
         predictor.close()
         await redis.aclose()
 
@@ -69,6 +74,6 @@ def create_app(settings: OracleSettings | None = None) -> FastAPI:
     app.state.metrics = OracleMetrics()
     install_error_handlers(app)
     app.add_exception_handler(RedisError, redis_unavailable)
-    for module in (admin, health, models, predict):
+    for module in (admin, detection, health, models, predict):
         app.include_router(module.router)
     return app

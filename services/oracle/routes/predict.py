@@ -41,7 +41,8 @@ router = APIRouter(prefix="/v1", tags=["predict"])
 _WIRE_STATUS = {"malformed_npy": 400, "malformed_json": 400}  # the rest are well-formed but unacceptable: 422
 
 # The refusal reasons the metrics distinguish; every other refusal before the charge is bad input.
-_REFUSAL_REASONS = {"revoked", "unauthorized", "unknown_model", "body_too_large", "request_in_progress"}
+_REFUSAL_REASONS = {"revoked", "unauthorized", "unknown_model", "body_too_large", "request_in_progress",
+                    "suspected_extraction"}
 
 IdempotencyKeyHeader = Annotated[str | None, Header(
     description="Any 1-128 characters of A-Z a-z 0-9 . _ : -, new for each batch. A retry with the same "
@@ -77,6 +78,7 @@ async def predict(
         if served is None:
             raise ApiError(404, "unknown_model", f"no model named {name!r}; GET /v1/models lists them",
                            {"models": sorted(predictor.models)})
+        detection_headers = await request.app.state.detector.admit(client_id, name)  # 403 when blocked
         body = await read_capped_body(request, settings.max_body_bytes)
         try:
             raw = decode_inputs(body, content_type)
@@ -126,7 +128,8 @@ async def predict(
     metrics.budget_remaining.labels(client=client_id).set(charge.remaining)
     metrics.batch_size.labels(model=name).observe(n)
     metrics.inference_seconds.labels(model=name).observe(forward_s)
-    response = _respond(name, labels, charge.remaining, accept)
+    request.app.state.detector.observe(client_id, name, x, labels)  # the extraction detector, off this path
+    response = _respond(name, labels, charge.remaining, accept, detection_headers)
     metrics.request_seconds.labels(model=name, encoding=encoding).observe(time.perf_counter() - started)
     return response
 
