@@ -225,7 +225,8 @@ def _print(rows: list[AttackRow], flagged: dict[str, list[int]], min_w: dict[str
     total = sum(len(v) for v in flagged.values())
     for kind, v in flagged.items():
         b.add_row(kind, str(len(v)), str(sum(v)), f"{min_w.get(kind, float('nan')):.3f}", "0 false positives")
-    b.add_row("all", str(total), f"{sum(sum(v) for v in flagged.values())} ({sum(sum(v) for v in flagged.values()) / max(total, 1):.1%})", "", "")
+    n_flagged = sum(sum(v) for v in flagged.values())
+    b.add_row("all", str(total), f"{n_flagged} ({n_flagged / max(total, 1):.1%})", "", "")
     console.print(b)
     if ratio_http is not None:
         on, off, ratio = ratio_http

@@ -30,6 +30,7 @@ from bbrange.shared.wire import NPY_MEDIA_TYPE, decode_npy, encode_npy
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUS = frozenset({502, 503, 504})
+FLAG_HEADER = "X-Extraction-Flagged"  # the oracle's extraction detector flagged this key ("prada; queries=N")
 
 
 class _Transient(Exception):
@@ -101,6 +102,9 @@ class HttpLabelOracle:
         self.max_batch = max_batch
         self.inputs_sent = 0  # retries and refused requests included
         self.requests_retried = 0
+        self.inputs_answered = 0
+        self.flag: str | None = None  # the oracle's FLAG_HEADER, when first seen (on an answer or a 403)
+        self.flagged_after: int | None = None  # inputs answered to this client before it was first seen
         self._interrupt = interrupt or (lambda: None)
         self._max_attempts = max_attempts
         self._max_wait_s = max_wait_s
@@ -177,6 +181,8 @@ class HttpLabelOracle:
             return self._client.post(path, content=body, headers=headers)
 
         response = self._call(send)
+        self._note_flag(response)
+        self.inputs_answered += len(batch)
         labels = decode_npy(response.content).astype(np.int64, copy=False)
         if labels.shape != (len(batch),):
             raise OracleError("bad_response", f"the oracle returned {labels.shape} labels for {len(batch)} inputs")
@@ -199,6 +205,7 @@ class HttpLabelOracle:
                 raise OracleBudgetExhausted(int(remaining) if remaining is not None else None, 0)
             if response.status_code == 429:
                 raise _RateLimited(f"rate limited: {message}", _retry_after(response) or 1.0)
+            self._note_flag(response)
             if response.status_code in TRANSIENT_STATUS or code == "request_in_progress":
                 raise _Transient(f"HTTP {response.status_code} {code}: {message}", _retry_after(response))
             raise OracleError(code, f"the oracle refused the request ({response.status_code} {code}): {message}",
@@ -230,6 +237,11 @@ class HttpLabelOracle:
             return retrying(attempt)
         except _Transient as e:
             raise OracleUnavailable(f"the oracle stayed unavailable: {e}") from e
+
+    def _note_flag(self, response: httpx.Response) -> None:
+        value = response.headers.get(FLAG_HEADER)
+        if value and self.flag is None:
+            self.flag, self.flagged_after = value, self.inputs_answered
 
     def _sleep(self, seconds: float) -> None:
         """Sleep in short slices so that a cancelled campaign does not sit out a long Retry-After."""

@@ -9,7 +9,18 @@ import numpy as np
 
 from bbrange.attacker.campaigns.errors import InvalidCampaign
 from bbrange.attacker.campaigns.spec import CampaignSpec, DatasetInitialSet, FgsmCrafting
-from bbrange.attacker.engine import FGSM, JSMA, Attack, BlackBoxAttack, SubstituteConfig
+from bbrange.attacker.engine import (
+    FGSM,
+    JSMA,
+    AfterQuery,
+    Attack,
+    BeforeQuery,
+    BlackBoxAttack,
+    CamouflagedCounter,
+    LabelOracle,
+    QueryCounter,
+    SubstituteConfig,
+)
 from bbrange.shared.datasets import Dataset, load_dataset
 
 
@@ -61,6 +72,24 @@ def campaign_inputs(spec: CampaignSpec, uploaded_s0: np.ndarray | None, input_sh
     _check_compatible(input_shape, num_classes, eval_data, x0, spec)
     names = list(eval_data.class_names) if eval_data.class_names else None
     return CampaignInputs(x0, index, eval_data.x[index], eval_data.y[index], names)
+
+
+def query_counter(spec: CampaignSpec, oracle: LabelOracle, *, before: BeforeQuery, after: AfterQuery) -> QueryCounter:
+    """The campaign's query counter: camouflaged among natural images of the dataset when the spec asks for it."""
+    c = spec.camouflage
+    if c.ratio == 0:
+        return QueryCounter(oracle, spec.query_budget, before=before, after=after)
+    data = load_dataset(spec.dataset, c.split)
+    pool = np.arange(len(data))
+    s0 = spec.initial_set
+    if isinstance(s0, DatasetInitialSet) and s0.split == c.split:
+        pool = pool[(pool < s0.offset) | (pool >= s0.offset + s0.size)]
+    if spec.evaluation.split == c.split:
+        pool = pool[pool >= spec.evaluation.size + (s0.size if isinstance(s0, DatasetInitialSet) else 0)]
+    if len(pool) == 0:
+        raise InvalidCampaign(f"no {spec.dataset} {c.split} images are left for the camouflage")
+    return CamouflagedCounter(oracle, data.x[pool], c.ratio, spec.query_budget, seed=spec.seed, before=before,
+                              after=after)
 
 
 def epoch_weights(s0: int, rho: int, reservoir: bool, sigma: int, kappa: int) -> list[float]:
