@@ -41,6 +41,7 @@ from bbrange.attacker.engine import (  # noqa: E402
     FGSM,
     JSMA,
     BlackBoxAttack,
+    BlackBoxResult,
     CallableOracle,
     CamouflagedCounter,
     QueryCounter,
@@ -106,7 +107,7 @@ def _flag_position(batches: list[tuple[str, np.ndarray, np.ndarray]], config: De
 
 def _campaign(name: str, oracle_labels: Callable[[np.ndarray], np.ndarray], shape: tuple[int, int, int],
               x0: np.ndarray, x_eval: np.ndarray, y_eval: np.ndarray, attack: BlackBoxAttack, config: DetectorConfig,
-              pool: np.ndarray | None = None, ratio: float = 0.0, note: str = "") -> AttackRow:
+              pool: np.ndarray | None = None, ratio: float = 0.0, note: str = "") -> tuple[AttackRow, BlackBoxResult]:
     rec = Recorder(oracle_labels)
     inner = CallableOracle(rec, shape, 10)
     counter = (CamouflagedCounter(inner, pool, ratio, before=rec.before, seed=attack.substitute.seed)
@@ -114,7 +115,7 @@ def _campaign(name: str, oracle_labels: Callable[[np.ndarray], np.ndarray], shap
     result = run_blackbox_attack(counter, x0, x_eval, y_eval, attack)
     at, at_lab, phase, min_w = _flag_position(rec.batches, config)
     transfer = result.report.transfer_rate if result.report else None
-    return AttackRow(name, counter.total, counter.used("labelling"), at, at_lab, phase, min_w, transfer, note)
+    return AttackRow(name, counter.total, counter.used("labelling"), at, at_lab, phase, min_w, transfer, note), result
 
 
 def _evaluation_phase(name: str, oracle_labels: Callable[[np.ndarray], np.ndarray], x_eval: np.ndarray,
@@ -130,10 +131,11 @@ def _evaluation_phase(name: str, oracle_labels: Callable[[np.ndarray], np.ndarra
 
 @app.command()
 def main(
-    rho: int = typer.Option(4, help="ρ_max of the JBDA campaigns (the goal is a flag before ρ=3)"),
+    rho: int = typer.Option(3, help="ρ_max of the JBDA campaigns (the goal is a flag before ρ=3)"),
+    train_epochs: int = typer.Option(10, help="Substitute training epochs per substitute epoch"),
     s0: int = typer.Option(150, help="|S0|: test images 0..s0-1"),
     eval_size: int = typer.Option(1000, help="Evaluation images (the agreement phase labels them first)"),
-    camouflage: str = typer.Option("1,4", help="Natural images per attack query for the camouflaged campaigns"),
+    camouflage: str = typer.Option("2", help="Natural images per attack query for the camouflaged campaigns"),
     benign_clients: int = typer.Option(100, help="Benign clients (≥100 for the false positive rate)"),
     benign_queries: int = typer.Option(1500, help="Queries per benign client"),
     throughput_s: float = typer.Option(5.0, help="Seconds per HTTP throughput cell"),
@@ -154,27 +156,27 @@ def main(
                   f"evaluation {eval_size} images")
 
     rows: list[AttackRow] = []
-    base = SubstituteConfig(substitute_epochs=rho, seed=seed)
+    base = SubstituteConfig(substitute_epochs=rho, seed=seed, train_epochs=train_epochs)
+    results = {}
     for lam in (-0.1, 0.1):
         sub = SubstituteConfig(**{**vars(base), "lam": lam})
-        rows.append(_campaign(f"JBDA λ={lam:+.1f}, FGSM ε=0.3", labels_of, shape, x0, x_eval, y_eval,
-                              BlackBoxAttack(sub, FGSM(eps=0.3)), config))
+        row, results[lam] = _campaign(f"JBDA λ={lam:+.1f}, FGSM ε=0.3", labels_of, shape, x0, x_eval, y_eval,
+                                      BlackBoxAttack(sub, FGSM(eps=0.3)), config)
+        rows.append(row)
         console.print(rows[-1])
     sub = SubstituteConfig(**{**vars(base), "periodic_step": True, "reservoir": True, "tau": 3, "sigma": 3,
                               "kappa": 400})
     rows.append(_campaign("JBDA periodic step + reservoir (τ=3, σ=3, κ=400)", labels_of, shape, x0, x_eval, y_eval,
-                          BlackBoxAttack(sub, FGSM(eps=0.3)), config))
+                          BlackBoxAttack(sub, FGSM(eps=0.3)), config)[0])
     console.print(rows[-1])
     for ratio in (float(r) for r in camouflage.split(",") if r.strip()):
         rows.append(_campaign(f"JBDA λ=-0.1 camouflaged: {ratio:g} natural per query", labels_of, shape, x0, x_eval,
                               y_eval, BlackBoxAttack(base, FGSM(eps=0.3)), config, pool=train.x, ratio=ratio,
-                              note="the attacker's answer"))
+                              note="the attacker's answer")[0])
         console.print(rows[-1])
 
-    # The evaluation phases on their own, with a substitute trained as the first campaign's.
-    rec = Recorder(labels_of)
-    result = run_blackbox_attack(QueryCounter(CallableOracle(rec, shape, 10), before=rec.before), x0, x_eval, y_eval,
-                                 BlackBoxAttack(base, FGSM(eps=0.3)))
+    # The evaluation phases on their own, with the λ=-0.1 campaign's substitute.
+    result = results[-0.1]
     rows.append(_evaluation_phase("FGSM ε=0.3 evaluation phase alone", labels_of, x_eval, result.x_adv, config))
     console.print(rows[-1])
     model = result.substitute.model.eval()

@@ -41,7 +41,7 @@ def test_an_extraction_stream_is_flagged_then_blocked_and_cleared(flagging_oracl
             flagged_at = i
             break
         if i >= 300:  # the detector works behind the answers: give it a moment to catch up
-            wait_until(lambda: detection(oracle, client_id)["models"][0]["queries"] >= i + 100, 10, "detector")
+            wait_until(lambda n=i + 100: detection(oracle, client_id)["models"][0]["queries"] >= n, 10, "detector")
     assert flagged_at is not None and flagged_at < 1200
     state = detection(oracle, client_id)
     assert state["flagged"] and state["flag"]["reason"] == "prada" and state["flag"]["queries"] <= flagged_at
