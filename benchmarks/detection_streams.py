@@ -22,16 +22,13 @@ class Fed:
 def feed(batches: Iterable[tuple[np.ndarray, np.ndarray]], config: DetectorConfig) -> Fed:
     """PRADA over answered batches (inputs, the oracle's labels) in order, as one client of the oracle."""
     state: prada.PradaState | None = None
-    min_w: float | None = None
     for x, labels in batches:
         z = prada.project(x, config)
         state = state or prada.PradaState(z.shape[1])
         # One batch at a time, W every check_every queries, as the oracle's detector does.
         prada.update(state, z, labels, config)
-        if state.statistic is not None:
-            min_w = state.statistic if min_w is None else min(min_w, state.statistic)
     assert state is not None
-    return Fed(state.alarm_at, min_w, state)
+    return Fed(state.alarm_at, state.min_statistic, state)
 
 
 def _batches(x: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:

@@ -91,6 +91,7 @@ class PradaState:
     queries: int = 0  # inputs seen, repeats included
     repeats: int = 0
     statistic: float | None = None  # the last W
+    min_statistic: float | None = None  # the lowest W so far
     alarm_at: int | None = None  # `queries` when W first fell below δ
     stored_classes: set[int] = field(default_factory=set)  # classes with a G_c in the store, loaded or not
 
@@ -186,5 +187,6 @@ def _check(state: PradaState, new_d: list[float], new_c: list[int], config: Dete
     w = shapiro_w(state.distances, state.distance_classes, config.min_distances)
     if w is not None:
         state.statistic = w
+        state.min_statistic = w if state.min_statistic is None else min(state.min_statistic, w)
         if w < config.delta and state.alarm_at is None:
             state.alarm_at = state.queries

@@ -12,8 +12,10 @@ sharing one Redis never lose each other's points.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +69,7 @@ def encode_state(state: PradaState, touched: set[int] | None = None) -> dict[str
     fields["d"] = state.distances.astype(np.float32).tobytes()
     fields["dc"] = state.distance_classes.astype(np.int16).tobytes()
     fields["meta"] = json.dumps({"dim": state.dim, "queries": state.queries, "repeats": state.repeats,
-                                 "statistic": state.statistic, "alarm_at": state.alarm_at,
+                                 "statistic": state.statistic, "min_statistic": state.min_statistic, "alarm_at": state.alarm_at,
                                  "classes": sorted(set(state.classes) | state.stored_classes)}).encode()
     return fields
 
@@ -136,9 +138,10 @@ class DetectionStore:
             return state
         state.queries, state.repeats = meta["queries"], meta["repeats"]
         state.statistic, state.alarm_at = meta["statistic"], meta["alarm_at"]
+        state.min_statistic = meta.get("min_statistic")
         wanted = [c for c in meta["classes"] if classes is None or c in classes]
         names = ["d", "dc"] + [f for c in wanted for f in (f"g:{c}", f"s:{c}")]
-        values: list[bytes] = [v or b"" for v in await r.hmget(key, names)]
+        values = [v if isinstance(v, bytes) else b"" for v in await r.hmget(key, names)]
         state.distances = np.frombuffer(values[0], np.float32).copy()
         state.distance_classes = np.frombuffer(values[1], np.int16).copy()
         for i, c in enumerate(wanted):
@@ -150,13 +153,13 @@ class DetectionStore:
         return state
 
     async def update(self, client_id: str, model: str, dim: int, labels: np.ndarray,
-                     apply: Callable[[PradaState], None], attempts: int = 8) -> PradaState:
+                     apply: Callable[[PradaState], None], attempts: int = 50) -> PradaState:
         """Load the classes `labels` touch, `apply` the batch, write them back; retried when another process
         wrote the same client's state in between."""
         key = self.state_key(client_id, model)
         touched = {int(c) for c in np.unique(labels)}
         async with self.redis.pipeline(transaction=True) as pipe:
-            for _ in range(attempts):
+            for attempt in range(attempts):
                 try:
                     await pipe.watch(key)
                     state = await self.load(client_id, model, dim, touched, redis=pipe)
@@ -165,8 +168,8 @@ class DetectionStore:
                     pipe.hset(key, mapping=encode_state(state, touched))  # type: ignore[arg-type]
                     await pipe.execute()
                     return state
-                except WatchError:
-                    continue
+                except WatchError:  # another process wrote this client's state: back off a little, then again
+                    await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         raise RuntimeError(f"the detection state of {client_id}/{model} kept changing under {attempts} attempts")
 
 
