@@ -50,7 +50,7 @@ from bbrange.attacker.engine import (  # noqa: E402
     run_blackbox_attack,
 )
 from bbrange.oracle.detection.config import DetectorConfig  # noqa: E402
-from bbrange.shared.datasets import load_dataset  # noqa: E402
+from bbrange.shared.datasets import Dataset, load_dataset  # noqa: E402
 from bbrange.shared.devices import as_batch  # noqa: E402
 
 console = Console(width=170)
@@ -129,6 +129,39 @@ def _evaluation_phase(name: str, oracle_labels: Callable[[np.ndarray], np.ndarra
     return AttackRow(name, 2 * len(x_eval), 0, at, None, phase, min_w, None)
 
 
+def _attacks(labels_of: Callable[[np.ndarray], np.ndarray], shape: tuple[int, int, int], x0: np.ndarray,
+             x_eval: np.ndarray, y_eval: np.ndarray, base: SubstituteConfig, result: BlackBoxResult, train: Dataset,
+             camouflage: str, config: DetectorConfig, seed: int, device: torch.device) -> list[AttackRow]:
+    """The other attack streams: periodic step + reservoir, camouflage, the evaluation phases alone."""
+    rows: list[AttackRow] = []
+    sub = SubstituteConfig(**{**vars(base), "periodic_step": True, "reservoir": True, "tau": 3, "sigma": 3,
+                              "kappa": 400})
+    rows.append(_campaign("JBDA periodic step + reservoir (τ=3, σ=3, κ=400)", labels_of, shape, x0, x_eval, y_eval,
+                          BlackBoxAttack(sub, FGSM(eps=0.3)), config)[0])
+    console.print(rows[-1])
+    for ratio in (float(r) for r in camouflage.split(",") if r.strip()):
+        rows.append(_campaign(f"JBDA λ=-0.1 camouflaged: {ratio:g} natural per query", labels_of, shape, x0, x_eval,
+                              y_eval, BlackBoxAttack(base, FGSM(eps=0.3)), config, pool=train.x, ratio=ratio,
+                              note="the attacker's answer")[0])
+        console.print(rows[-1])
+
+    # The evaluation phases on their own, with the λ=-0.1 campaign's substitute.
+    rows.append(_evaluation_phase("FGSM ε=0.3 evaluation phase alone", labels_of, x_eval, result.x_adv, config))
+    console.print(rows[-1])
+    model = result.substitute.model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    jsma = JSMA()
+    targets = choose_targets(jsma.target, result.label_before, 10, seed=seed, model=model, x=x_eval, device=device)
+    x_jsma = np.concatenate([
+        jsma.craft(model, as_batch(x_eval[i : i + 100], device), torch.from_numpy(targets[i : i + 100])).cpu().numpy()
+        for i in range(0, len(x_eval), 100)])
+    rows.append(_evaluation_phase("JSMA θ=+1 Υ=14.5% evaluation phase alone", labels_of, x_eval, x_jsma, config))
+    console.print(rows[-1])
+
+    return rows
+
+
 @app.command()
 def main(
     rho: int = typer.Option(3, help="ρ_max of the JBDA campaigns (the goal is a flag before ρ=3)"),
@@ -140,6 +173,7 @@ def main(
     benign_queries: int = typer.Option(1500, help="Queries per benign client"),
     throughput_s: float = typer.Option(5.0, help="Seconds per HTTP throughput cell"),
     skip_http: bool = typer.Option(False, help="Skip the HTTP throughput comparison"),
+    skip_attacks: bool = typer.Option(False, help="Only the benign streams (and the HTTP part)"),
     seed: int = 0,
 ) -> None:
     torch.manual_seed(seed)
@@ -158,38 +192,15 @@ def main(
     rows: list[AttackRow] = []
     base = SubstituteConfig(substitute_epochs=rho, seed=seed, train_epochs=train_epochs)
     results = {}
-    for lam in (-0.1, 0.1):
+    for lam in () if skip_attacks else (-0.1, 0.1):
         sub = SubstituteConfig(**{**vars(base), "lam": lam})
         row, results[lam] = _campaign(f"JBDA λ={lam:+.1f}, FGSM ε=0.3", labels_of, shape, x0, x_eval, y_eval,
                                       BlackBoxAttack(sub, FGSM(eps=0.3)), config)
         rows.append(row)
         console.print(rows[-1])
-    sub = SubstituteConfig(**{**vars(base), "periodic_step": True, "reservoir": True, "tau": 3, "sigma": 3,
-                              "kappa": 400})
-    rows.append(_campaign("JBDA periodic step + reservoir (τ=3, σ=3, κ=400)", labels_of, shape, x0, x_eval, y_eval,
-                          BlackBoxAttack(sub, FGSM(eps=0.3)), config)[0])
-    console.print(rows[-1])
-    for ratio in (float(r) for r in camouflage.split(",") if r.strip()):
-        rows.append(_campaign(f"JBDA λ=-0.1 camouflaged: {ratio:g} natural per query", labels_of, shape, x0, x_eval,
-                              y_eval, BlackBoxAttack(base, FGSM(eps=0.3)), config, pool=train.x, ratio=ratio,
-                              note="the attacker's answer")[0])
-        console.print(rows[-1])
-
-    # The evaluation phases on their own, with the λ=-0.1 campaign's substitute.
-    result = results[-0.1]
-    rows.append(_evaluation_phase("FGSM ε=0.3 evaluation phase alone", labels_of, x_eval, result.x_adv, config))
-    console.print(rows[-1])
-    model = result.substitute.model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    jsma = JSMA()
-    targets = choose_targets(jsma.target, result.label_before, 10, seed=seed, model=model, x=x_eval, device=device)
-    x_jsma = np.concatenate([
-        jsma.craft(model, as_batch(x_eval[i : i + 100], device), torch.from_numpy(targets[i : i + 100])).cpu().numpy()
-        for i in range(0, len(x_eval), 100)])
-    rows.append(_evaluation_phase("JSMA θ=+1 Υ=14.5% evaluation phase alone", labels_of, x_eval, x_jsma, config))
-    console.print(rows[-1])
-
+    if not skip_attacks:
+        rows += _attacks(labels_of, shape, x0, x_eval, y_eval, base, results[-0.1], train, camouflage, config, seed,
+                         device)
     benign = benign_streams(train, test, benign_clients, benign_queries, seed)
     flagged: dict[str, list[int]] = {}
     min_w: dict[str, float] = {}
@@ -217,7 +228,7 @@ def _print(rows: list[AttackRow], flagged: dict[str, list[int]], min_w: dict[str
         ok = "-" if not jbda else ("yes" if r.flagged_labelling is not None and r.flagged_labelling < before_rho3
                                    else "NO")
         t.add_row(r.name, str(r.queries), str(r.labelling), str(r.flagged_at) if r.flagged_at else "not flagged",
-                  str(r.flagged_labelling) if r.flagged_labelling is not None else "-", r.phase or "-",
+                  str(r.flagged_labelling) if r.flagged_labelling is not None else "-", r.flagged_phase or "-",
                   f"{r.min_w:.3f}" if r.min_w is not None else "-",
                   f"{r.transfer:.1%}" if r.transfer is not None else "-", ok, "detected")
     console.print(t)
