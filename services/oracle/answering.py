@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 import numpy as np
@@ -23,6 +23,7 @@ from fastapi import Depends, Request
 from redis.exceptions import RedisError
 
 from bbrange.oracle.dependencies import authenticate
+from bbrange.oracle.detection.detector import Detector
 from bbrange.oracle.inference import Predictor, ServedModel
 from bbrange.oracle.ledger import ChargeResult, ChargeStatus, Ledger
 from bbrange.oracle.metrics import OracleMetrics
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 # The refusal reasons the metrics distinguish; every other refusal before the charge is bad input.
 _REFUSAL_REASONS = {"revoked", "unauthorized", "unknown_model", "body_too_large", "request_in_progress",
-                    "too_many_auth_failures"}
+                    "too_many_auth_failures", "suspected_extraction"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Services:
     ledger: Ledger
     replays: ReplayStore
     predictor: Predictor
+    detector: Detector
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Answer:
     labels: np.ndarray
     remaining: int
     replayed: bool = False
+    headers: dict[str, str] = field(default_factory=dict)  # the extraction detector's, for the response
 
 
 # Reads the body of the request for this model; raises ApiError for a body it refuses.
@@ -85,6 +88,7 @@ async def answer(services: Services, *, model: str, authorization: str | None, i
         if served is None:
             raise ApiError(404, "unknown_model", f"no model named {model!r}; GET /v1/models lists them",
                            {"models": sorted(predictor.models)})
+        detection_headers = await services.detector.admit(client_id, model)  # 403 when the client is blocked
         with predictor.arriving(model):
             batch = await read(served)
             x = batch.x
@@ -96,7 +100,7 @@ async def answer(services: Services, *, model: str, authorization: str | None, i
                     metrics.replayed_inputs.labels(client=client_id, model=model).inc(n)
                     client = await ledger.get_client(client_id)
                     return Answer(client_id, decode_npy(claim.labels_npy), client.remaining if client else 0,
-                                  replayed=True)
+                                  replayed=True, headers=detection_headers)
                 assert claim.charge is not None
                 charge = claim.charge
             else:
@@ -120,8 +124,9 @@ async def answer(services: Services, *, model: str, authorization: str | None, i
             await replays.release(client_id, idempotency_key)
         metrics.refusals.labels(reason="internal_error", model=model).inc()
         raise
-    # Here the query is answered: client_id asked `model` about the inputs x and is told `labels`. A hook
-    # that watches the stream of queries (per client, per model) belongs here, and only here.
+    # Here the query is answered: client_id asked `model` about the inputs x and is told `labels`. The
+    # extraction detector watches the stream of queries here, and only here (its update runs off this path).
+    services.detector.observe(client_id, model, x, labels)
     if idempotency_key is not None:
         try:
             await replays.answered(client_id, idempotency_key, encode_npy(labels))
@@ -132,7 +137,7 @@ async def answer(services: Services, *, model: str, authorization: str | None, i
     metrics.inputs_answered.labels(client=client_id, model=model).inc(n)
     metrics.batch_size.labels(model=model).observe(n)
     metrics.request_seconds.labels(model=model, encoding=encoding).observe(time.perf_counter() - started)
-    return Answer(client_id, labels, charge.remaining)
+    return Answer(client_id, labels, charge.remaining, headers=detection_headers)
 
 
 def _charge_refused(charge: ChargeResult, n: int) -> ApiError:
@@ -176,7 +181,7 @@ async def _claim_once(replays: ReplayStore, ledger: Ledger, client_id: str, key:
 
 def get_services(request: Request) -> Services:
     state = request.app.state
-    return Services(state.settings, state.metrics, state.ledger, state.replays, state.predictor)
+    return Services(state.settings, state.metrics, state.ledger, state.replays, state.predictor, state.detector)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -20,6 +20,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from bbrange import __version__
+from bbrange.oracle.detection import routes as detection
+from bbrange.oracle.detection.detector import Detector
 from bbrange.oracle.inference import BatchingSettings, Predictor
 from bbrange.oracle.ledger import Ledger
 from bbrange.oracle.metrics import OracleMetrics
@@ -53,6 +55,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     predictor = Predictor(settings.model_dir, resolve_device(settings.device), settings.models, batching,
                           observe=metrics.observe_forward)
     app.state.predictor = predictor
+    app.state.detector = Detector(redis, settings.redis_prefix, app.state.metrics)
+    app.state.detector.start()
     alive = asyncio.create_task(replays.keep_alive())
     try:
         yield
@@ -61,6 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await alive
         await replays.stop()
+        await app.state.detector.close()
         predictor.close()
         await redis.aclose()
 
@@ -87,6 +92,6 @@ def create_app(settings: OracleSettings | None = None) -> FastAPI:
     app.state.metrics = OracleMetrics()
     install_error_handlers(app)
     app.add_exception_handler(RedisError, redis_unavailable)
-    for module in (admin, admin_models, health, models, predict, v2):
+    for module in (admin, admin_models, detection, health, models, predict, v2):
         app.include_router(module.router)
     return app

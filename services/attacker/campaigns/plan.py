@@ -13,7 +13,18 @@ from bbrange.attacker.campaigns.errors import InvalidCampaign
 from bbrange.attacker.campaigns.limits import epoch_set_sizes
 from bbrange.attacker.campaigns.spec import CampaignSpec, FgsmCrafting
 from bbrange.attacker.campaigns.user_data import UserDataError, read_npz, volume_file
-from bbrange.attacker.engine import FGSM, JSMA, Attack, BlackBoxAttack, SubstituteConfig
+from bbrange.attacker.engine import (
+    FGSM,
+    JSMA,
+    AfterQuery,
+    Attack,
+    BeforeQuery,
+    BlackBoxAttack,
+    CamouflagedCounter,
+    LabelOracle,
+    QueryCounter,
+    SubstituteConfig,
+)
 from bbrange.shared.datasets import load_dataset
 
 _PRESET_CLASSES = {"mnist": 10, "gtsrb": 43}
@@ -97,6 +108,26 @@ def _evaluation_images(spec: CampaignSpec, datasets_dir: Path | None) -> tuple[n
         raise InvalidCampaign("dataset custom needs evaluation.source")
     data = load_dataset(spec.dataset, spec.evaluation.split)
     return data.x, data.y, list(data.class_names) if data.class_names else None
+
+
+def query_counter(spec: CampaignSpec, oracle: LabelOracle, *, before: BeforeQuery, after: AfterQuery) -> QueryCounter:
+    """The campaign's query counter: camouflaged among natural images of the dataset when the spec asks for it."""
+    c = spec.camouflage
+    if c.ratio == 0:
+        return QueryCounter(oracle, spec.query_budget, before=before, after=after)
+    if spec.dataset == "custom":
+        raise InvalidCampaign("the camouflage draws natural images from a dataset preset (mnist, gtsrb)")
+    data = load_dataset(spec.dataset, c.split)
+    pool = np.arange(len(data))
+    s0 = spec.initial_set
+    if isinstance(s0, DatasetInitialSet) and s0.split == c.split:
+        pool = pool[(pool < s0.offset) | (pool >= s0.offset + s0.size)]
+    if spec.evaluation.split == c.split:
+        pool = pool[pool >= spec.evaluation.size + (s0.size if isinstance(s0, DatasetInitialSet) else 0)]
+    if len(pool) == 0:
+        raise InvalidCampaign(f"no {spec.dataset} {c.split} images are left for the camouflage")
+    return CamouflagedCounter(oracle, data.x[pool], c.ratio, spec.query_budget, seed=spec.seed, before=before,
+                              after=after)
 
 
 def epoch_weights(s0: int, rho: int, reservoir: bool, sigma: int, kappa: int) -> list[float]:

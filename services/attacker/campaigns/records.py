@@ -81,11 +81,15 @@ class CampaignResults(BaseModel):
         None, description="JSMA: the thesis's H(s, t) on the substitute, per source (row) and target (column) "
                           "class, over Υ_k = Υ·k/5; null where no example had that pair")
     stop_reason: str | None = Field(None, description="Why substitute training stopped early, if it did")
+    flagged: str | None = Field(None, description="The oracle's extraction detector flagged the key "
+                                                  "(its X-Extraction-Flagged: detector and its own query count)")
+    flagged_after_queries: int | None = Field(None, description="Queries answered to this campaign before the "
+                                                                "oracle first said it was flagged (or blocked it)")
 
 
 class CampaignError(BaseModel):
     code: str = Field(description="budget_exhausted, worker_lost, oracle_unavailable, oracle_refused, invalid_campaign, "
-                                  "enqueue_failed, internal_error")
+                                  "enqueue_failed, suspected_extraction (the oracle blocked the key), internal_error")
     message: str
 
 

@@ -31,7 +31,7 @@ from bbrange.attacker.campaigns.errors import (
 )
 from bbrange.attacker.campaigns.metrics import attack_metrics
 from bbrange.attacker.campaigns.pictures import grid_png
-from bbrange.attacker.campaigns.plan import campaign_inputs, engine_attack, epoch_weights
+from bbrange.attacker.campaigns.plan import campaign_inputs, engine_attack, epoch_weights, query_counter
 from bbrange.attacker.campaigns.records import (
     CampaignError,
     CampaignPhase,
@@ -157,6 +157,8 @@ class _CampaignRun:
             r.finished_at = utcnow()
             r.error = error
             r.results = self.results
+            if self.oracle is not None and self.oracle.flag is not None:
+                r.results.flagged, r.results.flagged_after_queries = self.oracle.flag, self.oracle.flagged_after
             r.samples_available = samples
             if state is CampaignState.succeeded:
                 r.phase, r.progress = CampaignPhase.done, 1.0
@@ -186,7 +188,11 @@ class _CampaignRun:
         except TargetNotAllowed as e:
             failure = (CampaignState.failed, CampaignError(code="target_not_allowed", message=str(e)))
         except OracleError as e:
-            failure = (CampaignState.failed, CampaignError(code="oracle_refused", message=e.message))
+            if e.code == "suspected_extraction":  # the oracle's detector blocked the key: say after how much
+                answered = self.oracle.inputs_answered if self.oracle else 0
+                e.message += f" (the campaign had {answered} queries answered)"
+            failure = (CampaignState.failed, CampaignError(
+                code=e.code if e.code == "suspected_extraction" else "oracle_refused", message=e.message))
         except OracleProtocolError as e:
             failure = (CampaignState.failed, CampaignError(code=e.code, message=str(e)))
         except OracleUnavailable as e:
@@ -229,7 +235,7 @@ class _CampaignRun:
         inputs = campaign_inputs(spec, uploaded, remote.input_shape, self.oracle.num_classes,
                                  self.settings.datasets_dir)
 
-        self.counter = QueryCounter(self.oracle, spec.query_budget, before=self.before_query, after=self.on_query)
+        self.counter = query_counter(spec, self.oracle, before=self.before_query, after=self.on_query)
         sub = spec.substitute
         self.epoch_weights = epoch_weights(len(inputs.x0), sub.rho, sub.reservoir, sub.sigma, sub.kappa)
         self.enter(CampaignPhase.agreement)

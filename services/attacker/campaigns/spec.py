@@ -20,6 +20,7 @@ from bbrange.attacker.campaigns.data_spec import (
     FileImages,
     FileInitialSet,
     InitialSet,
+    Split,
     UploadedImages,
     UploadedInitialSet,
 )
@@ -143,6 +144,7 @@ class CampaignSpec(BaseModel):
     query_budget: int | None = Field(None, ge=1, le=10**9, description="Most oracle queries this campaign may spend, "
                                      "all phases together (the oracle's own budget for the key applies as well)")
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    camouflage: Camouflage = Field(default_factory=lambda: Camouflage())
 
     @model_validator(mode="after")
     def _own_data_is_complete(self) -> CampaignSpec:
@@ -185,3 +187,17 @@ class CampaignSpec(BaseModel):
             x, _ = self.evaluation.source.arrays(self.value_range)
             data["evaluation"]["source"] = {"kind": "upload", "shape": list(x.shape)}
         return data
+
+
+class Camouflage(BaseModel):
+    """The attacker's answer to the oracle's extraction detector: natural images of the dataset mixed into
+    every labelling request, so that the distances between the key's queries look natural. They are charged
+    and counted as labelling queries (the results' camouflage cost is `ratio` per attack query)."""
+
+    model_config = _STRICT
+    ratio: float = Field(0.0, ge=0, le=20, description="Natural images sent per attack query (0: none)")
+    split: Split = Field("train", description="Where the natural images come from (S0 and the evaluation images "
+                                              "are not used)")
+
+
+CampaignSpec.model_rebuild()

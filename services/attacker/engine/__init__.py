@@ -12,6 +12,7 @@ the oracle misclassifies. It imports torch and numpy, never a web framework, Red
 
 from bbrange.attacker.engine.attack import Attack
 from bbrange.attacker.engine.augmentation import jacobian_augment, reservoir_sample
+from bbrange.attacker.engine.camouflage import CamouflagedCounter
 from bbrange.attacker.engine.errors import QUERY_PHASES, BudgetExhausted, EngineError, PartiallyAnswered, QueryPhase
 from bbrange.attacker.engine.evaluation import (
     Distortion,
@@ -28,7 +29,15 @@ from bbrange.attacker.engine.evaluation import (
 )
 from bbrange.attacker.engine.fgsm import FGSM, fgsm, gradient_sign
 from bbrange.attacker.engine.jsma import JSMA, JSMAResult, SearchDomain, jsma
-from bbrange.attacker.engine.oracles import CallableOracle, InProcessOracle, LabelOracle, QueryCounter, QueryUsage
+from bbrange.attacker.engine.oracles import (
+    AfterQuery,
+    BeforeQuery,
+    CallableOracle,
+    InProcessOracle,
+    LabelOracle,
+    QueryCounter,
+    QueryUsage,
+)
 from bbrange.attacker.engine.pipeline import BlackBoxAttack, BlackBoxResult, Stage, run_blackbox_attack
 from bbrange.attacker.engine.presets import SUBSTITUTE_PRESETS, SubstitutePreset, get_preset
 from bbrange.attacker.engine.substitute import (
@@ -45,6 +54,7 @@ __all__ = [
     "run_blackbox_attack", "BlackBoxAttack", "BlackBoxResult", "Stage",
     # oracles and query accounting
     "LabelOracle", "InProcessOracle", "CallableOracle", "QueryCounter", "QueryUsage", "QueryPhase", "QUERY_PHASES",
+    "CamouflagedCounter", "BeforeQuery", "AfterQuery",
     # substitute training and augmentation
     "train_substitute", "SubstituteConfig", "SubstituteResult", "EpochReport", "DEFAULT_STEP_SIZE",
     "SUBSTITUTE_PRESETS", "SubstitutePreset", "get_preset", "jacobian_augment", "reservoir_sample",

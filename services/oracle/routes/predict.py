@@ -67,7 +67,7 @@ async def predict(
     result = await answer(services, model=name, authorization=authorization, idempotency_key=idempotency_key,
                           read=read, encoding=encoding, source=source_address(request))
     return _respond(name, result.labels, result.remaining, accept,
-                    {"Idempotent-Replayed": "true"} if result.replayed else None)
+                    {**result.headers, **({"Idempotent-Replayed": "true"} if result.replayed else {})})
 
 
 def _respond(name: str, labels: np.ndarray, remaining: int, accept: str,

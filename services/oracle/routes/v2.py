@@ -139,6 +139,7 @@ async def infer(
     got = parsed["request"]
     body, headers = infer_response(name, got.id, result.labels, result.remaining, got.binary_output)
     headers["X-Budget-Remaining"] = str(result.remaining)
+    headers.update(result.headers)
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     media_type = headers.pop("Content-Type")

@@ -45,6 +45,7 @@ from bbrange.attacker.engine import PartiallyAnswered
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUS = frozenset({502, 503, 504})
+FLAG_HEADER = "X-Extraction-Flagged"  # our oracle's extraction detector flagged this key ("prada; queries=N")
 
 
 class TargetClient(ABC):
@@ -60,6 +61,9 @@ class TargetClient(ABC):
         self.inputs_sent = 0
         self.requests_retried = 0
         self.paced_s = 0.0  # time spent keeping max_queries_per_second
+        self.inputs_answered = 0
+        self.flag: str | None = None  # the oracle's FLAG_HEADER, when first seen (on an answer or a refusal)
+        self.flagged_after: int | None = None  # inputs answered to this client before it was first seen
         self._interrupt = interrupt or (lambda: None)
         self._max_attempts = max_attempts
         self._max_wait_s = max_wait_s
@@ -160,6 +164,7 @@ class TargetClient(ABC):
         except (ValueError, KeyError, TypeError, IndexError) as e:
             raise OracleProtocolError(f"the {self.protocol} answer could not be read as labels: "
                                       f"{type(e).__name__}") from e
+        self.inputs_answered += len(batch)
         remote = self.describe()
         if labels.shape != (len(batch),) or not np.issubdtype(labels.dtype, np.integer):
             raise OracleProtocolError(f"the endpoint returned {labels.shape} labels for {len(batch)} inputs")
@@ -223,6 +228,7 @@ class TargetClient(ABC):
             raise OracleUnavailable(f"the oracle stayed unavailable: {e}") from e
 
     def _check(self, response: httpx.Response) -> httpx.Response:
+        self._note_flag(response)
         status = response.status_code
         if status < 300:
             return response
@@ -241,6 +247,11 @@ class TargetClient(ABC):
             raise Transient(f"HTTP {status} {code}: {message}", wait_s if wait_s is not None
                             else (1.0 if status == 429 else None))
         raise OracleError(code, f"the oracle refused the request ({status} {code}): {message}", status)
+
+    def _note_flag(self, response: httpx.Response) -> None:
+        value = response.headers.get(FLAG_HEADER)
+        if value and self.flag is None:
+            self.flag, self.flagged_after = value, self.inputs_answered
 
     def _sleep(self, seconds: float) -> None:
         """Sleep in short slices so that a cancelled campaign does not sit out a long wait."""

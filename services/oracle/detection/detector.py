@@ -1,0 +1,163 @@
+"""The detector as the predict route sees it: two calls, both cheap.
+
+    headers = await detector.admit(client_id, model)     before charging: 403 suspected_extraction when the
+                                                          client is flagged under `block` (nothing is charged)
+    detector.observe(client_id, model, x, labels)        after answering: queue the batch, return at once
+
+A background task drains the queue: batches waiting for the same client and model are fed to PRADA
+together, in one Redis transaction, so under load the detector's Redis and CPU work per answered input
+shrinks instead of slowing the answers. A full queue drops batches (counted) rather than making
+clients wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from redis.asyncio import Redis
+
+from bbrange.oracle.detection import prada
+from bbrange.oracle.detection.config import DetectionSettings, Policy
+from bbrange.oracle.detection.metrics import DetectionMetrics
+from bbrange.oracle.detection.store import DetectionStore, Flag, now_iso
+from bbrange.oracle.metrics import OracleMetrics
+from bbrange.shared.http_errors import ApiError
+
+log = logging.getLogger(__name__)
+
+FLAG_HEADER = "X-Extraction-Flagged"
+MAX_COALESCED = 256  # batches taken off the queue at once
+
+
+@dataclass(frozen=True)
+class _Batch:
+    client_id: str
+    model: str
+    x: np.ndarray
+    labels: np.ndarray
+
+
+class Detector:
+    def __init__(self, redis: Redis, prefix: str, oracle_metrics: OracleMetrics,
+                 settings: DetectionSettings | None = None) -> None:
+        self.settings = settings or DetectionSettings()
+        self.store = DetectionStore(redis, prefix)
+        self.metrics = DetectionMetrics.of(oracle_metrics)
+        self._queue: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=self.settings.queue_batches)
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # ------------------------------------------------------------------ the two calls of the predict route
+
+    async def admit(self, client_id: str, model: str) -> dict[str, str]:
+        """Refuse a blocked client (403 suspected_extraction); else the headers its answer carries."""
+        if not self.settings.enabled:
+            return {}
+        client = await self.store.client(client_id)
+        policy = client.policy or self.settings.for_model(model).policy
+        flag = client.flag
+        if flag is None or policy is Policy.observe:
+            return {}
+        if policy is Policy.block:
+            raise ApiError(403, "suspected_extraction",
+                           f"this API key is blocked: its queries look like model extraction ({flag.reason} flagged "
+                           f"it after {flag.queries} queries of {flag.model}); nothing was charged. An admin can "
+                           "clear the flag.",
+                           {"reason": flag.reason, "model": flag.model, "queries": flag.queries,
+                            "statistic": flag.statistic, "flagged_at": flag.flagged_at},
+                           {FLAG_HEADER: self.header(flag)})
+        return {FLAG_HEADER: self.header(flag)} if self.settings.announce else {}
+
+    def observe(self, client_id: str, model: str, x: np.ndarray, labels: np.ndarray) -> None:
+        """Queue an answered batch for the detector; never waits."""
+        if not self.settings.enabled:
+            return
+        try:
+            self._queue.put_nowait(_Batch(client_id, model, x, labels))
+            self._idle.clear()
+        except asyncio.QueueFull:
+            self.metrics.dropped.labels(model=model).inc(len(x))
+
+    @staticmethod
+    def header(flag: Flag) -> str:
+        return f"{flag.reason}; queries={flag.queries}"
+
+    # ------------------------------------------------------------------ the background task
+
+    def start(self) -> None:
+        if self.settings.enabled and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="extraction-detector")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def drained(self, timeout_s: float = 10.0) -> None:
+        """Wait until every queued batch has been fed to the detector (tests, benchmarks)."""
+        await asyncio.wait_for(self._idle.wait(), timeout_s)
+
+    async def _run(self) -> None:
+        while True:
+            batches = [await self._queue.get()]
+            while len(batches) < MAX_COALESCED and not self._queue.empty():
+                batches.append(self._queue.get_nowait())
+            groups: dict[tuple[str, str], list[_Batch]] = {}
+            for b in batches:
+                groups.setdefault((b.client_id, b.model), []).append(b)
+            for (client_id, model), items in groups.items():
+                try:
+                    await self.update(client_id, model, np.concatenate([b.x for b in items]),
+                                      np.concatenate([b.labels for b in items]))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - the detector must never take the oracle down
+                    log.exception("extraction detector: update of %s/%s failed", client_id, model)
+                    self.metrics.dropped.labels(model=model).inc(sum(len(b.x) for b in items))
+            if self._queue.empty():
+                self._idle.set()
+
+    async def update(self, client_id: str, model: str, x: np.ndarray, labels: np.ndarray) -> prada.PradaState:
+        """Feed one client's answered inputs of one model to PRADA and raise a flag if it alarms."""
+        config = self.settings.for_model(model)
+        started = time.perf_counter()
+        z = prada.project(x, config)
+        alarm_before: list[int | None] = []
+
+        def apply(state: prada.PradaState) -> None:
+            alarm_before.append(state.alarm_at)
+            prada.update(state, z, labels, config)
+
+        state = await self.store.update(client_id, model, z.shape[1], labels, apply)
+        if state.statistic is not None:
+            self.metrics.statistic.labels(client=client_id, model=model, detector="prada").set(state.statistic)
+        if state.alarm_at is not None and alarm_before[-1] is None:
+            await self._flag(client_id, Flag("prada", model, state.alarm_at, state.statistic, now_iso()))
+        self.metrics.update_seconds.labels(model=model).observe(time.perf_counter() - started)
+        return state
+
+    async def _flag(self, client_id: str, flag: Flag) -> None:
+        if not await self.store.raise_flag(client_id, flag):
+            return
+        client = await self.store.client(client_id)
+        policy = client.policy or self.settings.for_model(flag.model).policy
+        log.warning("extraction detector: client %s flagged by %s after %d queries of %s (W=%s, policy %s)",
+                    client_id, flag.reason, flag.queries, flag.model, flag.statistic, policy.value)
+        self.metrics.flags.labels(reason=flag.reason, model=flag.model, policy=policy.value).inc()
+        self.metrics.queries_until_flag.labels(reason=flag.reason, model=flag.model).observe(flag.queries)
+        if policy is not Policy.observe:
+            self.metrics.flagged.labels(client=client_id, reason=flag.reason).set(1)
+
+    async def clear(self, client_id: str) -> None:
+        flag = (await self.store.client(client_id)).flag
+        await self.store.clear(client_id)
+        if flag is not None:
+            self.metrics.flagged.labels(client=client_id, reason=flag.reason).set(0)

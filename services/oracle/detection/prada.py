@@ -1,0 +1,192 @@
+"""PRADA (Juuti et al., EuroS&P 2019) for one client of one model, as a bounded state and a pure update.
+
+For every query x that the oracle labelled c: d = the smallest L2 distance from x to the client's
+growing set G_c (earlier queries of class c); d joins the distance set D, and x joins G_c when
+d > T_c, where T_c = max(T_c, mean(D_Gc) − std(D_Gc)) over the distances of the points in G_c. Once D
+holds more than `min_distances` values (classes with at least 10 of them, outliers beyond 3σ
+removed, as the reference code does), the Shapiro–Wilk W of D is computed; W < δ raises the alarm.
+Natural queries give roughly normal distances; Jacobian augmentation (each point an earlier one plus
+λ·sgn(∇)) gives a peak of nearly equal small distances, and W falls.
+
+What differs from the reference code, so that a client costs a bounded amount of memory:
+
+  * queries are stored average-pooled by `pool` (2: MNIST's 28×28 as 14×14) and quantised to uint8,
+    which makes the distances four times cheaper and a stored point 196 bytes;
+  * each G_c is a ring of at most `max_per_class` points (the oldest is evicted), and D is a window
+    of the last `window` distances;
+  * an exact repeat (d < `duplicate_distance`) is not a new point and is skipped: it tells an
+    attacker nothing new, and a user who asks twice must not look like a regular stream of zeros.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from bbrange.oracle.detection.config import DetectorConfig
+
+MIN_PER_CLASS = 10  # the reference code's: classes with fewer distances are left out of D
+
+
+def project(x: np.ndarray, config: DetectorConfig) -> np.ndarray:
+    """A batch of (N, C, H, W) inputs in [0, 1] as the float32 vectors the detector compares: average-pooled
+    by `config.pool` over H and W (a partial last row or column is dropped), quantised to 1/255 as stored."""
+    x = np.asarray(x, dtype=np.float32)
+    p = config.pool
+    if p > 1 and x.ndim == 4 and x.shape[2] >= p and x.shape[3] >= p:
+        n, c, h, w = x.shape
+        h, w = h - h % p, w - w % p
+        x = x[:, :, :h, :w].reshape(n, c, h // p, p, w // p, p).mean(axis=(3, 5))
+    flat = x.reshape(len(x), -1)
+    z: np.ndarray = np.rint(np.clip(flat, 0.0, 1.0) * 255.0) / np.float32(255.0)
+    return z
+
+
+def stored_size(input_shape: tuple[int, ...], config: DetectorConfig) -> int:
+    """Bytes of one stored point (uint8 per dimension after pooling)."""
+    c, h, w = input_shape
+    p = config.pool if h >= config.pool and w >= config.pool else 1
+    return int(c * (h // p) * (w // p))
+
+
+@dataclass
+class ClassSet:
+    """G_c: a ring of stored points (float32 while in memory), and the running sums of their distances for T_c."""
+
+    points: np.ndarray  # (n, dim) float32, n <= max_per_class
+    head: int = 0  # where the next point goes once the ring is full
+    count: int = 0  # points ever added (D_Gc's size, the reference code's initial 0 included)
+    total: float = 0.0
+    total_sq: float = 0.0
+    threshold: float = 0.0
+
+    def add(self, z: np.ndarray, d: float, cap: int) -> None:
+        if len(self.points) < cap:
+            self.points = np.concatenate([self.points, z[None]])
+        else:
+            self.points[self.head] = z
+            self.head = (self.head + 1) % cap
+        self.count += 1
+        self.total += d
+        self.total_sq += d * d
+        if self.count > 1:  # PRADA: T_c = max(T_c, mean - std of the growing set's distances)
+            mean = self.total / self.count
+            std = float(np.sqrt(max(self.total_sq / self.count - mean * mean, 0.0)))
+            self.threshold = max(self.threshold, mean - std)
+
+    @property
+    def scale(self) -> float | None:
+        """The mean distance of the points added after the first: the class's natural spacing."""
+        return self.total / (self.count - 1) if self.count > 1 and self.total > 0 else None
+
+
+@dataclass
+class PradaState:
+    dim: int
+    classes: dict[int, ClassSet] = field(default_factory=dict)
+    distances: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # window of D, oldest first
+    distance_classes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
+    queries: int = 0  # inputs seen, repeats included
+    repeats: int = 0
+    statistic: float | None = None  # the last W
+    min_statistic: float | None = None  # the lowest W so far
+    alarm_at: int | None = None  # `queries` when W first fell below δ
+    stored_classes: set[int] = field(default_factory=set)  # classes with a G_c in the store, loaded or not
+
+    def new_class(self) -> ClassSet:
+        return ClassSet(np.zeros((0, self.dim), np.float32))
+
+
+def shapiro_w(distances: np.ndarray, classes: np.ndarray, min_distances: int) -> float | None:
+    """W of the distance set, as the reference code computes it; None while there are too few distances."""
+    if len(distances) <= min_distances:
+        return None
+    labels, counts = np.unique(classes, return_counts=True)
+    d = distances[np.isin(classes, labels[counts >= MIN_PER_CLASS])].astype(np.float64)
+    if len(d) <= min_distances:
+        return None
+    mean, std = d.mean(), d.std()
+    if std > 0:
+        d = d[np.abs(d - mean) < 3 * std]
+    if len(d) <= min_distances or np.ptp(d) == 0:
+        return 0.0 if len(d) > min_distances else None  # all equal: as regular as a stream can be
+    return float(stats.shapiro(d).statistic)
+
+
+def _min_distances(z: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """For each row of z, the L2 distance to the nearest row of points (inf when there is none)."""
+    if len(points) == 0:
+        return np.full(len(z), np.inf, np.float32)
+    sq = (z * z).sum(1)[:, None] + (points * points).sum(1)[None, :] - 2.0 * (z @ points.T)
+    nearest: np.ndarray = np.sqrt(np.maximum(sq.min(1), 0.0))
+    return nearest
+
+
+def update(state: PradaState, z: np.ndarray, labels: np.ndarray, config: DetectorConfig) -> None:
+    """Feed one answered batch (vectors `z` from `project`, the oracle's `labels`) in order; W every `check_every`.
+
+    Distances to the points stored before the batch are computed at once; points added during the batch
+    are compared one by one (a point evicted during the batch still counts until the batch ends). Each
+    distance enters D divided by its class's natural spacing (`ClassSet.scale`), so that classes whose
+    images lie closer together (MNIST's ones) do not make D a mixture: a client asking class after
+    class is not an anomaly, a client stepping λ from its earlier queries is.
+    """
+    z = np.asarray(z, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    before = np.full(len(z), np.inf, np.float32)
+    for c in np.unique(labels):
+        g = state.classes.get(int(c))
+        if g is not None:
+            rows = labels == c
+            before[rows] = _min_distances(z[rows], g.points)
+    added = np.empty_like(z)  # the points of this batch that joined their G_c, and their classes
+    added_class = np.full(len(z), -1, np.int64)
+    n_added = 0
+    new_d: list[float] = []
+    new_c: list[int] = []
+    since_check = 0
+    for i in range(len(z)):
+        c = int(labels[i])
+        state.queries += 1
+        since_check += 1
+        g = state.classes.get(c)
+        if g is None:
+            g = state.classes[c] = state.new_class()
+            g.add(z[i], 0.0, config.max_per_class)  # the reference code starts D_Gc with a 0
+            added[n_added], added_class[n_added] = z[i], c
+            n_added += 1
+        else:
+            d = float(before[i])
+            if n_added:
+                fresh = added[:n_added][added_class[:n_added] == c]
+                if len(fresh):
+                    diff = fresh - z[i]
+                    d = min(d, float(np.sqrt(np.einsum("ij,ij->i", diff, diff).min())))
+            if d < config.duplicate_distance:
+                state.repeats += 1
+            else:
+                scale = g.scale
+                if scale is not None:
+                    new_d.append(d / scale)
+                    new_c.append(c)
+                if d > g.threshold:
+                    g.add(z[i], d, config.max_per_class)
+                    added[n_added], added_class[n_added] = z[i], c
+                    n_added += 1
+        if since_check >= config.check_every or i == len(z) - 1:
+            _check(state, new_d, new_c, config)
+            new_d, new_c, since_check = [], [], 0
+
+
+def _check(state: PradaState, new_d: list[float], new_c: list[int], config: DetectorConfig) -> None:
+    if new_d:
+        state.distances = np.concatenate([state.distances, np.asarray(new_d, np.float32)])[-config.window:]
+        state.distance_classes = np.concatenate([state.distance_classes, np.asarray(new_c, np.int16)])[-config.window:]
+    w = shapiro_w(state.distances, state.distance_classes, config.min_distances)
+    if w is not None:
+        state.statistic = w
+        state.min_statistic = w if state.min_statistic is None else min(state.min_statistic, w)
+        if w < config.delta and state.alarm_at is None:
+            state.alarm_at = state.queries

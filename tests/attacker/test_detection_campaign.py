@@ -1,0 +1,38 @@
+"""A JBDA campaign against an oracle that blocks suspected extraction: stopped, with the reason and the count."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.attacker.conftest import AttackerStack, oracle_answered, small_spec, submit, wait_final
+from tests.conftest import OracleProcess, start_oracle
+
+
+@pytest.fixture(scope="module")
+def blocking_oracle(quick_model_dir, redis_server, tmp_path_factory) -> Iterator[OracleProcess]:
+    oracle = start_oracle(quick_model_dir, redis_server.url, "bbblock", tmp_path_factory.mktemp("logs"),
+                          extra_env={"BBRANGE_DETECTION_MODELS": json.dumps({"mnist": {"policy": "block"}})})
+    yield oracle
+    oracle.stop()
+
+
+def test_a_jbda_campaign_is_blocked_with_a_clear_reason(attacker: AttackerStack, blocking_oracle: OracleProcess):
+    oracle = blocking_oracle
+    client_id, key = oracle.create_client(budget=100_000, name="blocked-campaign")
+    spec = small_spec(oracle.url, key, initial_set={"kind": "dataset", "split": "test", "offset": 0, "size": 100},
+                      substitute={"rho": 4, "training": {"epochs": 1}}, evaluation={"size": 50})
+    with attacker.client() as api:
+        record = wait_final(api, submit(api, spec), timeout=300)
+    assert record["state"] == "failed", record
+    error = record["error"]
+    assert error["code"] == "suspected_extraction", error
+    assert "blocked" in error["message"] and "queries answered" in error["message"]
+    q = record["queries"]
+    assert q["labelling"] < 100 * 2**3  # stopped before ρ=3 was labelled
+    assert record["results"]["flagged"].startswith("prada; queries=")
+    assert record["results"]["flagged_after_queries"] == q["total"]
+    # The refused request was charged nothing: the oracle answered (and charged) exactly what the campaign counted.
+    assert oracle_answered(oracle, client_id) == q["total"] == oracle.usage(client_id)["used"]
