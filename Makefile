@@ -2,11 +2,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# KServe's model server, for tests/targets only: it pins its own web stack, so it lives in its own venv.
+KSERVE_VENV ?= .venv-kserve
 # The datasets sit beside the project on the development machines; elsewhere the loaders fetch them.
 BBRANGE_DATA_DIR ?= $(if $(wildcard ../shared/datasets/mnist),$(abspath ../shared/datasets),$(HOME)/.cache/bbrange/datasets)
 export BBRANGE_DATA_DIR
 
-.PHONY: install demo test bench clean
+.PHONY: install kserve-env demo test bench clean
 
 $(BIN)/bbrange: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +18,19 @@ $(BIN)/bbrange: pyproject.toml
 
 install: $(BIN)/bbrange
 
+$(KSERVE_VENV)/.ready: tests/targets/kserve-requirements.txt
+	rm -rf $(KSERVE_VENV)
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/pip install --quiet -r tests/targets/kserve-requirements.txt
+	touch $@
+
+kserve-env: $(KSERVE_VENV)/.ready
+
 demo: install
 	$(BIN)/bbrange demo
 
-test: install
+test: install kserve-env
 	$(BIN)/pytest -q
 
 clean:
-	rm -rf $(VENV) models runs .pytest_cache
+	rm -rf $(VENV) $(KSERVE_VENV) models runs .pytest_cache

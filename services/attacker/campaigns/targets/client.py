@@ -28,7 +28,7 @@ from typing import ClassVar
 import httpx
 import numpy as np
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
-from tenacity.wait import wait_exponential_jitter
+from tenacity.wait import wait_exponential, wait_random
 
 from bbrange.attacker.campaigns.errors import OracleError, OracleProtocolError, OracleUnavailable
 from bbrange.attacker.campaigns.target_spec import Target
@@ -198,7 +198,7 @@ class TargetClient(ABC):
                 raise Transient(f"{type(e).__name__}: {e}") from e
             return self._check(response)
 
-        backoff = wait_exponential_jitter(initial=0.5, max=30.0)
+        backoff = wait_exponential(multiplier=0.5, max=30.0) + wait_random(0, 1)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
