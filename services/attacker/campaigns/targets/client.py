@@ -39,6 +39,7 @@ from bbrange.attacker.campaigns.targets.refusals import (
     Transient,
     quoted_error,
     retry_after,
+    says_too_large,
 )
 from bbrange.attacker.engine import PartiallyAnswered
 
@@ -234,8 +235,7 @@ class TargetClient(ABC):
         if status == 429 and code == "budget_exhausted":
             remaining = details.get("remaining", response.headers.get("X-Budget-Remaining"))
             raise OracleBudgetExhausted(int(remaining) if remaining is not None else None, 0)
-        if status == 413 or (status == 422 and any(w in message.lower() for w in ("too large", "too many",
-                                                                                   "batch size", "max_batch"))):
+        if says_too_large(response):
             raise BatchTooLarge(message)
         if status == 429 or wait_s is not None or status in TRANSIENT_STATUS or code == "request_in_progress":
             raise Transient(f"HTTP {status} {code}: {message}", wait_s if wait_s is not None

@@ -13,17 +13,17 @@ from bbrange.attacker.campaigns.errors import OracleError
 from bbrange.attacker.campaigns.targets.client import TargetClient
 from bbrange.attacker.campaigns.targets.encoding import RemoteModel, to_wire
 
-_LABEL_KEYS = ("label", "class", "class_id", "classes", "prediction")
-_SCORE_KEYS = ("scores", "probabilities", "logits", "probs")
+LABEL_KEYS = ("label", "class", "class_id", "classes", "prediction")
+SCORE_KEYS = ("scores", "probabilities", "logits", "probs")
 
 
 def label_of(prediction: Any) -> int:
     """One input's label from whatever a prediction holds."""
     if isinstance(prediction, dict):
-        for key in _LABEL_KEYS:
+        for key in LABEL_KEYS:
             if key in prediction:
                 return label_of(prediction[key])
-        for key in _SCORE_KEYS:
+        for key in SCORE_KEYS:
             if key in prediction:
                 return int(np.argmax(prediction[key]))
         raise KeyError(f"no label or scores among {sorted(prediction)[:10]}")
