@@ -51,11 +51,15 @@ class KServeServer:
     counts_file: Path
     process: Process
 
+    def requests(self, model: str, protocol: str) -> list[tuple[float, int]]:
+        """(time, inputs) of each request the server answered for this model and protocol."""
+        lines = [json.loads(line) for line in self.counts_file.read_text().splitlines()] if self.counts_file.exists() else []
+        return [(c["at"], c["inputs"]) for c in lines if c["model"] == model and c["protocol"] == protocol]
+
     def seen(self, model: str, protocol: str) -> tuple[int, int]:
         """(requests, inputs) the server answered for this model and protocol."""
-        lines = [json.loads(line) for line in self.counts_file.read_text().splitlines()] if self.counts_file.exists() else []
-        mine = [c["inputs"] for c in lines if c["model"] == model and c["protocol"] == protocol]
-        return len(mine), sum(mine)
+        mine = self.requests(model, protocol)
+        return len(mine), sum(n for _, n in mine)
 
 
 @pytest.fixture(scope="session")

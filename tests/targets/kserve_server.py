@@ -7,7 +7,7 @@ V1 (`/v1/models/NAME:predict`) and the Open Inference Protocol V2 (`/v2/models/N
         --model mnist:W.pt:1,28,28:10 [--model ...]
 
 The models answer probabilities (what a deployed classifier usually returns); the attacker must reduce
-them to labels. Every predict call appends {"model", "protocol", "inputs"} to COUNTS.jsonl, so that a test
+them to labels. Every predict call appends {"model", "protocol", "inputs", "at"} to COUNTS.jsonl, so that a test
 can compare what the server saw with what a campaign counted.
 """
 
@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def main() -> None:
 
     def count(model: str, protocol: str, n: int) -> None:
         with lock, ours.counts.open("a") as f:
-            f.write(json.dumps({"model": model, "protocol": protocol, "inputs": n}) + "\n")
+            f.write(json.dumps({"model": model, "protocol": protocol, "inputs": n, "at": time.time()}) + "\n")
 
     class Classifier(kserve.Model):
         def __init__(self, spec: str) -> None:

@@ -21,7 +21,9 @@ from bbrange.attacker.campaigns.data_spec import (
     FileInitialSet,
     InitialSet,
     UploadedImages,
-    UploadedInitialSet,
+)
+from bbrange.attacker.campaigns.data_spec import (
+    UploadedInitialSet as UploadedInitialSet,  # re-exported: the routes and the runner import it from here
 )
 from bbrange.attacker.campaigns.target_spec import Target
 from bbrange.attacker.campaigns.user_data import UserDataError

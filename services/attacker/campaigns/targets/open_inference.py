@@ -70,4 +70,5 @@ class OpenInferenceTarget(TargetClient):
         values = np.asarray(data)
         if datatype.startswith(("INT", "UINT")) and values.size == n:
             return values.reshape(n)
-        return values.reshape(n, -1).argmax(1)
+        best: np.ndarray = values.reshape(n, -1).argmax(1)
+        return best

@@ -55,8 +55,8 @@ def quoted_error(response: httpx.Response) -> tuple[str, str, dict[str, Any]]:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        details = error.get("details") if isinstance(error.get("details"), dict) else {}
-        return str(error.get("code", "http_error"))[:64], error["message"][:ERROR_QUOTE_CHARS], details
+        details: dict[str, Any] = error["details"] if isinstance(error.get("details"), dict) else {}
+        return str(error.get("code", "http_error"))[:64], str(error["message"])[:ERROR_QUOTE_CHARS], details
     if isinstance(error, str):
         return "http_error", f"{status}: {error[:ERROR_QUOTE_CHARS]}", {}
     return "http_error", f"{status} ({len(response.content)} bytes of a reply that is not a protocol error, not quoted)", {}
