@@ -166,3 +166,22 @@ def test_torchserve_top_k_is_reduced_to_a_label(foreign: ForeignApps, mnist_test
     with targets.connect(target) as oracle:
         labels = oracle.label(mnist_test.x[:10])
     assert labels.dtype == np.int64 and labels.shape == (10,) and (labels == mnist_test.y[:10]).mean() >= 0.6
+
+
+def test_a_copy_without_metadata_asks_for_the_shape(foreign: ForeignApps) -> None:
+    target = Target(oracle_url=foreign.url + "/copycat", model="mnist", api_key=COPYCAT_KEY)
+    with targets.connect(target) as oracle, pytest.raises(OracleError, match="give target.input_shape") as e:
+        oracle.describe()
+    assert e.value.code == "no_metadata"
+
+
+@pytest.mark.parametrize("protocol", ["bbrange", "open-inference-v2", "kserve-v1", "torchserve"])
+def test_an_endpoint_that_is_down_is_retried_then_unavailable(protocol: str) -> None:
+    """Connecting is retried like any request: a refused connection is not an internal error."""
+    from bbrange.attacker.campaigns.errors import OracleUnavailable
+    from bbrange.shared.processes import free_port
+
+    target = Target(protocol=protocol, oracle_url=f"http://127.0.0.1:{free_port()}", model="mnist", api_key="k", **MNIST)
+    with targets.connect(target, max_attempts=2) as oracle, pytest.raises(OracleUnavailable, match="ConnectError"):
+        oracle.describe()
+    assert oracle.requests_retried == 1

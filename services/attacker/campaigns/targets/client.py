@@ -22,7 +22,7 @@ import logging
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import ClassVar
 
 import httpx
@@ -188,8 +188,14 @@ class TargetClient(ABC):
 
     # ------------------------------------------------------------------ one logical request
 
-    def _call(self, send: Callable[[], httpx.Response]) -> httpx.Response:
-        """Retried on transient failures and waited out on Retry-After; final otherwise."""
+    def _get(self, path: str, *, missing_ok: bool = False) -> httpx.Response:
+        """GET a metadata route as any request is sent (retried when transient); with missing_ok, a 404 is
+        returned for the caller to say what it means."""
+        return self._call(lambda: self._client.get(path), accept={404} if missing_ok else set())
+
+    def _call(self, send: Callable[[], httpx.Response], accept: Collection[int] = ()) -> httpx.Response:
+        """Retried on transient failures and waited out on Retry-After; final otherwise. Answers whose status
+        is in `accept` are returned as they are."""
 
         def attempt() -> httpx.Response:
             self._interrupt()
@@ -197,7 +203,7 @@ class TargetClient(ABC):
                 response = send()
             except httpx.TransportError as e:  # connect, read and write errors, timeouts
                 raise Transient(f"{type(e).__name__}: {e}") from e
-            return self._check(response)
+            return response if response.status_code in accept else self._check(response)
 
         backoff = wait_exponential(multiplier=0.5, max=30.0) + wait_random(0, 1)
 

@@ -37,12 +37,9 @@ class KServeV1Target(TargetClient):
     def _describe(self) -> RemoteModel:
         t = self.target
         assert t.input_shape is not None and t.num_classes is not None  # the spec requires them for V1
-        response = self._client.get(f"/v1/models/{self.model}")
-        if response.status_code == 404:
+        if self._get(f"/v1/models/{self.model}", missing_ok=True).status_code == 404:
             raise OracleError("unknown_model", f"the endpoint serves no model {self.model!r} (GET /v1/models/"
                               f"{self.model} answered 404)", 404)
-        if response.status_code >= 400:
-            self._check(response)
         return RemoteModel(self.model, (t.input_shape[0], t.input_shape[1], t.input_shape[2]), t.num_classes)
 
     def _send(self, batch: np.ndarray) -> httpx.Response:

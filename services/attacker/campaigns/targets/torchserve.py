@@ -26,7 +26,7 @@ class TorchServeTarget(TargetClient):
     def _describe(self) -> RemoteModel:
         t = self.target
         assert t.input_shape is not None and t.num_classes is not None  # the spec requires them for TorchServe
-        self._call(lambda: self._client.get("/ping"))
+        self._get("/ping")
         return RemoteModel(self.model, (t.input_shape[0], t.input_shape[1], t.input_shape[2]), t.num_classes)
 
     def _send(self, batch: np.ndarray) -> httpx.Response:
