@@ -21,7 +21,7 @@ install: $(BIN)/bbrange
 $(KSERVE_VENV)/.ready: tests/targets/kserve-requirements.txt
 	rm -rf $(KSERVE_VENV)
 	$(PYTHON) -m venv $(KSERVE_VENV)
-	$(KSERVE_VENV)/bin/pip install --quiet -r tests/targets/kserve-requirements.txt
+	$(KSERVE_VENV)/bin/pip install --quiet --no-compile -r tests/targets/kserve-requirements.txt
 	touch $@
 
 kserve-env: $(KSERVE_VENV)/.ready
