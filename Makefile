@@ -3,11 +3,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# KServe's model server, for tests/targets only: it pins its own web stack, so it lives in its own venv.
+KSERVE_VENV ?= .venv-kserve
 # The datasets sit beside the project on the development machines; elsewhere the loaders fetch them.
 BBRANGE_DATA_DIR ?= $(if $(wildcard ../shared/datasets/mnist),$(abspath ../shared/datasets),$(HOME)/.cache/bbrange/datasets)
 export BBRANGE_DATA_DIR
 
-.PHONY: install demo test bench clean compose-smoke
+.PHONY: install kserve-env demo test bench clean compose-smoke
 
 $(BIN)/bbrange: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +19,18 @@ $(BIN)/bbrange: pyproject.toml
 
 install: $(BIN)/bbrange
 
+$(KSERVE_VENV)/.ready: tests/targets/kserve-requirements.txt
+	rm -rf $(KSERVE_VENV)
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/pip install --quiet --no-compile -r tests/targets/kserve-requirements.txt
+	touch $@
+
+kserve-env: $(KSERVE_VENV)/.ready
+
 demo: install
 	$(BIN)/bbrange demo
 
-test: install
+test: install kserve-env
 	$(BIN)/pytest -q
 
 # Standard library only: needs no .venv. BBRANGE_SMOKE_IMAGES=public uses the public images (internet).
@@ -28,4 +38,4 @@ compose-smoke:
 	$(PYTHON) deploy/smoke/smoke.py
 
 clean:
-	rm -rf $(VENV) models runs .pytest_cache
+	rm -rf $(VENV) $(KSERVE_VENV) models runs .pytest_cache

@@ -23,7 +23,8 @@ def test_attack_run_follows_and_prints_results(attacker: AttackerStack, oracle: 
     assert result.exit_code == 0, result.output
     assert "succeeded" in result.output and "transfer rate" in result.output
     assert "30 / 20 / 20" not in result.output  # labelling is 60 = 30·2^1
-    assert "60 / 20 / 20" in result.output
+    assert "60 / 20 / 20 / 20" in result.output  # labelling / agreement / evaluation / noise baseline
+    assert "noise baseline" in result.output and "oracle accuracy on the clean images" in result.output
     assert "/samples.png" in result.output
     assert Image.open(grid).format == "PNG"
 

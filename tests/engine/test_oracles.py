@@ -71,6 +71,31 @@ def test_budget_is_exact_and_a_refused_request_costs_nothing() -> None:
         counter.label(batch(1), "evaluation")
 
 
+def test_refusals_are_counted_by_whose_budget() -> None:
+    """The counter's own refusals, and the oracle's (a BudgetExhausted from it, whole or after part of a call)."""
+
+    class SpentOracle(FlakyOracle):
+        def label(self, x: np.ndarray) -> np.ndarray:
+            try:
+                raise BudgetExhausted(100, 100, len(x), "labelling")
+            except BudgetExhausted as e:
+                if self.answered:
+                    raise PartiallyAnswered(self.answered) from e
+                raise
+
+    counter = QueryCounter(SpentOracle(answered=0), budget=5)
+    with pytest.raises(BudgetExhausted):
+        counter.label(batch(6), "evaluation")
+    with pytest.raises(BudgetExhausted):
+        counter.label(batch(2), "baseline")
+    assert counter.usage.refused == {"labelling": 0, "agreement": 0, "evaluation": 1, "baseline": 0}
+    assert counter.usage.refused_by_oracle == {"labelling": 0, "agreement": 0, "evaluation": 0, "baseline": 1}
+    partly = QueryCounter(SpentOracle(answered=3))
+    with pytest.raises(BudgetExhausted):
+        partly.label(batch(6))
+    assert partly.usage.refused_by_oracle["labelling"] == 1 and partly.used("labelling") == 3
+
+
 def test_budget_can_cover_only_some_phases() -> None:
     counter = QueryCounter(tiny_oracle(), budget=2, budgeted_phases=["labelling"])
     counter.label(batch(2))

@@ -149,18 +149,19 @@ def print_result(record: dict[str, Any], api: str) -> None:
     rows = [
         ("substitute accuracy", percent(results.get("substitute_accuracy"))),
         ("oracle agreement", percent(results.get("oracle_agreement"))),
+        ("oracle accuracy on the clean images", percent(results.get("clean_accuracy"))),
         ("transfer rate", percent(results.get("transfer_rate"))),
-        ("  random noise of the same size (baseline)", percent(results.get("noise_rate"))),
-        ("  lift over the noise", percent(results.get("lift_over_noise"))),
-        ("  over the images the oracle labelled correctly", percent(results.get("transfer_rate_on_correct"))),
-        ("oracle's clean accuracy on these images", percent(results.get("clean_accuracy"))),
+        ("noise baseline (same images, random noise of the same size)", percent(results.get("noise_rate"))),
+        ("transfer over the noise baseline", "-" if results.get("lift_over_noise") is None else
+         f"{results['lift_over_noise']:+.2%}"),
+        ("transfer on the images the oracle labels correctly", percent(results.get("transfer_rate_on_correct"))),
         ("misclassified by the oracle", percent(results.get("misclassification_rate"))),
         ("oracle label changed", percent(results.get("label_change_rate"))),
         ("samples", str(results.get("samples", 0))),
         ("mean L0 / L2 / L∞", "-" if results.get("mean_l0") is None else
          f"{results['mean_l0']:.2%} / {results['mean_l2']:.3f} / {results['mean_linf']:.3f}"),
-        ("queries (labelling / agreement / evaluation / noise baseline)",
-         f"{q['labelling']} / {q['agreement']} / {q['evaluation']} / {q.get('baseline', 0)}"),
+        ("queries (labelling / agreement / evaluation / baseline)",
+         f"{q['labelling']} / {q['agreement']} / {q['evaluation']} / {q['baseline']}"),
         ("queries total", str(q["total"])),
     ]
     for k, v in rows:
@@ -219,7 +220,8 @@ def run(
     eval_size: Annotated[int, typer.Option(help="Evaluation images (outside S0).")] = 1000,
     budget: Annotated[int | None, typer.Option(help="Query budget cap of the campaign.")] = None,
     seed: int = 0,
-    spec_file: Annotated[Path | None, typer.Option(help="A JSON campaign spec; replaces the options above.")] = None,
+    spec_file: Annotated[Path | None, typer.Option("--spec-file", "--spec", help="A JSON campaign spec (any target "
+                                                   "protocol, your own data); replaces the options above.")] = None,
     api: ApiOpt = "http://127.0.0.1:8100",
     token: TokenOpt = "",
     wait: Annotated[bool, typer.Option(help="Follow the campaign until it finishes.")] = True,

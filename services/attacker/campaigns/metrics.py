@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -53,6 +55,15 @@ class AttackMetrics:
             "bbrange_attack_oracle_retries", "Oracle requests retried after a transient failure or a rate limit",
             registry=r,
         )
+        self.client_paced_seconds = Counter(
+            "bbrange_attack_client_paced_seconds", "Seconds campaigns waited to keep their own pace "
+            "(target.max_queries_per_second), whatever the endpoint allows", registry=r,
+        )
+        self.budget_stops = Counter(
+            "bbrange_attack_budget_stops", "Campaigns stopped because a budget ran out, by whose budget (the campaign's "
+            "own query_budget, kept client-side, or the oracle's for the key) and the phase it ran out in",
+            ["budget", "phase"], registry=r,
+        )
         self.campaigns_finished = Counter(
             "bbrange_attack_campaigns_finished", "Campaigns that reached a final state in a worker", ["state"],
             registry=r,
@@ -74,6 +85,8 @@ class AttackMetrics:
         """Create every labelled series up front, so dashboards see zeros rather than gaps."""
         for phase in ("labelling", "agreement", "evaluation"):
             self.oracle_queries.labels(phase=phase)
+            for budget in ("campaign", "oracle"):
+                self.budget_stops.labels(budget=budget, phase=phase)
         for state in ("succeeded", "failed", "cancelled"):
             self.campaigns_finished.labels(state=state)
             self.job_seconds.labels(state=state)
@@ -82,6 +95,32 @@ class AttackMetrics:
 
 
 _metrics: AttackMetrics | None = None
+
+
+@dataclass
+class ClientReport:
+    """A campaign's client-side counts (retries, time spent pacing), reported to the counters as they grow:
+    each call adds what was added since the last one."""
+
+    retried: int = 0
+    paced_s: float = 0.0
+
+    def report(self, retried: int, paced_s: float) -> None:
+        m = attack_metrics()
+        if retried > self.retried:
+            m.oracle_retries.inc(retried - self.retried)
+        if paced_s > self.paced_s:
+            m.client_paced_seconds.inc(paced_s - self.paced_s)
+        self.retried, self.paced_s = retried, paced_s
+
+    @staticmethod
+    def budget_stop(refused: Mapping[Any, int], refused_by_oracle: Mapping[Any, int]) -> None:
+        """A campaign stopped for want of budget: the oracle's when the oracle refused a request, else the
+        campaign's own (which the engine keeps without sending what would not fit, or refuses before sending)."""
+        by_oracle = [phase for phase, n in refused_by_oracle.items() if n]
+        own = [phase for phase, n in refused.items() if n]
+        budget, phases = ("oracle", by_oracle) if by_oracle else ("campaign", own)
+        attack_metrics().budget_stops.labels(budget=budget, phase=str(phases[-1]) if phases else "labelling").inc()
 
 
 def attack_metrics() -> AttackMetrics:

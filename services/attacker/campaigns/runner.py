@@ -29,7 +29,7 @@ from bbrange.attacker.campaigns.errors import (
     OracleUnavailable,
     TargetNotAllowed,
 )
-from bbrange.attacker.campaigns.metrics import attack_metrics
+from bbrange.attacker.campaigns.metrics import ClientReport, attack_metrics
 from bbrange.attacker.campaigns.pictures import grid_png
 from bbrange.attacker.campaigns.plan import campaign_inputs, engine_attack, epoch_weights, query_counter
 from bbrange.attacker.campaigns.records import (
@@ -103,7 +103,7 @@ class _CampaignRun:
         self.results = CampaignResults()
         self.counter: QueryCounter | None = None
         self.oracle: targets.TargetClient | None = None
-        self.retries_reported = 0
+        self.client = ClientReport()
         self.epoch_weights: list[float] = []
 
     # ------------------------------------------------------------------ record updates
@@ -143,13 +143,15 @@ class _CampaignRun:
         metrics = attack_metrics()
         if answered:
             metrics.oracle_queries.labels(phase=phase).inc(answered)
-        if self.oracle is not None and self.oracle.requests_retried > self.retries_reported:
-            metrics.oracle_retries.inc(self.oracle.requests_retried - self.retries_reported)
-            self.retries_reported = self.oracle.requests_retried
+        self._report_client()
         if phase == "labelling":
             self.publish(lambda r: setattr(r, "phase", CampaignPhase.substitute))
         elif phase == "agreement":
             self.enter(CampaignPhase.agreement, 1.0)
+
+    def _report_client(self) -> None:
+        if self.oracle is not None:
+            self.client.report(self.oracle.requests_retried, self.oracle.paced_s)
 
     def finish(self, state: CampaignState, error: CampaignError | None, samples: bool = False) -> None:
         def final(r: CampaignRecord) -> None:
@@ -202,9 +204,12 @@ class _CampaignRun:
             failure = (CampaignState.failed,
                        CampaignError(code="internal_error", message=f"{type(e).__name__}: {e} (see the worker log)"))
         finally:
+            self._report_client()
             if self.oracle is not None:
                 self.oracle.close()
         state, error = failure
+        if error.code == "budget_exhausted" and self.counter is not None:
+            self.client.budget_stop(self.counter.usage.refused, self.counter.usage.refused_by_oracle)
         current = self.store.get(self.cid)
         if current is not None:
             phase = current.phase.value

@@ -22,7 +22,9 @@ from bbrange.attacker.campaigns.data_spec import (
     InitialSet,
     Split,
     UploadedImages,
-    UploadedInitialSet,
+)
+from bbrange.attacker.campaigns.data_spec import (
+    UploadedInitialSet as UploadedInitialSet,  # re-exported: the routes and the runner import it from here
 )
 from bbrange.attacker.campaigns.target_spec import Target
 from bbrange.attacker.campaigns.user_data import UserDataError

@@ -120,6 +120,9 @@ class CallableOracle:
 @dataclass
 class QueryUsage:
     by_phase: dict[QueryPhase, int] = field(default_factory=lambda: dict.fromkeys(QUERY_PHASES, 0))
+    # Requests refused for want of budget: by this counter's own budget, and by the oracle's (BudgetExhausted from it).
+    refused: dict[QueryPhase, int] = field(default_factory=lambda: dict.fromkeys(QUERY_PHASES, 0))
+    refused_by_oracle: dict[QueryPhase, int] = field(default_factory=lambda: dict.fromkeys(QUERY_PHASES, 0))
 
     @property
     def total(self) -> int:
@@ -191,6 +194,7 @@ class QueryCounter:
             self._before(phase, n)
         remaining = self.remaining(phase)
         if remaining is not None and n > remaining:
+            self.usage.refused[phase] += 1
             raise BudgetExhausted(self.budget or 0, self.budgeted_used, n, phase)
         try:
             labels = np.asarray(self._oracle.label(x), dtype=np.int64)
@@ -199,7 +203,12 @@ class QueryCounter:
             cause = partial.__cause__
             if cause is None:
                 raise
+            if isinstance(cause, BudgetExhausted):
+                self.usage.refused_by_oracle[phase] += 1
             raise cause from cause.__cause__
+        except BudgetExhausted:
+            self.usage.refused_by_oracle[phase] += 1
+            raise
         if labels.shape != (n,):
             raise ValueError(f"the oracle returned {labels.shape} labels for {n} inputs")
         self._book(phase, n)

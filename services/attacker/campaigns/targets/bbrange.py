@@ -18,14 +18,19 @@ class BbrangeTarget(TargetClient):
     def _describe(self) -> RemoteModel:
         t = self.target
         # /v1/usage needs the key: a wrong one fails here, in the first second, not after the dataset is loaded.
-        usage = self._client.get("/v1/usage")
-        if usage.status_code in (401, 403):
-            self._check(usage)
-        models = self._client.get("/v1/models")
-        if models.status_code == 404 and t.input_shape is not None and t.num_classes is not None:
+        # A server that copies the protocol without this route is not refused for it.
+        try:
+            self._get("/v1/usage")
+        except OracleError as e:
+            if e.status in (401, 403):
+                raise
+        models = self._get("/v1/models", missing_ok=True)
+        if models.status_code == 404:
+            if t.input_shape is None or t.num_classes is None:
+                raise OracleError("no_metadata", "the endpoint has no GET /v1/models to describe its models: give "
+                                  "target.input_shape and target.num_classes", 404)
             return RemoteModel(t.model, (t.input_shape[0], t.input_shape[1], t.input_shape[2]), t.num_classes)
-        body = self._call(lambda: models if models.status_code != 404 else self._client.get("/v1/models")).json()
-        served = {m["name"]: m for m in body.get("models", [])}
+        served = {m["name"]: m for m in models.json().get("models", [])}
         if self.model not in served:
             raise OracleError("unknown_model", f"the oracle serves no model {self.model!r}; it serves: "
                               f"{', '.join(sorted(served)) or 'nothing'}")

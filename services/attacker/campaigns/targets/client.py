@@ -22,13 +22,13 @@ import logging
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import ClassVar
 
 import httpx
 import numpy as np
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
-from tenacity.wait import wait_exponential_jitter
+from tenacity.wait import wait_exponential, wait_random
 
 from bbrange.attacker.campaigns.errors import OracleError, OracleProtocolError, OracleUnavailable
 from bbrange.attacker.campaigns.target_spec import Target
@@ -39,6 +39,7 @@ from bbrange.attacker.campaigns.targets.refusals import (
     Transient,
     quoted_error,
     retry_after,
+    says_too_large,
 )
 from bbrange.attacker.engine import PartiallyAnswered
 
@@ -192,8 +193,14 @@ class TargetClient(ABC):
 
     # ------------------------------------------------------------------ one logical request
 
-    def _call(self, send: Callable[[], httpx.Response]) -> httpx.Response:
-        """Retried on transient failures and waited out on Retry-After; final otherwise."""
+    def _get(self, path: str, *, missing_ok: bool = False) -> httpx.Response:
+        """GET a metadata route as any request is sent (retried when transient); with missing_ok, a 404 is
+        returned for the caller to say what it means."""
+        return self._call(lambda: self._client.get(path), accept={404} if missing_ok else set())
+
+    def _call(self, send: Callable[[], httpx.Response], accept: Collection[int] = ()) -> httpx.Response:
+        """Retried on transient failures and waited out on Retry-After; final otherwise. Answers whose status
+        is in `accept` are returned as they are."""
 
         def attempt() -> httpx.Response:
             self._interrupt()
@@ -201,9 +208,9 @@ class TargetClient(ABC):
                 response = send()
             except httpx.TransportError as e:  # connect, read and write errors, timeouts
                 raise Transient(f"{type(e).__name__}: {e}") from e
-            return self._check(response)
+            return response if response.status_code in accept else self._check(response)
 
-        backoff = wait_exponential_jitter(initial=0.5, max=30.0)
+        backoff = wait_exponential(multiplier=0.5, max=30.0) + wait_random(0, 1)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
@@ -240,8 +247,7 @@ class TargetClient(ABC):
         if status == 429 and code == "budget_exhausted":
             remaining = details.get("remaining", response.headers.get("X-Budget-Remaining"))
             raise OracleBudgetExhausted(int(remaining) if remaining is not None else None, 0)
-        if status == 413 or (status == 422 and any(w in message.lower() for w in ("too large", "too many",
-                                                                                   "batch size", "max_batch"))):
+        if says_too_large(response):
             raise BatchTooLarge(message)
         if status == 429 or wait_s is not None or status in TRANSIENT_STATUS or code == "request_in_progress":
             raise Transient(f"HTTP {status} {code}: {message}", wait_s if wait_s is not None

@@ -57,4 +57,5 @@ class HttpJsonTarget(TargetClient):
         values = np.asarray(found)
         if self.api.labels_path is not None:
             return values.reshape(n)
-        return values.reshape(n, -1).argmax(1)
+        best: np.ndarray = values.reshape(n, -1).argmax(1)
+        return best

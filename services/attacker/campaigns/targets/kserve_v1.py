@@ -13,17 +13,17 @@ from bbrange.attacker.campaigns.errors import OracleError
 from bbrange.attacker.campaigns.targets.client import TargetClient
 from bbrange.attacker.campaigns.targets.encoding import RemoteModel, to_wire
 
-_LABEL_KEYS = ("label", "class", "class_id", "classes", "prediction")
-_SCORE_KEYS = ("scores", "probabilities", "logits", "probs")
+LABEL_KEYS = ("label", "class", "class_id", "classes", "prediction")
+SCORE_KEYS = ("scores", "probabilities", "logits", "probs")
 
 
 def label_of(prediction: Any) -> int:
     """One input's label from whatever a prediction holds."""
     if isinstance(prediction, dict):
-        for key in _LABEL_KEYS:
+        for key in LABEL_KEYS:
             if key in prediction:
                 return label_of(prediction[key])
-        for key in _SCORE_KEYS:
+        for key in SCORE_KEYS:
             if key in prediction:
                 return int(np.argmax(prediction[key]))
         raise KeyError(f"no label or scores among {sorted(prediction)[:10]}")
@@ -37,12 +37,9 @@ class KServeV1Target(TargetClient):
     def _describe(self) -> RemoteModel:
         t = self.target
         assert t.input_shape is not None and t.num_classes is not None  # the spec requires them for V1
-        response = self._client.get(f"/v1/models/{self.model}")
-        if response.status_code == 404:
+        if self._get(f"/v1/models/{self.model}", missing_ok=True).status_code == 404:
             raise OracleError("unknown_model", f"the endpoint serves no model {self.model!r} (GET /v1/models/"
                               f"{self.model} answered 404)", 404)
-        if response.status_code >= 400:
-            self._check(response)
         return RemoteModel(self.model, (t.input_shape[0], t.input_shape[1], t.input_shape[2]), t.num_classes)
 
     def _send(self, batch: np.ndarray) -> httpx.Response:

@@ -25,12 +25,11 @@ class OpenInferenceTarget(TargetClient):
 
     def _describe(self) -> RemoteModel:
         t = self.target
-        response = self._client.get(f"/v2/models/{self.model}")
+        response = self._get(f"/v2/models/{self.model}", missing_ok=True)
         if response.status_code == 404:
             raise OracleError("unknown_model", f"the endpoint serves no model {self.model!r} (GET /v2/models/"
                               f"{self.model} answered 404)", 404)
-        meta: dict[str, Any] = self._call(lambda: response if response.status_code < 400
-                                          else self._client.get(f"/v2/models/{self.model}")).json()
+        meta: dict[str, Any] = response.json()
         inputs, outputs = meta.get("inputs") or [], meta.get("outputs") or []
         self._input_name = t.input_name or (inputs[0]["name"] if inputs else "input")
         self._output_name = t.output_name or (outputs[0]["name"] if outputs else None)
@@ -70,4 +69,5 @@ class OpenInferenceTarget(TargetClient):
         values = np.asarray(data)
         if datatype.startswith(("INT", "UINT")) and values.size == n:
             return values.reshape(n)
-        return values.reshape(n, -1).argmax(1)
+        best: np.ndarray = values.reshape(n, -1).argmax(1)
+        return best

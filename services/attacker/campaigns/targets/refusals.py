@@ -10,6 +10,9 @@ import httpx
 from bbrange.attacker.engine import BudgetExhausted
 
 ERROR_QUOTE_CHARS = 200
+# What a 422 says when the batch is too large: ours (`batch_too_large`, "exceeds the limit"), FastAPI apps'
+# {"detail": ...}, serving systems' own words. Looked for in the body, which is not quoted for it.
+_TOO_LARGE = ("too large", "too many", "too big", "batch size", "max_batch", "batch_too_large", "exceeds the limit")
 
 
 class OracleBudgetExhausted(BudgetExhausted):
@@ -52,11 +55,18 @@ def quoted_error(response: httpx.Response) -> tuple[str, str, dict[str, Any]]:
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
-        details = error.get("details") if isinstance(error.get("details"), dict) else {}
-        return str(error.get("code", "http_error"))[:64], error["message"][:ERROR_QUOTE_CHARS], details
+        details: dict[str, Any] = error["details"] if isinstance(error.get("details"), dict) else {}
+        return str(error.get("code", "http_error"))[:64], str(error["message"])[:ERROR_QUOTE_CHARS], details
     if isinstance(error, str):
         return "http_error", f"{status}: {error[:ERROR_QUOTE_CHARS]}", {}
     return "http_error", f"{status} ({len(response.content)} bytes of a reply that is not a protocol error, not quoted)", {}
+
+
+def says_too_large(response: httpx.Response) -> bool:
+    """A 413, or a 422 whose body says the batch is too large (in whatever shape the endpoint answers)."""
+    if response.status_code == 413:
+        return True
+    return response.status_code == 422 and any(w in response.text[:4096].lower() for w in _TOO_LARGE)
 
 
 def retry_after(response: httpx.Response) -> float | None:

@@ -4,6 +4,8 @@ file itself, so each input is sent as a PNG); the answer is a label, or TorchSer
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import httpx
 import numpy as np
 
@@ -11,7 +13,7 @@ from bbrange.attacker.campaigns.errors import OracleError
 from bbrange.attacker.campaigns.pictures import png_bytes
 from bbrange.attacker.campaigns.targets.client import TargetClient
 from bbrange.attacker.campaigns.targets.encoding import RemoteModel
-from bbrange.attacker.campaigns.targets.kserve_v1 import label_of
+from bbrange.attacker.campaigns.targets.kserve_v1 import LABEL_KEYS, SCORE_KEYS, label_of
 
 
 class TorchServeTarget(TargetClient):
@@ -24,7 +26,7 @@ class TorchServeTarget(TargetClient):
     def _describe(self) -> RemoteModel:
         t = self.target
         assert t.input_shape is not None and t.num_classes is not None  # the spec requires them for TorchServe
-        self._call(lambda: self._client.get("/ping"))
+        self._get("/ping")
         return RemoteModel(self.model, (t.input_shape[0], t.input_shape[1], t.input_shape[2]), t.num_classes)
 
     def _send(self, batch: np.ndarray) -> httpx.Response:
@@ -35,13 +37,18 @@ class TorchServeTarget(TargetClient):
 
     def _labels(self, response: httpx.Response, n: int) -> np.ndarray:
         answer = response.json()
-        if isinstance(answer, list):
+        if isinstance(answer, list) and len(answer) == 1:
             answer = answer[0]
-        if isinstance(answer, dict) and answer and all(isinstance(v, int | float) for v in answer.values()):
-            best = max(answer, key=lambda k: answer[k])
-            names = self._class_names()
-            return np.array([int(best) if best.isdigit() else names.index(best)], dtype=np.int64)
+        if _is_top_k(answer):
+            best = max(answer, key=answer.__getitem__)
+            if not best.isdigit():
+                raise KeyError(f"TorchServe answered the class name {best[:40]!r}, not an index: serve the model "
+                               "without index_to_name.json, or give the names' order as target.class_map")
+            return np.array([int(best)], dtype=np.int64)
         return np.array([label_of(answer)], dtype=np.int64)
 
-    def _class_names(self) -> list[str]:
-        raise KeyError("TorchServe answered class names; give the model's index_to_name so it answers indices")
+
+def _is_top_k(answer: object) -> TypeGuard[dict[str, float]]:
+    """TorchServe's classifier handlers answer {class or index: probability} for the top k classes."""
+    return (isinstance(answer, dict) and bool(answer) and not any(k in answer for k in LABEL_KEYS + SCORE_KEYS)
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in answer.values()))
