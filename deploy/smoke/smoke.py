@@ -30,6 +30,7 @@ Environment (or the matching options):
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import functools
 import hashlib
@@ -214,6 +215,8 @@ class Smoke:
         self.project = f"bbrange-smoke-{os.getpid()}"
         self.compose_up = False
         self.admin_token = secrets.token_urlsafe(32)
+        self.attack_admin_token = secrets.token_urlsafe(32)
+        self.attack_secret_key = base64.urlsafe_b64encode(os.urandom(32)).decode()  # a Fernet key
         self.ports = {"oracle": free_port(), "attacker": free_port(), "prometheus": free_port(), "grafana": free_port()}
         self.data_dir = self._local_datasets()
         # Stand-ins: the override swaps the public images for ours and leaves Grafana out (no Debian package).
@@ -430,6 +433,8 @@ class Smoke:
         env = dict(self.env)
         env.update({
             "BBRANGE_ADMIN_TOKEN": self.admin_token,
+            "BBRANGE_ATTACK_ADMIN_TOKEN": self.attack_admin_token,
+            "BBRANGE_ATTACK_SECRET_KEY": self.attack_secret_key,
             "BBRANGE_IMAGE": PROJECT_IMAGE,
             # The GTSRB oracle takes half an hour on two cores; MNIST alone about a minute.
             "BBRANGE_TRAIN_DATASETS": os.environ.get("BBRANGE_TRAIN_DATASETS", "mnist"),
@@ -524,16 +529,23 @@ class Smoke:
             client_id, api_key = created["client"]["client_id"], created["api_key"]
             served = ", ".join(m.get("name", "?") for m in models.get("models", []))
             note["detail"] = f"client {client_id}, budget 5000; models: {served}"
+        with self.table.step("user token (attacker admin API)") as note:
+            status, created_user = http_json("POST", f"{attacker}/users", {"name": "compose-smoke"},
+                                             {"Authorization": f"Bearer {self.attack_admin_token}"})
+            if status != 201:
+                raise SmokeFailure(f"POST /users: {status} {created_user}")
+            user = {"Authorization": f"Bearer {created_user['token']}"}
+            note["detail"] = f"user {created_user['user'].get('id', '?')}"
         with self.table.step("campaign submitted") as note:
             spec = {**CAMPAIGN, "target": {"oracle_url": "http://oracle:8000", "model": "mnist", "api_key": api_key}}
-            status, accepted = http_json("POST", f"{attacker}/attacks", spec)
+            status, accepted = http_json("POST", f"{attacker}/attacks", spec, user)
             if status != 202:
                 raise SmokeFailure(f"POST /attacks: {status} {accepted}")
             cid = accepted["id"]
             note["detail"] = f"{cid}: |S0| 50, rho 2, FGSM on 100 test images"
         with self.table.step("campaign finished") as note:
             def finished() -> dict | None:
-                status, record = http_json("GET", f"{attacker}/attacks/{cid}")
+                status, record = http_json("GET", f"{attacker}/attacks/{cid}", headers=user)
                 if status != 200:
                     raise SmokeFailure(f"GET /attacks/{cid}: {status} {record}")
                 if record["state"] in ("failed", "cancelled"):
@@ -546,7 +558,7 @@ class Smoke:
                               f"agreement {r.get('oracle_agreement')}, transfer {r.get('transfer_rate')}, "
                               f"worker {record.get('worker')}")
         with self.table.step("samples read") as note:
-            status, page = http_json("GET", f"{attacker}/attacks/{cid}/samples?limit=10")
+            status, page = http_json("GET", f"{attacker}/attacks/{cid}/samples?limit=10", headers=user)
             if status != 200:
                 raise SmokeFailure(f"GET /attacks/{cid}/samples: {status} {page}")
             total = page.get("total")
@@ -564,6 +576,7 @@ class Smoke:
                 'sum(bbrange_attack_oracle_queries_total{phase="labelling"})': q["labelling"],
                 'sum(bbrange_attack_oracle_queries_total{phase="agreement"})': q["agreement"],
                 'sum(bbrange_attack_oracle_queries_total{phase="evaluation"})': q["evaluation"],
+                'sum(bbrange_attack_oracle_queries_total{phase="baseline"})': q["baseline"],
                 'sum(bbrange_attack_campaigns_finished_total{state="succeeded"})': 1,
                 'sum(bbrange_attack_transfer_rate_count{method="fgsm"})': 1,
             }
