@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import typer
-from oracles import label_oracle  # noqa: I001 - benchmarks/ is the script's directory
+from oracles import label_oracle, whitebox_fgsm_rate  # noqa: I001 - benchmarks/ is the script's directory
 
 from bbrange.attacker.engine import (
     DEFAULT_STEP_SIZE,
@@ -86,12 +86,15 @@ def attack(oracle_name: str, data: Dataset, s0: np.ndarray, held_out: np.ndarray
         print(f"  FGSM ε={eps:<5} oracle misclassifies {rep.misclassification_rate:7.2%}; random ±ε noise "
               f"{rep.noise_rate:7.2%}; lift {rep.lift_over_noise:+7.2%}; over the images it labelled correctly "
               f"{rep.transfer_rate_on_correct:7.2%}", flush=True)
+    whitebox = whitebox_fgsm_rate(oracle_name, hx, hy, 0.3, device)
+    print(f"  white-box FGSM ε=0.3 on the oracle itself (its gradient, true labels): {whitebox:.2%} misclassified")
     usage = dict(counter.usage.by_phase)
     print(f"  oracle queries: labelling {usage['labelling']}, agreement {usage['agreement']}, "
           f"evaluation {usage['evaluation']}, noise baseline {usage['baseline']} (total {counter.total})")
     return {"oracle": oracle_name, "architecture": card["architecture"], "s0": len(s0), "config": asdict(config),
             "completed": result.substitute.completed, "stop_reason": result.substitute.stop_reason,
-            "epochs": [asdict(r) for r in result.substitute.reports], "transfer": rows, "queries": usage}
+            "epochs": [asdict(r) for r in result.substitute.reports], "transfer": rows, "queries": usage,
+            "whitebox_fgsm_0.3": whitebox, "clean_accuracy": card["test_accuracy"]}
 
 
 def spread(values: np.ndarray) -> str:
@@ -108,6 +111,8 @@ def main(
     preset: str = typer.Option("papernot-mnist"),
     train_epochs: int = typer.Option(10, help="training epochs per substitute epoch"),
     reservoir_s0: int = typer.Option(100, help="|S0| of the periodic-step + reservoir run (0 to skip)"),
+    reservoir_from: str = typer.Option("all", help="the κ points augmented per reservoir epoch come from the whole "
+                                                   "previous set (all, the paper's Algorithm 3) or its newest points"),
     seeds: int = typer.Option(1, help="substitutes per setting (seeds 0..n-1): transfer swings by several points from "
                                       "one substitute to the next, so the summary gives mean ± sd over them"),
     device: str = typer.Option("auto"),
@@ -130,7 +135,8 @@ def main(
         if reservoir_s0 > 0:
             for seed in range(seeds):
                 config = SubstituteConfig(preset=preset, substitute_epochs=rho, lam=lams[0], train_epochs=train_epochs,
-                                          periodic_step=True, tau=3, reservoir=True, sigma=3, kappa=400, seed=seed)
+                                          periodic_step=True, tau=3, reservoir=True, sigma=3, kappa=400, seed=seed,
+                                          reservoir_from=reservoir_from)  # type: ignore[arg-type]
                 print(f"\n  -- periodic step size (λ = {lams[0]:+g}, τ=3) + reservoir sampling (σ=3, κ=400), "
                       f"seed {seed} --")
                 res = attack(name, data, np.arange(reservoir_s0), held_out, config, (0.3,), dev,
@@ -157,6 +163,8 @@ def main(
         print(f"  {tag:32s}   random ±0.3 noise         -   {spread(noise)}   (lift {spread(tr - noise)})")
         print(f"  {tag:32s}   on correctly labelled     -   {spread(correct)}   "
               f"(oracle clean accuracy {at_03[0]['clean_accuracy']:.2%})")
+        print(f"  {tag:32s}   white-box FGSM ε=0.3      -   {runs[0]['whitebox_fgsm_0.3']:7.2%}   "
+              "(on the oracle itself: gradient masking shows as white-box < transfer)")
     if json_out:
         json_out.write_text(json.dumps(out, indent=1, default=float))
 

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,7 +25,9 @@ def load_oracle_model(name: str, device: torch.device) -> tuple[nn.Module, dict]
     card_file = MODEL_DIR / f"{name}.json"
     if not card_file.exists():
         how = {"mnist-mlp": "--dataset mnist --architecture mlp --name mnist-mlp",
-               "mnist-thesis": "--dataset mnist --recipe mnist-thesis --name mnist-thesis"}.get(name, f"--dataset {name}")
+               "mnist-thesis": "--dataset mnist --recipe mnist-thesis --name mnist-thesis",
+               "mnist-fgsm-adv": "--dataset mnist --recipe mnist-fgsm-adv --name mnist-fgsm-adv",
+               "mnist-ens-adv": "--dataset mnist --recipe mnist-ens-adv --name mnist-ens-adv"}.get(name, f"--dataset {name}")
         sys.exit(f"{card_file} is missing: train it first: .venv/bin/bbrange oracle train {how}")
     try:
         model, card = load_model(card_file, device)
@@ -37,6 +40,22 @@ def frozen(model: nn.Module) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval()
+
+
+def whitebox_fgsm_rate(name: str, x: np.ndarray, y: np.ndarray, eps: float, device: torch.device) -> float:
+    """White-box FGSM on the oracle itself (its own gradient, true labels): the share it then misclassifies.
+
+    Beside the transferred rate it shows gradient masking: single-step adversarial training resists its own
+    FGSM far better than FGSM transferred from a substitute (Tramèr et al., 2018)."""
+    model = frozen(load_oracle_model(name, device)[0])
+    wrong = 0
+    for i in range(0, len(x), 1000):
+        xb = torch.from_numpy(np.ascontiguousarray(x[i : i + 1000])).to(device).requires_grad_(True)
+        yb = torch.from_numpy(y[i : i + 1000]).to(device)
+        (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(xb), yb), xb)
+        with torch.no_grad():
+            wrong += int((model((xb + eps * grad.sign()).clamp(0, 1)).argmax(1) != yb).sum())
+    return wrong / len(x)
 
 
 def label_oracle(name: str, device: torch.device) -> tuple[InProcessOracle, dict]:

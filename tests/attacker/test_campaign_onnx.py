@@ -14,7 +14,7 @@ from tests.conftest import OracleProcess, RedisServer
 def onnx_attacker(redis_server: RedisServer, onnx_oracle: OracleProcess,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackerStack]:
     """An attacker whose allowlist holds the ONNX oracle's exact origin (allowlists name ports)."""
-    stack = start_stack(redis_server, 4, tmp_path_factory.mktemp("onnx-attacker"), workers=1, oracles=(onnx_oracle,))
+    stack = start_stack(redis_server, 6, tmp_path_factory.mktemp("onnx-attacker"), workers=1, oracles=(onnx_oracle,))
     yield stack
     stack.stop()
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.attacker.conftest import AttackerStack, oracle_answered, small_spec, submit, wait_final
-from tests.conftest import OracleProcess, start_oracle
+from tests.attacker.conftest import AttackerStack, oracle_answered, small_spec, start_stack, submit, wait_final
+from tests.conftest import OracleProcess, RedisServer, start_oracle
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,19 @@ def blocking_oracle(quick_model_dir, redis_server, tmp_path_factory) -> Iterator
     oracle.stop()
 
 
-def test_a_jbda_campaign_is_blocked_with_a_clear_reason(attacker: AttackerStack, blocking_oracle: OracleProcess):
+@pytest.fixture(scope="module")
+def blocked_attacker(redis_server: RedisServer, blocking_oracle: OracleProcess,
+                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackerStack]:
+    """An attacker whose allowlist holds the blocking oracle's exact origin (allowlists name ports)."""
+    stack = start_stack(redis_server, 5, tmp_path_factory.mktemp("blocked-attacker"), workers=1,
+                        oracles=(blocking_oracle,))
+    yield stack
+    stack.stop()
+
+
+def test_a_jbda_campaign_is_blocked_with_a_clear_reason(blocked_attacker: AttackerStack,
+                                                        blocking_oracle: OracleProcess):
+    attacker = blocked_attacker
     oracle = blocking_oracle
     client_id, key = oracle.create_client(budget=100_000, name="blocked-campaign")
     spec = small_spec(oracle.url, key, initial_set={"kind": "dataset", "split": "test", "offset": 0, "size": 100},

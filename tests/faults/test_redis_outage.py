@@ -73,6 +73,6 @@ def test_a_campaign_rides_out_redis_stopped_for_5_s(redis_aof: PersistentRedis, 
         record = poll_record(api, cid, lambda r: r["state"] in ("succeeded", "failed", "cancelled"), timeout=120)
     assert record["state"] == "succeeded", record
     q = record["queries"]
-    assert (q["labelling"], q["agreement"], q["evaluation"]) == (240, 40, 40)
-    assert q["total"] == outage_oracle.usage(client_id)["used"] == oracle_answered(outage_oracle, client_id) == 320
+    assert (q["labelling"], q["agreement"], q["evaluation"], q["baseline"]) == (240, 40, 40, 40)
+    assert q["total"] == outage_oracle.usage(client_id)["used"] == oracle_answered(outage_oracle, client_id) == 360
     assert all(w.poll() is None for w in outage_stack.workers), "a worker exited"

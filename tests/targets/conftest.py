@@ -21,6 +21,7 @@ import pytest
 from bbrange.shared.processes import Process, free_port, start_process
 from tests.attacker.conftest import AttackerStack, start_stack
 from tests.conftest import REPO, RedisServer
+from tests.targets.foreign_apps import PREFIXES
 from tests.targets.tiny_models import blobs, train_mlp
 
 KSERVE_PYTHON = Path(os.environ.get("BBRANGE_TEST_KSERVE_PYTHON", REPO / ".venv-kserve" / "bin" / "python"))
@@ -63,13 +64,14 @@ class KServeServer:
 
 
 @pytest.fixture(scope="session")
-def kserve_server(weights: Weights, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KServeServer]:
+def kserve_server(weights: Weights, kserve_port: int, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[KServeServer]:
     if not KSERVE_PYTHON.exists():
         if os.environ.get("CI"):
             pytest.fail(f"{KSERVE_PYTHON} is missing: `make test` creates the test-only KServe environment")
         pytest.skip(f"no KServe environment at {KSERVE_PYTHON}: `make kserve-env` (or `make test`) creates it")
     folder = tmp_path_factory.mktemp("kserve")
-    port = free_port()
+    port = kserve_port
     process = start_process(
         "kserve", [str(KSERVE_PYTHON), str(REPO / "tests" / "targets" / "kserve_server.py"), "--port", str(port),
                    "--counts", str(folder / "counts.jsonl"), "--model", f"mnist:{weights.mnist}:1,28,28:10",
@@ -85,22 +87,41 @@ def kserve_server(weights: Weights, tmp_path_factory: pytest.TempPathFactory) ->
 
 @dataclass
 class ForeignApps:
-    url: str
-    process: Process
+    url: str  # GET /_counts
+    ports: dict[str, int]  # endpoint prefix -> its port
+    process: Process | None = None
+
+    def at(self, prefix: str) -> str:
+        """The origin of the endpoint that lives under `prefix` in foreign_apps.py."""
+        return f"http://127.0.0.1:{self.ports[prefix]}"
+
+    def origins(self) -> list[str]:
+        return [self.at(p) for p in PREFIXES]
 
     def counts(self) -> Counter[str]:
         return Counter(httpx.get(self.url + "/_counts", timeout=10).raise_for_status().json())
 
 
 @pytest.fixture(scope="session")
-def foreign(weights: Weights, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForeignApps]:
-    port = free_port()
-    env = {**os.environ, "FOREIGN_MNIST_WEIGHTS": str(weights.mnist), "FOREIGN_BLOBS_WEIGHTS": str(weights.blobs)}
-    process = start_process(
-        "foreign apps", [sys.executable, "-m", "uvicorn", "tests.targets.foreign_apps:create_app", "--factory",
-                         "--port", str(port), "--log-level", "warning"],
-        tmp_path_factory.mktemp("foreign") / "foreign.log", env=env, cwd=REPO)
-    apps = ForeignApps(f"http://127.0.0.1:{port}", process)
+def foreign_ports() -> ForeignApps:
+    """The endpoints' origins, chosen before anything starts, so the attacker can allowlist them."""
+    ports = {"": free_port(), **{p: free_port() for p in PREFIXES}}
+    return ForeignApps(f"http://127.0.0.1:{ports['']}", ports)
+
+
+@pytest.fixture(scope="session")
+def kserve_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def foreign(weights: Weights, foreign_ports: ForeignApps, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[ForeignApps]:
+    env = {**os.environ, "FOREIGN_MNIST_WEIGHTS": str(weights.mnist), "FOREIGN_BLOBS_WEIGHTS": str(weights.blobs),
+           "FOREIGN_PORTS": json.dumps(foreign_ports.ports)}
+    process = start_process("foreign apps", [sys.executable, "-m", "tests.targets.foreign_apps"],
+                            tmp_path_factory.mktemp("foreign") / "foreign.log", env=env, cwd=REPO)
+    apps = ForeignApps(foreign_ports.url, foreign_ports.ports, process)
     try:
         process.wait_ready(apps.url + "/_counts", timeout_s=60, interval_s=0.2)
         yield apps
@@ -120,11 +141,14 @@ def volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def stack(redis_server: RedisServer, volume: Path, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[AttackerStack]:
-    """The attacker API and one worker on DB 3, with the default batch size (1,000 inputs per request)."""
+def stack(redis_server: RedisServer, volume: Path, foreign_ports: ForeignApps, kserve_port: int,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackerStack]:
+    """The attacker API and one worker on DB 3, with the default batch size (1,000 inputs per request); the
+    foreign endpoints and the KServe server are on its allowlist, origin by origin."""
+    allowlist = [*foreign_ports.origins(), f"http://127.0.0.1:{kserve_port}"]
     s = start_stack(redis_server, 3, tmp_path_factory.mktemp("targets-stack"), workers=1,
-                    extra_env={"BBRANGE_ATTACK_DATASETS_DIR": str(volume)})
+                    extra_env={"BBRANGE_ATTACK_DATASETS_DIR": str(volume),
+                               "BBRANGE_ATTACK_ORACLE_ALLOWLIST": json.dumps(allowlist)})
     yield s
     s.stop()
 

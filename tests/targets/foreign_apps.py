@@ -1,6 +1,7 @@
-"""Endpoints that were not written for bbrange, as a red team meets them, in one test process (each on its
-own path prefix, as behind an ingress). Run with `uvicorn tests.targets.foreign_apps:create_app --factory`;
-the models are the tests' small MLPs (FOREIGN_MNIST_WEIGHTS, FOREIGN_BLOBS_WEIGHTS).
+"""Endpoints that were not written for bbrange, as a red team meets them, in one test process, each an origin
+of its own (its own port: the attacker's allowlist names exact origins and refuses URL paths). Run with
+`python -m tests.targets.foreign_apps` and FOREIGN_PORTS (JSON: prefix -> port, "" for GET /_counts); the
+models are the tests' small MLPs (FOREIGN_MNIST_WEIGHTS, FOREIGN_BLOBS_WEIGHTS).
 
 - /copycat: our protocol copied without GET /v1/models or /v1/usage: `.npy` in, labels as JSON out, at
   most 256 inputs per request (413 beyond), every route behind a bearer key as a gateway would put it;
@@ -19,6 +20,7 @@ GET /_counts tells what each endpoint saw: requests and inputs, answered or refu
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 from collections import Counter
@@ -131,3 +133,40 @@ def create_app() -> FastAPI:
         return dict(counts)
 
     return app
+
+
+PREFIXES = ("/copycat", "/copycat422", "/shuffled", "/classify", "/busy", "/torchserve", "/moved", "/broken")
+
+
+class PrefixByPort:
+    """Routes a request to the endpoint whose port it arrived on (the endpoints' routes live under prefixes)."""
+
+    def __init__(self, app: Any, prefixes: dict[int, str]) -> None:
+        self.app = app
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        prefix = self.prefixes.get(scope.get("server", ("", 0))[1], "") if scope["type"] == "http" else ""
+        if prefix:
+            scope = {**scope, "path": prefix + scope["path"], "raw_path": prefix.encode() + scope.get("raw_path", b"")}
+        await self.app(scope, receive, send)
+
+
+def main() -> None:
+    import socket
+
+    import uvicorn
+
+    ports: dict[str, int] = json.loads(os.environ["FOREIGN_PORTS"])
+    sockets = []
+    for port in ports.values():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sockets.append(sock)
+    app = PrefixByPort(create_app(), {port: prefix for prefix, port in ports.items()})
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=sockets)
+
+
+if __name__ == "__main__":
+    main()

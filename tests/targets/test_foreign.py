@@ -25,7 +25,7 @@ SHUFFLED_MAP = [(7 * (o - 1)) % 10 for o in range(10)]
 
 
 def copycat(foreign: ForeignApps, prefix: str = "/copycat", key: str = COPYCAT_KEY, **extra: object) -> dict:
-    return {"protocol": "bbrange", "oracle_url": foreign.url + prefix, "model": "mnist", "api_key": key,
+    return {"protocol": "bbrange", "oracle_url": foreign.at(prefix), "model": "mnist", "api_key": key,
             **MNIST, **extra}
 
 
@@ -84,7 +84,7 @@ def test_class_map_translates_another_class_order(stack: AttackerStack, foreign:
 
 def json_api(foreign: ForeignApps, prefix: str = "/classify", key: str = JSON_KEY, **api: object) -> Target:
     return Target.model_validate({
-        "protocol": "http-json", "oracle_url": foreign.url + prefix, "model": "blobs",
+        "protocol": "http-json", "oracle_url": foreign.at(prefix), "model": "blobs",
         "auth": {"kind": "header", "name": "X-Api-Key", "value": key},
         "input_shape": [3, 48, 48], "num_classes": 5, "input_layout": "nhwc", "input_scale": "byte",
         "http_json": {"path": "/api/v3/classify", "request_template": {"images": "$inputs", "top_k": 1},
@@ -104,7 +104,7 @@ def test_http_json_api_unlike_ours(foreign: ForeignApps, path: dict) -> None:
 
 def test_torchserve_campaign(stack: AttackerStack, foreign: ForeignApps) -> None:
     """TorchServe's wire format (not TorchServe itself, which needs Java): one PNG per request, top-5 back."""
-    target = {"protocol": "torchserve", "oracle_url": foreign.url + "/torchserve", "model": "mnist", **MNIST}
+    target = {"protocol": "torchserve", "oracle_url": foreign.at("/torchserve"), "model": "mnist", **MNIST}
     spec = tiny_spec(target, evaluation={"split": "test", "size": 20})
     before = foreign.counts()
     with stack.client() as api:
@@ -121,7 +121,7 @@ def test_torchserve_campaign(stack: AttackerStack, foreign: ForeignApps) -> None
 ])
 def test_redirects_and_foreign_error_pages(stack: AttackerStack, foreign: ForeignApps, prefix: str, code: str,
                                            says: str) -> None:
-    target = {"protocol": "open-inference-v2", "oracle_url": foreign.url + prefix, "model": "mnist"}
+    target = {"protocol": "open-inference-v2", "oracle_url": foreign.at(prefix), "model": "mnist"}
     with stack.client() as api:
         record = wait_final(api, submit(api, tiny_spec(target)), timeout=120)
     assert record["state"] == "failed" and record["error"]["code"] == code, record
@@ -162,14 +162,14 @@ def test_retry_after_is_waited_out(foreign: ForeignApps) -> None:
 
 
 def test_torchserve_top_k_is_reduced_to_a_label(foreign: ForeignApps, mnist_test) -> None:
-    target = Target(protocol="torchserve", oracle_url=foreign.url + "/torchserve", model="mnist", **MNIST)
+    target = Target(protocol="torchserve", oracle_url=foreign.at("/torchserve"), model="mnist", **MNIST)
     with targets.connect(target) as oracle:
         labels = oracle.label(mnist_test.x[:10])
     assert labels.dtype == np.int64 and labels.shape == (10,) and (labels == mnist_test.y[:10]).mean() >= 0.6
 
 
 def test_a_copy_without_metadata_asks_for_the_shape(foreign: ForeignApps) -> None:
-    target = Target(oracle_url=foreign.url + "/copycat", model="mnist", api_key=COPYCAT_KEY)
+    target = Target(oracle_url=foreign.at("/copycat"), model="mnist", api_key=COPYCAT_KEY)
     with targets.connect(target) as oracle, pytest.raises(OracleError, match="give target.input_shape") as e:
         oracle.describe()
     assert e.value.code == "no_metadata"

@@ -54,7 +54,7 @@ def test_uploaded_3x48x48_dataset_against_kserve_v2(stack: AttackerStack, kserve
 
 
 def test_data_volume_files_against_a_json_api(stack: AttackerStack, foreign: ForeignApps) -> None:
-    target = {"protocol": "http-json", "oracle_url": foreign.url + "/classify", "model": "blobs",
+    target = {"protocol": "http-json", "oracle_url": foreign.at("/classify"), "model": "blobs",
               "auth": {"kind": "header", "name": "X-Api-Key", "value": JSON_KEY},
               "input_shape": list(BLOBS_SHAPE), "num_classes": 5, "input_layout": "nhwc", "input_scale": "byte",
               "http_json": {"path": "/api/v3/classify", "request_template": {"images": "$inputs"},

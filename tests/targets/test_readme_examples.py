@@ -46,7 +46,8 @@ def test_attack_run_with_the_readme_spec(stack: AttackerStack, kserve_server: KS
     spec.update(initial_set={"kind": "dataset", "split": "test", "size": 20}, evaluation={"split": "test", "size": 20},
                 substitute={**spec["substitute"], "rho": 1, "training": {"epochs": 1}})
     (tmp_path / "kserve-v2.json").write_text(json.dumps(spec))
-    result = CliRunner().invoke(app, ["attack", "run", "--api", stack.url, "--spec", str(tmp_path / "kserve-v2.json")])
+    result = CliRunner().invoke(app, ["attack", "run", "--api", stack.url, "--token", stack.token,
+                                      "--spec", str(tmp_path / "kserve-v2.json")])
     assert result.exit_code == 0, result.output
     for shown in ("succeeded", "transfer rate", "noise baseline", "oracle accuracy on the clean images",
                   "40 / 20 / 20 / 20"):

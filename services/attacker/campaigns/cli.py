@@ -246,6 +246,10 @@ def run(
             "query_budget": budget,
             "seed": seed,
         }
+    if not token:
+        console.print("[red]no user token: give --token or set BBRANGE_ATTACK_TOKEN (an admin creates users with "
+                      "`bbrange attack users create`)[/]")
+        raise typer.Exit(2)
     with httpx.Client(base_url=api, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
         accepted = _request(client, "POST", "/attacks", json=spec)
         cid = accepted["id"]
