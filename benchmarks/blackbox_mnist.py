@@ -111,6 +111,7 @@ def main(
     preset: str = typer.Option("papernot-mnist"),
     train_epochs: int = typer.Option(10, help="training epochs per substitute epoch"),
     reservoir_s0: int = typer.Option(100, help="|S0| of the periodic-step + reservoir run (0 to skip)"),
+    main_runs: bool = typer.Option(True, help="the S0 = --s0, ρ = --rho runs (--no-main-runs: the reservoir run only)"),
     reservoir_from: str = typer.Option("all", help="the κ points augmented per reservoir epoch come from the whole "
                                                    "previous set (all, the paper's Algorithm 3) or its newest points"),
     seeds: int = typer.Option(1, help="substitutes per setting (seeds 0..n-1): transfer swings by several points from "
@@ -125,7 +126,7 @@ def main(
     out = []
     held_out = np.arange(150, len(data))  # the 9,850 test images outside the largest S0
     for name in oracles:
-        for lam in lams:
+        for lam in lams if main_runs else []:
             for seed in range(seeds):
                 config = SubstituteConfig(preset=preset, substitute_epochs=rho, lam=lam, train_epochs=train_epochs,
                                           seed=seed)

@@ -40,4 +40,7 @@ def test_own_budget_and_pace_against_kserve(stack: AttackerStack, kserve_server:
 
     assert grew("bbrange_attack_budget_stops_total", budget="campaign", phase="labelling") == 1
     assert grew("bbrange_attack_budget_stops_total", budget="oracle", phase="labelling") == 0
-    assert 1.0 <= grew("bbrange_attack_client_paced_seconds_total") <= 6.5
+    # The pace cost the time it had to wait: up to 6 s, less when the campaign was slower than its pace anyway
+    # (on a loaded machine the substitute's set-up between the two requests can take that long by itself).
+    paced, gap = grew("bbrange_attack_client_paced_seconds_total"), sent[1][0] - sent[0][0]
+    assert paced <= 6.5 and (paced >= 1.0 or gap >= 6.9), (paced, gap)
