@@ -79,3 +79,16 @@ def test_the_engine_exports_the_pipeline_and_its_parts() -> None:
 
     assert {"run_blackbox_attack", "FGSM", "JSMA", "train_substitute", "LabelOracle", "QueryCounter"} <= set(engine.__all__)
     assert all(hasattr(engine, name) for name in engine.__all__)
+
+
+def test_every_package_is_installed() -> None:
+    """A folder of modules missing from pyproject's package list works in the editable install and is missing
+    from a real one (the Docker image): every one must have an __init__.py and be listed."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {p.parent for p in sources()}
+    missing_init = [str(f.relative_to(ROOT)) for f in folders if not (f / "__init__.py").exists()]
+    assert not missing_init, missing_init
+    names = {module_name(f / "__init__.py") for f in folders}
+    assert names == listed, {"not listed": sorted(names - listed), "listed, not there": sorted(listed - names)}
