@@ -554,7 +554,7 @@ class Smoke:
 
             record = wait_until("the campaign succeeds", finished, self.args.campaign_timeout, 2)
             q, r = record["queries"], record["results"] or {}
-            note["detail"] = (f"queries {q['labelling']}+{q['agreement']}+{q['evaluation']}={q['total']}, "
+            note["detail"] = (f"queries {q['labelling']}+{q['agreement']}+{q['evaluation']}+{q['baseline']}={q['total']}, "
                               f"agreement {r.get('oracle_agreement')}, transfer {r.get('transfer_rate')}, "
                               f"worker {record.get('worker')}")
         with self.table.step("samples read") as note:
