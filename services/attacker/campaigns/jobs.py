@@ -16,9 +16,10 @@ import os
 import signal
 import socket
 from resource import struct_rusage
+from types import TracebackType
 
 import redis
-from rq import Queue, Worker
+from rq import Callback, Queue, Worker
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 
@@ -67,10 +68,26 @@ def queue_for(connection: redis.Redis, settings: AttackerSettings) -> Queue:
     return Queue(settings.queue_name, connection=connection)
 
 
+def campaign_job_failed(job: Job, connection: redis.Redis, exc_type: type[BaseException], exc_value: BaseException,
+                        traceback: TracebackType | None) -> None:
+    """RQ's failure callback. The runner records every outcome once it has claimed the campaign; a job that
+    raised before that (the work horse could not reach Redis at its own URL, a broken install) would
+    otherwise leave the campaign reading "queued" for ever."""
+    settings = current_settings()
+    store = CampaignStore(connection, settings.redis_prefix)
+    reason = f"{exc_type.__name__}: {exc_value}"
+    if store.fail(job.id, "internal_error", lambda _: f"the campaign's job failed before it could record an outcome: "
+                  f"{reason} (see the worker log)",
+                  {CampaignState.queued, CampaignState.running}) is not None:
+        SampleStore(settings.data_dir).remove_upload(job.id)
+        log.warning("campaign %s failed: its job raised %s", job.id, reason)
+
+
 def enqueue_campaign(queue: Queue, campaign_id: str, settings: AttackerSettings) -> Job:
     return queue.enqueue_call(
         run_campaign_job, args=(campaign_id,), job_id=campaign_id, timeout=settings.job_timeout_s,
         result_ttl=7 * 24 * 3600, failure_ttl=7 * 24 * 3600, description=f"campaign {campaign_id}",
+        on_failure=Callback(campaign_job_failed),
     )
 
 
