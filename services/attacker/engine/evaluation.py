@@ -28,6 +28,10 @@ class Distortion:
         values = self.l0 if mask is None else self.l0[mask]
         return float(values.mean()) if values.size else float("nan")
 
+    def first(self, n: int) -> Distortion:
+        """The distortions of the first n samples (those the oracle labelled when a budget cut evaluation short)."""
+        return Distortion(self.l0[:n], self.l2[:n], self.linf[:n])
+
 
 def distortion(x: np.ndarray | torch.Tensor, x_adv: np.ndarray | torch.Tensor) -> Distortion:
     x = torch.as_tensor(x).detach().cpu()

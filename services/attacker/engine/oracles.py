@@ -49,45 +49,6 @@ def check_batch(x: np.ndarray, input_shape: InputShape) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-class InProcessOracle:
-    """A torch classifier behind the label-only interface: argmax is all that leaves this object."""
-
-    def __init__(
-        self,
-        model: nn.Module,
-        input_shape: InputShape,
-        num_classes: int,
-        device: torch.device | None = None,
-        batch_size: int = 1000,
-    ) -> None:
-        device = device or torch.device("cpu")
-        # Name-mangled so that attack code cannot reach the model through the oracle by accident.
-        self.__model = model.to(device).eval()
-        self.__device = device
-        self._input_shape = input_shape
-        self._num_classes = num_classes
-        self._batch_size = batch_size
-
-    @property
-    def input_shape(self) -> InputShape:
-        return self._input_shape
-
-    @property
-    def num_classes(self) -> int:
-        return self._num_classes
-
-    @torch.no_grad()
-    def label(self, x: np.ndarray) -> np.ndarray:
-        x = check_batch(x, self.input_shape)
-        if len(x) == 0:
-            return np.zeros(0, dtype=np.int64)
-        labels = []
-        for i in range(0, len(x), self._batch_size):
-            xb = as_batch(np.clip(x[i : i + self._batch_size], 0.0, 1.0), self.__device)
-            labels.append(self.__model(xb).argmax(1).cpu())
-        return torch.cat(labels).numpy().astype(np.int64)
-
-
 class CallableOracle:
     """Any function from a float32 NCHW batch in [0, 1] to labels, as a `LabelOracle`.
 
@@ -115,6 +76,32 @@ class CallableOracle:
         if answer.ndim == 2:
             answer = answer.argmax(1)
         return answer.astype(np.int64).reshape(-1)
+
+
+class InProcessOracle(CallableOracle):
+    """A torch classifier behind the label-only interface: argmax is all that leaves this object."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        input_shape: InputShape,
+        num_classes: int,
+        device: torch.device | None = None,
+        batch_size: int = 1000,
+    ) -> None:
+        on = device or torch.device("cpu")
+        # Only the closure holds the model, so that attack code cannot reach it through the oracle by accident.
+        held = model.to(on).eval()
+
+        @torch.no_grad()
+        def labels_of(x: np.ndarray) -> np.ndarray:
+            if len(x) == 0:
+                return np.zeros(0, dtype=np.int64)
+            labels = [held(as_batch(np.clip(x[i : i + batch_size], 0.0, 1.0), on)).argmax(1).cpu()
+                      for i in range(0, len(x), batch_size)]
+            return torch.cat(labels).numpy()
+
+        super().__init__(labels_of, input_shape, num_classes)
 
 
 @dataclass

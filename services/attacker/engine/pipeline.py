@@ -127,7 +127,9 @@ def run_blackbox_attack(
                        device)
     x_adv = _craft(attack.crafting, model, x_eval, targets, device, progress)
 
-    jsma = _jsma_measures(attack.crafting, model, x_eval, x_adv, label_before, targets, counter.num_classes, device)
+    crafted = distortion(x_eval, x_adv)
+    jsma = _jsma_measures(attack.crafting, model, x_eval, x_adv, crafted, label_before, targets, counter.num_classes,
+                          device)
     label_after, stop_reason = _evaluate(counter, x_adv, "evaluation", progress)
     x_noise = label_noise = None
     if attack.noise_baseline and stop_reason is None:
@@ -137,7 +139,7 @@ def run_blackbox_attack(
         x_noise = x_noise[: len(label_noise)]
     if not sub.completed:
         stop_reason = f"substitute training stopped: {sub.stop_reason}" + (f"; {stop_reason}" if stop_reason else "")
-    d = distortion(x_eval[: len(label_after)], x_adv[: len(label_after)])
+    d = crafted.first(len(label_after))
     report = summarise(label_after, y_eval, clean_oracle_labels=label_before, targets=targets, distortions=d,
                        queries=len(label_after), noise_labels=label_noise)
     return BlackBoxResult(sub, label_before, x_adv, targets, label_after, x_noise, label_noise,
@@ -153,8 +155,9 @@ def _targets(crafting: Attack, model: nn.Module, x: np.ndarray, label_before: np
                           model=model, x=x, device=device)
 
 
-def _jsma_measures(crafting: Attack, model: nn.Module, x: np.ndarray, x_adv: np.ndarray, sources: np.ndarray,
-                   targets: np.ndarray | None, num_classes: int, device: torch.device) -> JsmaMeasures | None:
+def _jsma_measures(crafting: Attack, model: nn.Module, x: np.ndarray, x_adv: np.ndarray, crafted: Distortion,
+                   sources: np.ndarray, targets: np.ndarray | None, num_classes: int, device: torch.device
+                   ) -> JsmaMeasures | None:
     if not isinstance(crafting, JSMA) or targets is None or not len(x):
         return None
     target_t = torch.from_numpy(targets).to(device)
@@ -165,7 +168,7 @@ def _jsma_measures(crafting: Attack, model: nn.Module, x: np.ndarray, x_adv: np.
                                              theta=crafting.theta) for i in range(0, len(x), 100)])
     upsilons = crafting.upsilon * np.arange(1, 6) / 5
     success = reached.cpu().numpy()
-    h = hardness_by_distortion(sources, targets, success, distortion(x, x_adv).l0, num_classes, upsilons)
+    h = hardness_by_distortion(sources, targets, success, crafted.l0, num_classes, upsilons)
     return JsmaMeasures(a, h, success)
 
 
