@@ -58,7 +58,7 @@ class TargetClient(ABC):
                  interrupt: Callable[[], None] | None = None, transport: httpx.BaseTransport | None = None) -> None:
         self.target = target
         self.model = target.model
-        self.batch_size = target.max_batch_size
+        self.batch_size = self._largest_batch(target)
         self.inputs_sent = 0
         self.requests_retried = 0
         self.paced_s = 0.0  # time spent keeping max_queries_per_second
@@ -88,6 +88,10 @@ class TargetClient(ABC):
         self.close()
 
     # ------------------------------------------------------------------ what a protocol says
+
+    def _largest_batch(self, target: Target) -> int:
+        """The most inputs one request may carry at first (halved on "too large" answers)."""
+        return target.max_batch_size
 
     @abstractmethod
     def _describe(self) -> RemoteModel:

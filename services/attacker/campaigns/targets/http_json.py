@@ -10,7 +10,7 @@ import httpx
 import jmespath
 import numpy as np
 
-from bbrange.attacker.campaigns.target_spec import HttpJsonApi
+from bbrange.attacker.campaigns.target_spec import HttpJsonApi, Target
 from bbrange.attacker.campaigns.targets.client import TargetClient
 from bbrange.attacker.campaigns.targets.encoding import RemoteModel, to_wire
 
@@ -31,13 +31,14 @@ def fill(template: Any, inputs: Any) -> Any:
 class HttpJsonTarget(TargetClient):
     protocol = "http-json"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        assert self.target.http_json is not None  # the spec requires it for this protocol
-        self.api: HttpJsonApi = self.target.http_json
-        if self.api.one_input_per_request:
-            self.batch_size = 1
+    def __init__(self, target: Target, **kwargs: Any) -> None:
+        super().__init__(target, **kwargs)
+        assert target.http_json is not None  # the spec requires it for this protocol
+        self.api: HttpJsonApi = target.http_json
         self._labels_path = jmespath.compile(self.api.labels_path or self.api.scores_path or "")
+
+    def _largest_batch(self, target: Target) -> int:
+        return 1 if target.http_json is not None and target.http_json.one_input_per_request else target.max_batch_size
 
     def _describe(self) -> RemoteModel:
         t = self.target

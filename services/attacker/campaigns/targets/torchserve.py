@@ -11,6 +11,7 @@ import numpy as np
 
 from bbrange.attacker.campaigns.errors import OracleError
 from bbrange.attacker.campaigns.pictures import png_bytes
+from bbrange.attacker.campaigns.target_spec import Target
 from bbrange.attacker.campaigns.targets.client import TargetClient
 from bbrange.attacker.campaigns.targets.encoding import RemoteModel
 from bbrange.attacker.campaigns.targets.kserve_v1 import LABEL_KEYS, SCORE_KEYS, label_of
@@ -19,9 +20,8 @@ from bbrange.attacker.campaigns.targets.kserve_v1 import LABEL_KEYS, SCORE_KEYS,
 class TorchServeTarget(TargetClient):
     protocol = "torchserve"
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.batch_size = 1  # TorchServe batches on the server side, from single requests
+    def _largest_batch(self, target: Target) -> int:
+        return 1  # TorchServe batches on the server side, from single requests
 
     def _describe(self) -> RemoteModel:
         t = self.target
