@@ -85,17 +85,19 @@ class AttackRow:
     flagged_phase: str | None
     min_w: float | None
     transfer: float | None
+    noise: float | None  # random noise of the same size on the same images, same oracle
     note: str = ""
 
 
 def _flag_position(batches: list[tuple[str, np.ndarray, np.ndarray]], config: DetectorConfig,
                    ) -> tuple[int | None, int | None, str | None, float | None]:
     """Feed a recorded stream to PRADA: the query count at the flag, the labelling queries then, the phase, min W."""
-    result = feed([(x, y) for _, x, y in batches], config)
+    # The noise baseline is our measurement, not the attacker's: its queries are no part of the stream PRADA sees.
+    result = feed([(x, y) for phase, x, y in batches if phase != "baseline"], config)
     if result.alarm_at is None:
         return None, None, None, result.min_w
     seen = labelling = 0
-    for phase, x, _ in batches:
+    for phase, x, _ in (b for b in batches if b[0] != "baseline"):
         if seen + len(x) >= result.alarm_at:
             if phase == "labelling":
                 labelling += result.alarm_at - seen
@@ -115,7 +117,9 @@ def _campaign(name: str, oracle_labels: Callable[[np.ndarray], np.ndarray], shap
     result = run_blackbox_attack(counter, x0, x_eval, y_eval, attack)
     at, at_lab, phase, min_w = _flag_position(rec.batches, config)
     transfer = result.report.transfer_rate if result.report else None
-    return AttackRow(name, counter.total, counter.used("labelling"), at, at_lab, phase, min_w, transfer, note), result
+    noise = result.report.noise_rate if result.report else None
+    sent = counter.total - counter.used("baseline")
+    return AttackRow(name, sent, counter.used("labelling"), at, at_lab, phase, min_w, transfer, noise, note), result
 
 
 def _evaluation_phase(name: str, oracle_labels: Callable[[np.ndarray], np.ndarray], x_eval: np.ndarray,
@@ -126,7 +130,7 @@ def _evaluation_phase(name: str, oracle_labels: Callable[[np.ndarray], np.ndarra
         for i in range(0, len(x), 1000):
             batches.append((phase, x[i : i + 1000], oracle_labels(x[i : i + 1000])))
     at, _, phase, min_w = _flag_position(batches, config)
-    return AttackRow(name, 2 * len(x_eval), 0, at, None, phase, min_w, None)
+    return AttackRow(name, 2 * len(x_eval), 0, at, None, phase, min_w, None, None)
 
 
 def _attacks(labels_of: Callable[[np.ndarray], np.ndarray], shape: tuple[int, int, int], x0: np.ndarray,
@@ -221,7 +225,7 @@ def _print(rows: list[AttackRow], flagged: dict[str, list[int]], min_w: dict[str
     t = Table(title=f"Attack streams: queries until PRADA flags (δ={config.delta}, window {config.window}, "
                     f"{config.max_per_class} points per class)")
     for col in ("stream", "queries sent", "labelling", "flagged at (all queries)", "flagged at (labelling)",
-                "phase", "min W", "transfer", f"before ρ=3 (<{before_rho3})", "PRADA paper"):
+                "phase", "min W", "transfer (noise)", f"before ρ=3 (<{before_rho3})", "PRADA paper"):
         t.add_column(col)
     for r in rows:
         jbda = r.name.startswith("JBDA")
@@ -230,7 +234,8 @@ def _print(rows: list[AttackRow], flagged: dict[str, list[int]], min_w: dict[str
         t.add_row(r.name, str(r.queries), str(r.labelling), str(r.flagged_at) if r.flagged_at else "not flagged",
                   str(r.flagged_labelling) if r.flagged_labelling is not None else "-", r.flagged_phase or "-",
                   f"{r.min_w:.3f}" if r.min_w is not None else "-",
-                  f"{r.transfer:.1%}" if r.transfer is not None else "-", ok, "detected")
+                  "-" if r.transfer is None else f"{r.transfer:.1%} ({'-' if r.noise is None else f'{r.noise:.1%}'})",
+                  ok, "detected")
     console.print(t)
     b = Table(title="Benign streams: false positives")
     for col in ("stream", "clients", "flagged", "min W", "PRADA paper"):
