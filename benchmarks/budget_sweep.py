@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 import typer
 from oracles import label_oracle  # noqa: I001 - benchmarks/ is the script's directory
 
@@ -63,14 +62,13 @@ def main(
     held = np.arange(500, len(data))  # outside the largest S0
     print(f"oracle {oracle_name}; FGSM ε=0.3 on the substitute from {len(held)} test images (indices 500..); "
           f"papernot-mnist substitute, Adam 1e-3, 10 epochs per ρ and batch 128 unless the setting says; device {dev}")
+    oracle, _ = label_oracle(oracle_name, dev)  # label-only and stateless: every run gets its own counter
     print(f"{'setting':26s} {'seed':>4s} {'queries':>7s} {'sub. acc':>9s} {'agreement':>9s} {'transfer':>9s} "
           f"{'noise':>7s} {'lift':>7s}")
     for name in settings:
         s0, fields = SETTINGS[name]
         rates = []
         for seed in range(seeds):
-            torch.manual_seed(seed)
-            oracle, _ = label_oracle(oracle_name, dev)
             counter = QueryCounter(oracle)
             config = SubstituteConfig(seed=seed, **fields)
             result = run_blackbox_attack(counter, data.x[:s0], data.x[held], data.y[held],
