@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from redis.exceptions import RedisError
+from starlette.routing import Match
 
 from bbrange import __version__
 from bbrange.attacker.campaigns.body_limit import BodyLimit
@@ -68,6 +69,18 @@ async def _redis_down(_: Request, exc: Exception) -> Response:
                           headers={"Retry-After": "5"})
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+async def _method_not_allowed(request: Request, _: Exception) -> Response:
+    # Starlette's own 405 names the methods of the first route on the path only (POST for /attacks, not GET):
+    # ask every route which methods it takes on this path.
+    allowed = [m for m in _METHODS if any(route.matches({**request.scope, "method": m})[0] is Match.FULL
+                                          for route in request.app.router.routes)]
+    return error_response(405, "method_not_allowed", f"{request.method} is not allowed here; use "
+                          f"{', '.join(allowed)}", {"allow": allowed}, headers={"Allow": ", ".join(allowed)})
+
+
 def create_app(settings: AttackerSettings | None = None) -> FastAPI:
     svc = AttackerServices.connect(settings or AttackerSettings())
 
@@ -93,6 +106,7 @@ def create_app(settings: AttackerSettings | None = None) -> FastAPI:
     app.state.services = svc
     install_error_handlers(app)
     app.add_exception_handler(RedisError, _redis_down)
+    app.add_exception_handler(405, _method_not_allowed)
     for module in (ops, users, campaigns, samples):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=svc.settings.max_request_bytes)

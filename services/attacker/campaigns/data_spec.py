@@ -3,15 +3,13 @@ preset (MNIST, GTSRB), an upload, or a file on the operator's data volume."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from bbrange.attacker.campaigns.user_data import UserDataError, decode_npy_upload, decode_npz_upload
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 _STRICT = ConfigDict(strict=True, extra="forbid")
 Split = Literal["train", "test"]
+_Upload = TypeVar("_Upload", bound=BaseModel)
 FileName = Annotated[str, Field(min_length=5, max_length=200, pattern=r"^[A-Za-z0-9_.-]+\.npz$")]
 
 
@@ -50,26 +48,28 @@ class DatasetInitialSet(BaseModel):
 
 
 class UploadedInitialSet(BaseModel):
-    """S0 uploaded by the caller: a base64 .npy array (N, C, H, W), float32 in the domain's range or uint8."""
+    """S0 uploaded by the caller: a base64 .npy array (N, C, H, W), float32 in the domain's range or uint8.
+
+    The API decodes it once and keeps the array apart (on the data directory, until the campaign ends): the
+    stored spec, and every record shown back, hold only its `shape`."""
 
     model_config = _STRICT
     kind: Literal["upload"]
-    npy_base64: str = Field(description="base64 of a .npy file; labels are not needed, the oracle provides them",
-                            repr=False)
+    npy_base64: str | None = Field(None, description="base64 of a .npy file; labels are not needed, the oracle "
+                                   "provides them (required when submitting)", repr=False)
+    shape: list[int] | None = Field(None, description="Set by the service: the shape of the decoded upload")
 
-    def array(self, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
-        return decode_npy_upload(self.npy_base64, value_range)
+    @model_validator(mode="after")
+    def _one_form(self) -> UploadedInitialSet:
+        return _exactly_one_form(self, self.npy_base64, self.shape, "npy_base64")
 
-    @field_validator("npy_base64")
-    @classmethod
-    def _valid_array(cls, value: str) -> str:
-        try:
-            array = decode_npy_upload(value, None)
-        except UserDataError as e:
-            raise ValueError(str(e)) from None
-        if len(array) > 10_000:
-            raise ValueError(f"the uploaded initial set has {len(array)} images; at most 10,000 are accepted")
-        return value
+
+def _exactly_one_form(model: _Upload, data: str | None, shape: list[int] | None, field: str) -> _Upload:
+    if data is None and shape is None:
+        raise ValueError(f"an upload needs {field}")
+    if data is not None and shape is not None:
+        raise ValueError(f"give {field} only: the service sets `shape` once it has decoded the upload")
+    return model
 
 
 class FileInitialSet(BaseModel):
@@ -86,25 +86,19 @@ InitialSet = Annotated[DatasetInitialSet | UploadedInitialSet | FileInitialSet, 
 
 
 class UploadedImages(BaseModel):
-    """Labelled evaluation images uploaded by the caller: base64 of an .npz with `x` (N, C, H, W) and `y`."""
+    """Labelled evaluation images uploaded by the caller: base64 of an .npz with `x` (N, C, H, W) and `y`.
+
+    Kept like an uploaded S0: decoded once by the API, stored apart, only the `shape` of `x` in the spec."""
 
     model_config = _STRICT
     kind: Literal["upload"]
-    npz_base64: str = Field(repr=False)
+    npz_base64: str | None = Field(None, description="base64 of an .npz holding x and y (required when "
+                                   "submitting)", repr=False)
+    shape: list[int] | None = Field(None, description="Set by the service: the shape of the decoded `x`")
 
-    def arrays(self, value_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-        x, y = decode_npz_upload(self.npz_base64, value_range, labelled=True)
-        assert y is not None
-        return x, y
-
-    @field_validator("npz_base64")
-    @classmethod
-    def _valid(cls, value: str) -> str:
-        try:
-            decode_npz_upload(value, None, labelled=True)
-        except UserDataError as e:
-            raise ValueError(str(e)) from None
-        return value
+    @model_validator(mode="after")
+    def _one_form(self) -> UploadedImages:
+        return _exactly_one_form(self, self.npz_base64, self.shape, "npz_base64")
 
 
 class FileImages(BaseModel):

@@ -1,12 +1,15 @@
 """What one campaign may ask of the machine: the points its substitute is trained on and its evaluation size,
 checked when the spec is submitted (422 with the limit in the message) so that no worker is handed a
-campaign it cannot hold in memory."""
+campaign it cannot hold in memory; the size of its stored spec; and what one user may keep: so many campaigns
+queued or running at once (429), so many campaigns in all (the oldest finished ones are deleted beyond)."""
 
 from __future__ import annotations
 
 from bbrange.attacker.campaigns.data_spec import DatasetInitialSet
+from bbrange.attacker.campaigns.samples import SampleStore
 from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.attacker.campaigns.spec import CampaignSpec
+from bbrange.attacker.campaigns.store import CampaignStore
 from bbrange.shared.http_errors import ApiError
 
 
@@ -39,3 +42,35 @@ def check_spec_limits(spec: CampaignSpec, s0_size: int, settings: AttackerSettin
 
 def initial_set_size(spec: CampaignSpec, uploaded_images: int | None) -> int:
     return spec.initial_set.size if isinstance(spec.initial_set, DatasetInitialSet) else int(uploaded_images or 0)
+
+
+def check_spec_size(stored_spec_json: str, settings: AttackerSettings) -> None:
+    """Refuse (422 spec_too_large) a spec whose stored form (uploads by their shape) exceeds the limit: it stays
+    in Redis as long as its campaign's record."""
+    size = len(stored_spec_json.encode())
+    if size > settings.max_spec_bytes:
+        raise ApiError(422, "spec_too_large", f"the spec takes {size:,} bytes as stored; this service keeps at most "
+                       f"{settings.max_spec_bytes:,} (BBRANGE_ATTACK_MAX_SPEC_BYTES): shorten its templates or names",
+                       {"spec_bytes": size, "limit": settings.max_spec_bytes})
+
+
+def too_many_active(active: int, settings: AttackerSettings) -> ApiError:
+    limit = settings.max_active_campaigns_per_user
+    return ApiError(429, "too_many_active_campaigns",
+                    f"you have {active} queued or running campaigns; this service runs at most {limit} per user at "
+                    "once (BBRANGE_ATTACK_MAX_ACTIVE_CAMPAIGNS_PER_USER): wait for one to finish, or cancel one",
+                    {"active": active, "limit": limit})
+
+
+def check_active(store: CampaignStore, owner: str, settings: AttackerSettings) -> None:
+    """429 before any work when the owner is already at its cap (CampaignStore.create checks it again, atomically)."""
+    active = store.active_count(owner)
+    if active >= settings.max_active_campaigns_per_user:
+        raise too_many_active(active, settings)
+
+
+def keep_within_quota(store: CampaignStore, samples: SampleStore, owner: str, settings: AttackerSettings) -> None:
+    """Delete the owner's oldest finished campaigns, records and files, beyond the campaigns kept per user."""
+    deleted, _ = store.delete_oldest_finished(owner, settings.max_campaigns_per_user)
+    for cid in deleted:
+        samples.remove(cid)

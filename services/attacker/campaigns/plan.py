@@ -12,7 +12,7 @@ from bbrange.attacker.campaigns.data_spec import DatasetInitialSet, FileImages, 
 from bbrange.attacker.campaigns.errors import InvalidCampaign
 from bbrange.attacker.campaigns.limits import epoch_set_sizes
 from bbrange.attacker.campaigns.spec import CampaignSpec, FgsmCrafting
-from bbrange.attacker.campaigns.user_data import UserDataError, read_npz, volume_file
+from bbrange.attacker.campaigns.user_data import Uploads, UserDataError, read_npz, to_unit, volume_file
 from bbrange.attacker.engine import (
     FGSM,
     JSMA,
@@ -58,12 +58,13 @@ def engine_attack(spec: CampaignSpec) -> BlackBoxAttack:
                           noise_baseline=spec.evaluation.noise_baseline)
 
 
-def campaign_inputs(spec: CampaignSpec, uploaded_s0: np.ndarray | None, input_shape: tuple[int, int, int],
+def campaign_inputs(spec: CampaignSpec, uploads: Uploads, input_shape: tuple[int, int, int],
                     num_classes: int, datasets_dir: Path | None = None) -> CampaignInputs:
-    """The images of the campaign, refused with InvalidCampaign when they do not fit the target model."""
+    """The images of the campaign (`uploads`: what the API kept of the spec's uploads), refused with
+    InvalidCampaign when they do not fit the target model."""
     try:
-        x0, s0_range = _initial_set(spec, uploaded_s0, datasets_dir)
-        x_all, y_all, names = _evaluation_images(spec, datasets_dir)
+        x0, s0_range = _initial_set(spec, uploads.x0, datasets_dir)
+        x_all, y_all, names = _evaluation_images(spec, uploads, datasets_dir)
     except UserDataError as e:
         raise InvalidCampaign(str(e)) from None
     # S0 drawn from the evaluation split is kept out of the evaluation images.
@@ -91,15 +92,17 @@ def _initial_set(spec: CampaignSpec, uploaded: np.ndarray | None,
         return x[s0.offset : s0.offset + s0.size], None
     if uploaded is None:
         raise InvalidCampaign("the uploaded initial set is missing")
-    return uploaded.astype(np.float32, copy=False), None
+    return to_unit(uploaded, spec.value_range, "the uploaded initial set"), None
 
 
-def _evaluation_images(spec: CampaignSpec, datasets_dir: Path | None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
+def _evaluation_images(spec: CampaignSpec, uploads: Uploads,
+                       datasets_dir: Path | None) -> tuple[np.ndarray, np.ndarray, list[str] | None]:
     source = spec.evaluation.source
     names = spec.domain.class_names if spec.domain is not None else None
     if isinstance(source, UploadedImages):
-        x, y = source.arrays(spec.value_range)
-        return x, y, names
+        if uploads.x_eval is None or uploads.y_eval is None:
+            raise InvalidCampaign("the uploaded evaluation set is missing")
+        return to_unit(uploads.x_eval, spec.value_range, "the uploaded evaluation set"), uploads.y_eval, names
     if isinstance(source, FileImages):
         x, labels = read_npz(volume_file(datasets_dir, source.name), source.name, spec.value_range, labelled=True)
         assert labels is not None

@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass
 
 from bbrange.attacker.campaigns import targets
 from bbrange.attacker.campaigns.allowlist import OracleAllowlist
-from bbrange.attacker.campaigns.data_spec import UploadedInitialSet
 from bbrange.attacker.campaigns.errors import (
     CampaignCancelled,
     CampaignLost,
@@ -235,10 +234,8 @@ class _CampaignRun:
         )
         self.oracle.batch_size = min(self.oracle.batch_size, self.settings.oracle_batch_size)
         remote = self.oracle.describe()
-        uploaded = (self.runner.samples.load_upload(self.cid, spec.value_range)
-                    if isinstance(spec.initial_set, UploadedInitialSet) else None)
-        inputs = campaign_inputs(spec, uploaded, remote.input_shape, self.oracle.num_classes,
-                                 self.settings.datasets_dir)
+        inputs = campaign_inputs(spec, self.runner.samples.load_uploads(self.cid), remote.input_shape,
+                                 self.oracle.num_classes, self.settings.datasets_dir)
 
         self.counter = query_counter(spec, self.oracle, before=self.before_query, after=self.on_query)
         sub = spec.substitute

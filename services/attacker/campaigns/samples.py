@@ -9,7 +9,9 @@ which belongs on disk (or a mounted volume), not in the memory of the database t
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, fields
@@ -19,11 +21,11 @@ from typing import IO
 
 import numpy as np
 
-from bbrange.attacker.campaigns.user_data import to_unit
+from bbrange.attacker.campaigns.user_data import Uploads
 
 SAMPLES_FILE = "samples.npz"
 GRID_FILE = "samples.png"
-UPLOAD_FILE = "initial_set.npy"
+UPLOAD_FILES = ("initial_set.npy", "evaluation_x.npy", "evaluation_y.npy")  # the order of Uploads' fields
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,8 @@ class SampleStore:
         return self.directory(cid) / GRID_FILE
 
     def upload_path(self, cid: str) -> Path:
-        return self.directory(cid) / UPLOAD_FILE
+        """Where an uploaded initial set is kept."""
+        return self.directory(cid) / UPLOAD_FILES[0]
 
     def save(self, cid: str, samples: SampleSet) -> Path:
         arrays = {f.name: getattr(samples, f.name) for f in fields(SampleSet)}
@@ -75,20 +78,29 @@ class SampleStore:
             return None
         return _load_cached(path, path.stat().st_mtime_ns)
 
-    def save_upload_npy(self, cid: str, npy: bytes) -> Path:
-        """The uploaded initial set as sent (uint8 stays uint8: a quarter of float32 on disk)."""
-        return self._atomic_write(self.upload_path(cid), lambda f: f.write(npy))
+    def save_uploads(self, cid: str, uploads: Uploads) -> None:
+        """A campaign's decoded uploads, one binary .npy per array as sent (uint8 stays uint8: a quarter of
+        float32), until the campaign ends; the spec in Redis names them by shape only."""
+        for name, array in _upload_arrays(uploads).items():
+            if array is not None:
+                self._atomic_write(self.directory(cid) / name, functools.partial(_save_npy, array=array))
 
-    def load_upload(self, cid: str, value_range: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
-        """The uploaded initial set as float32 in [0, 1] (float uploads are read in the domain's value range)."""
-        return to_unit(np.asarray(np.load(self.upload_path(cid), allow_pickle=False)), value_range,
-                       "the uploaded initial set")
+    def load_uploads(self, cid: str) -> Uploads:
+        """The uploads kept for this campaign, as sent (None for what it did not upload)."""
+        paths = [self.directory(cid) / name for name in UPLOAD_FILES]
+        x0, x_eval, y_eval = (np.load(p, allow_pickle=False) if p.exists() else None for p in paths)
+        return Uploads(x0=x0, x_eval=x_eval, y_eval=y_eval)
 
     def remove_upload(self, cid: str) -> None:
-        """An ended campaign's upload is of no more use: it goes (its samples stay)."""
-        self.upload_path(cid).unlink(missing_ok=True)
+        """An ended campaign's uploads are of no more use: they go (its samples stay)."""
+        for name in UPLOAD_FILES:
+            (self.directory(cid) / name).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.directory(cid).rmdir()  # only if nothing else is there
+
+    def remove(self, cid: str) -> None:
+        """Everything kept for a campaign whose record is deleted."""
+        shutil.rmtree(self.directory(cid), ignore_errors=True)
 
     def _atomic_write(self, dest: Path, write: Callable[[IO[bytes]], object]) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +115,14 @@ class SampleStore:
             Path(tmp).unlink(missing_ok=True)
             raise
         return dest
+
+
+def _save_npy(out: IO[bytes], array: np.ndarray) -> None:
+    np.save(out, array, allow_pickle=False)
+
+
+def _upload_arrays(uploads: Uploads) -> dict[str, np.ndarray | None]:
+    return dict(zip(UPLOAD_FILES, (uploads.x0, uploads.x_eval, uploads.y_eval), strict=True))
 
 
 @lru_cache(maxsize=4)

@@ -40,7 +40,9 @@ class AttackerSettings(BaseSettings):
     oracle_max_attempts: int = Field(6, ge=1, description="Attempts per oracle request on transient errors")
     oracle_max_wait_s: float = Field(600.0, gt=0, description="Longest total wait (backoff and Retry-After) "
                                                               "for one oracle request")
-    max_upload_bytes: int = Field(16 * 1024 * 1024, gt=0, description="Largest uploaded initial set (.npy bytes)")
+    max_upload_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest decoded upload: an initial set's .npy, or x and y of an "
+        "evaluation .npz together, judged from the zip directory and the .npy headers before anything is inflated")
     datasets_dir: Path | None = Field(
         None, description="Data volume of .npz files (x, and y for evaluation sets) that campaigns may name as "
                           "their own images; unset: none")
@@ -59,3 +61,9 @@ class AttackerSettings(BaseSettings):
     max_evaluation_size: int = Field(20_000, ge=1, description="Most evaluation images of one campaign")
     redis_retry_s: float = Field(60.0, ge=0, description="How long a worker rides out a Redis outage (retries with "
                                                          "backoff) before a campaign call fails")
+    max_spec_bytes: int = Field(64 * 1024, ge=1024, description="Largest campaign spec as stored (its JSON, each "
+                                                                "upload counted by its shape only)")
+    max_active_campaigns_per_user: int = Field(8, ge=1, description="Queued and running campaigns one user may "
+                                                                    "have at once (429 beyond)")
+    max_campaigns_per_user: int = Field(200, ge=1, description="Campaigns kept per user: a submission beyond deletes "
+                                                               "the user's oldest finished ones, record and samples")

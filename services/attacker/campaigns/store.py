@@ -20,6 +20,17 @@ from redis.exceptions import WatchError
 from bbrange.attacker.campaigns.connections import connect
 from bbrange.attacker.campaigns.records import CampaignError, CampaignRecord, CampaignState, utcnow
 
+ACTIVE = (CampaignState.queued, CampaignState.running)
+
+
+class TooManyActive(Exception):
+    """The owner already has this many queued and running campaigns."""
+
+    def __init__(self, active: int) -> None:
+        super().__init__(f"{active} active campaigns")
+        self.active = active
+
+
 # What the API hands out (uuid4 hex): anything else is no campaign, and never becomes part of a Redis key.
 CAMPAIGN_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -95,17 +106,68 @@ class CampaignStore:
 
     # ------------------------------------------------------------------ writes
 
-    def create(self, record: CampaignRecord, secret_spec_json: str) -> None:
+    def active_count(self, owner: str) -> int:
+        """The owner's queued and running campaigns."""
+        return sum(int(self.redis.zcard(self._owned(owner, s))) for s in ACTIVE)
+
+    def create(self, record: CampaignRecord, secret_spec_json: str, max_active: int | None = None) -> None:
+        """Store a new campaign; with max_active, TooManyActive unless its owner has fewer queued and running
+        campaigns (checked in the same transaction, so concurrent submissions cannot both squeeze in)."""
         score = record.created_at.timestamp()
+        active = [self._owned(record.owner, s) for s in ACTIVE] if record.owner and max_active else []
+        while True:
+            with self.redis.pipeline() as pipe:
+                try:
+                    if active:
+                        pipe.watch(*active)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                        count = sum(int(pipe.zcard(key)) for key in active)
+                        if max_active is not None and count >= max_active:
+                            raise TooManyActive(count)
+                    pipe.multi()
+                    pipe.set(self._secret(record.id), secret_spec_json)
+                    pipe.set(self._record(record.id), record.model_dump_json())
+                    pipe.zadd(self._all(), {record.id: score})
+                    if record.owner:
+                        pipe.zadd(self._owned(record.owner), {record.id: score})
+                    for index in self._state_indexes(record, record.state):
+                        pipe.zadd(index, {record.id: score})
+                    pipe.execute()
+                    return
+                except WatchError:
+                    continue
+
+    def delete_oldest_finished(self, owner: str, keep: int) -> tuple[list[str], int]:
+        """Delete the owner's oldest finished campaigns until at most `keep` remain (active ones stay).
+        Returns the ids deleted (the caller removes their files) and how many campaigns the owner still has."""
+        ids = [i.decode() for i in cast(list[bytes], self.redis.zrange(self._owned(owner), 0, -1))]
+        deleted: list[str] = []
+        for cid in ids:
+            if len(ids) - len(deleted) <= keep:
+                break
+            if self._delete_finished(cid):
+                deleted.append(cid)
+        return deleted, len(ids) - len(deleted)
+
+    def _delete_finished(self, cid: str) -> bool:
+        key = self._record(cid)
         with self.redis.pipeline() as pipe:
-            pipe.set(self._secret(record.id), secret_spec_json)
-            pipe.set(self._record(record.id), record.model_dump_json())
-            pipe.zadd(self._all(), {record.id: score})
-            if record.owner:
-                pipe.zadd(self._owned(record.owner), {record.id: score})
-            for index in self._state_indexes(record, record.state):
-                pipe.zadd(index, {record.id: score})
-            pipe.execute()
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                raw = pipe.get(key)
+                record = None if raw is None else CampaignRecord.model_validate_json(raw)
+                if record is None or not record.state.finished:
+                    return False
+                pipe.multi()
+                pipe.delete(key, self._secret(cid), self._cancel(cid), self._lease(cid))
+                pipe.zrem(self._all(), cid)
+                if record.owner:
+                    pipe.zrem(self._owned(record.owner), cid)
+                for index in self._state_indexes(record, record.state):
+                    pipe.zrem(index, cid)
+                pipe.execute()
+                return True
+            except WatchError:  # it changed meanwhile: left for the next submission
+                return False
 
     def update(
         self, cid: str, mutate: Callable[[CampaignRecord], None], *, only_from: set[CampaignState] | None = None,

@@ -3,22 +3,29 @@ sees and cancels only its own, the admin all of them."""
 
 from __future__ import annotations
 
-import base64
 import logging
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from bbrange.attacker.campaigns.data_spec import UploadedInitialSet
 from bbrange.attacker.campaigns.dependencies import CallerDep, Campaign, Services
 from bbrange.attacker.campaigns.errors import TargetNotAllowed
 from bbrange.attacker.campaigns.jobs import drop_queued_job, enqueue_campaign
-from bbrange.attacker.campaigns.limits import check_spec_limits, initial_set_size
+from bbrange.attacker.campaigns.limits import (
+    check_active,
+    check_spec_limits,
+    check_spec_size,
+    initial_set_size,
+    keep_within_quota,
+    too_many_active,
+)
 from bbrange.attacker.campaigns.records import CampaignRecord, CampaignState, utcnow
 from bbrange.attacker.campaigns.schemas import CampaignAccepted, CampaignPage
 from bbrange.attacker.campaigns.sealing import sealed_spec_json
 from bbrange.attacker.campaigns.spec import CampaignSpec
+from bbrange.attacker.campaigns.store import TooManyActive
+from bbrange.attacker.campaigns.submission import decode_uploads, without_upload_data
 from bbrange.attacker.campaigns.user_data import UserDataError, volume_file
 from bbrange.shared.http_errors import ApiError, error_responses
 
@@ -30,12 +37,14 @@ MAX_OFFSET = 1_000_000
 
 
 @router.post("", status_code=202, response_model=CampaignAccepted,
-             responses=error_responses(401, 403, 413, 422, 503))
+             responses=error_responses(400, 401, 403, 413, 422, 429, 503))
 def submit(spec: CampaignSpec, response: Response, svc: Services, who: CallerDep) -> CampaignAccepted:
     """Queue a campaign. Answers 202 at once with its id; follow it at the Location header."""
-    if who.admin:
+    if who.admin or who.user_id is None:
         raise ApiError(403, "users_only", "campaigns belong to users: submit with a user's token (the admin "
                                           "creates users: POST /users)")
+    check_active(svc.store, who.user_id, svc.settings)
+    uploads = decode_uploads(spec, svc.settings.max_upload_bytes)
     try:
         svc.allowlist.check(spec.target.oracle_url)
     except TargetNotAllowed as e:
@@ -45,25 +54,23 @@ def submit(spec: CampaignSpec, response: Response, svc: Services, who: CallerDep
             volume_file(svc.settings.datasets_dir, name)
         except UserDataError as e:
             raise ApiError(422, "invalid_request", str(e), {"file": name}) from None
-    upload: bytes | None = None
-    uploaded_images: int | None = None
-    if isinstance(spec.initial_set, UploadedInitialSet):
-        upload = base64.b64decode(spec.initial_set.npy_base64)
-        if len(upload) > svc.settings.max_upload_bytes:
-            raise ApiError(413, "upload_too_large", f"the uploaded initial set has {len(upload):,} bytes; at most "
-                                                    f"{svc.settings.max_upload_bytes:,} are accepted")
-        uploaded_images = len(spec.initial_set.array(spec.value_range))
-    check_spec_limits(spec, initial_set_size(spec, uploaded_images), svc.settings)
+    check_spec_limits(spec, initial_set_size(spec, None if uploads.x0 is None else len(uploads.x0)), svc.settings)
+    stored = without_upload_data(spec, uploads)
+    sealed = sealed_spec_json(stored, svc.sealer)
+    check_spec_size(sealed, svc.settings)
     cid = uuid.uuid4().hex
-    if upload is not None:
-        svc.samples.save_upload_npy(cid, upload)
     record = CampaignRecord(id=cid, name=spec.name, state=CampaignState.queued, created_at=utcnow(),
-                            owner=who.user_id, spec=spec.public())
+                            owner=who.user_id, spec=stored.public())
     try:
-        svc.store.create(record, sealed_spec_json(spec, svc.sealer))
+        svc.samples.save_uploads(cid, uploads)
+        svc.store.create(record, sealed, max_active=svc.settings.max_active_campaigns_per_user)
+    except TooManyActive as e:
+        svc.samples.remove_upload(cid)
+        raise too_many_active(e.active, svc.settings) from None
     except BaseException:
         svc.samples.remove_upload(cid)
         raise
+    keep_within_quota(svc.store, svc.samples, who.user_id, svc.settings)
     try:
         enqueue_campaign(svc.queue, cid, svc.settings)
     except Exception:
@@ -78,7 +85,7 @@ def submit(spec: CampaignSpec, response: Response, svc: Services, who: CallerDep
     return CampaignAccepted(id=cid, state=record.state, location=location)
 
 
-@router.get("", response_model=CampaignPage, responses=error_responses(401, 422))
+@router.get("", response_model=CampaignPage, responses=error_responses(401, 403, 422, 503))
 def list_campaigns(
     svc: Services,
     who: CallerDep,
@@ -92,7 +99,7 @@ def list_campaigns(
     return CampaignPage(items=items, total=total, offset=offset, limit=limit, next_offset=nxt)
 
 
-@router.get("/{cid}", response_model=CampaignRecord, responses=error_responses(401, 404))
+@router.get("/{cid}", response_model=CampaignRecord, responses=error_responses(401, 403, 404, 503))
 def get_campaign(record: Campaign) -> CampaignRecord:
     """State, phase, progress, per-epoch metrics, queries by phase, results, and the error if it failed."""
     return record
@@ -110,14 +117,15 @@ def _cancel(record: CampaignRecord, svc: Services) -> CampaignRecord:
 
 
 @router.post("/{cid}/cancel", status_code=202, response_model=CampaignRecord,
-             responses=error_responses(401, 404, 409))
+             responses=error_responses(401, 403, 404, 409, 413, 503))
 def cancel_campaign(record: Campaign, svc: Services) -> CampaignRecord:
     """Cancel: a queued campaign at once; a running one at its next oracle request or substitute epoch,
     keeping what it has computed."""
     return _cancel(record, svc)
 
 
-@router.delete("/{cid}", status_code=202, response_model=CampaignRecord, responses=error_responses(401, 404, 409))
+@router.delete("/{cid}", status_code=202, response_model=CampaignRecord,
+               responses=error_responses(401, 403, 404, 409, 503))
 def delete_campaign(record: Campaign, svc: Services) -> CampaignRecord:
     """The same as POST /attacks/{id}/cancel (the record and samples are kept)."""
     return _cancel(record, svc)

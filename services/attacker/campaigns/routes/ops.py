@@ -24,6 +24,7 @@ def readyz(svc: Services) -> dict[str, str]:
 
 
 @router.get("/metrics", response_class=PlainTextResponse,
-            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
+            responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"},
+                       **error_responses(503)})
 def prometheus_metrics(svc: Services) -> Response:
     return Response(generate_latest(svc.registry), media_type=CONTENT_TYPE_LATEST)

@@ -30,7 +30,7 @@ def _samples_of(record: CampaignRecord, svc: Services) -> SampleSet:
     return loaded
 
 
-@router.get("/samples", response_model=SamplePage, responses=error_responses(401, 404, 409, 422))
+@router.get("/samples", response_model=SamplePage, responses=error_responses(401, 403, 404, 409, 422, 503))
 def list_samples(
     record: Campaign,
     svc: Services,
@@ -57,7 +57,8 @@ def list_samples(
 
 @router.get("/samples.npz", response_class=FileResponse,
             responses={200: {"content": {NPZ_MEDIA_TYPE: {}}, "description": "NumPy .npz: index, x, x_adv, y_true, "
-                             "label_before, label_after, target, success, l0, l2, linf"}, **error_responses(404, 409)})
+                             "label_before, label_after, target, success, l0, l2, linf"},
+                       **error_responses(401, 403, 404, 409, 503)})
 def download_samples(record: Campaign, svc: Services) -> FileResponse:
     """The exact float32 arrays and the labels, as an uncompressed .npz (numpy.load reads it)."""
     _samples_of(record, svc)
@@ -67,7 +68,7 @@ def download_samples(record: Campaign, svc: Services) -> FileResponse:
 
 @router.get("/samples.png", response_class=FileResponse,
             responses={200: {"content": {"image/png": {}}, "description": "Originals above their adversarial "
-                             "examples, captioned with the oracle's labels"}, **error_responses(404, 409)})
+                             "examples, captioned with the oracle's labels"}, **error_responses(401, 403, 404, 409, 503)})
 def samples_picture(record: Campaign, svc: Services) -> FileResponse:
     """A grid of originals and adversarial examples with the oracle's labels (as the thesis's Figure 1.1)."""
     s = _samples_of(record, svc)

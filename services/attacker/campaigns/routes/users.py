@@ -27,25 +27,26 @@ class Me(BaseModel):
     admin: bool
 
 
-@router.post("", status_code=201, response_model=CreatedUser, responses=error_responses(401, 403, 422))
+@router.post("", status_code=201, response_model=CreatedUser,
+             responses=error_responses(400, 401, 403, 413, 422, 503))
 def create_user(body: NewUser, svc: Services, _: AdminDep) -> CreatedUser:
     """Create a user and its token (admin only)."""
     user, token = svc.users.create(body.name)
     return CreatedUser(user=user, token=token)
 
 
-@router.get("", response_model=list[User], responses=error_responses(401, 403))
+@router.get("", response_model=list[User], responses=error_responses(401, 403, 503))
 def list_users(svc: Services, _: AdminDep) -> list[User]:
     return svc.users.list()
 
 
-@router.get("/me", response_model=Me, responses=error_responses(401, 403))
+@router.get("/me", response_model=Me, responses=error_responses(401, 403, 503))
 def whoami(who: CallerDep) -> Me:
     """Who this token is."""
     return Me(user_id=who.user_id, name=who.name, admin=who.admin)
 
 
-@router.post("/{uid}/revoke", response_model=User, responses=error_responses(401, 403, 404))
+@router.post("/{uid}/revoke", response_model=User, responses=error_responses(401, 403, 404, 413, 503))
 def revoke_user(uid: str, svc: Services, _: AdminDep) -> User:
     """Later requests with this user's token get 403; the user's campaigns are kept."""
     user = svc.users.revoke(uid)
