@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from cryptography.fernet import Fernet
 
 from bbrange.shared.processes import Process, free_port, start_process, wait_until
@@ -159,6 +160,13 @@ def oracle_answered(oracle: OracleProcess, client_id: str) -> int:
     text = httpx.get(oracle.url + "/metrics", timeout=10).text
     pattern = rf'^bbrange_oracle_inputs_answered_total\{{[^}}]*client="{re.escape(client_id)}"[^}}]*\}} (\S+)$'
     return int(sum(float(m) for m in re.findall(pattern, text, flags=re.MULTILINE)))
+
+
+def rq_worker_field(redis_url: str, name: str, field: str) -> str | None:
+    """A field of RQ's registration of a worker (state: idle, busy...; death: when it unregistered)."""
+    with redis.Redis.from_url(redis_url) as r:
+        value = r.hget(f"rq:worker:{name}", field)
+    return None if value is None else value.decode()
 
 
 def kill(pid: int) -> None:

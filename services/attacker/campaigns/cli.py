@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from redis.exceptions import RedisError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -93,7 +92,10 @@ def worker(
     burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
     log_level: str = "info",
 ) -> None:
-    """Run campaigns from the queue, one at a time, each in its own forked process. Start several to scale."""
+    """Run campaigns from the queue, one at a time, each in its own forked process. Start several to scale.
+
+    SIGTERM or SIGINT stops an idle worker at once, a busy one once its campaign is over; a second one stops it
+    at once (its campaign then ends failed, worker_lost)."""
     from prometheus_client import start_http_server
 
     from bbrange.attacker.campaigns import jobs
@@ -109,17 +111,7 @@ def worker(
         start_http_server(metrics_port, addr=metrics_host, registry=exposition_registry())
     jobs.configure(settings)
     try:
-        while True:
-            # RQ quits its loop on a Redis failure that outlasted the connection's retries: start it again,
-            # so that no outage ends this worker (a namesake registration of ours is dropped on the way).
-            rq_worker = jobs.make_worker(settings, name)
-            try:
-                rq_worker.work(burst=burst, logging_level=log_level.upper(), with_scheduler=False)
-            except RedisError as e:
-                logging.getLogger(__name__).warning("worker: Redis failed (%s)", e)
-            if burst or getattr(rq_worker, "_stop_requested", True):
-                break
-            time.sleep(5)
+        jobs.run_worker(settings, name, burst=burst, logging_level=log_level.upper())
     finally:
         if settings.metrics_dir is None:  # a private directory nobody else reads
             shutil.rmtree(directory, ignore_errors=True)

@@ -57,7 +57,7 @@ def list_users(api: ApiOpt = "http://127.0.0.1:8100", admin_token: AdminTokenOpt
 
 @app.command()
 def revoke(user_id: str, api: ApiOpt = "http://127.0.0.1:8100", admin_token: AdminTokenOpt = "") -> None:
-    """Revoke a user's token; its campaigns are kept."""
+    """Revoke a user's token; its queued campaigns are cancelled (user_revoked), the others are kept."""
     with _admin(api, admin_token) as client:
         _request(client, "POST", f"/users/{user_id}/revoke")
     console.print(f"user {user_id} revoked")

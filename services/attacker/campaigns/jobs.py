@@ -15,13 +15,17 @@ import logging
 import os
 import signal
 import socket
+import time
+from dataclasses import dataclass
 from resource import struct_rusage
-from types import TracebackType
+from types import FrameType, TracebackType
+from typing import Any
 
 import redis
 from rq import Callback, Queue, Worker
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError, StopRequested
 from rq.job import Job
+from tenacity import Retrying, before_sleep_log, retry_if_exception_type, retry_never, wait_fixed
 
 from bbrange.attacker.campaigns.connections import connect
 from bbrange.attacker.campaigns.records import CampaignRecord, CampaignState
@@ -125,7 +129,41 @@ def forget_dead_namesake(connection: redis.Redis, name: str) -> bool:
     return True
 
 
-def make_worker(settings: AttackerSettings, name: str | None = None) -> Worker:
+@dataclass
+class StopRequest:
+    """SIGTERM or SIGINT came. Set from signal handlers, so a plain attribute: a lock (threading.Event's) taken
+    in a handler may be held by the very code the signal interrupted."""
+
+    requested: bool = False
+
+
+class CampaignWorker(Worker):
+    """RQ's worker, sharing a stop request with the loop that runs it: RQ's work() returns in the same way when
+    SIGTERM stopped it idle and when it quit on a Redis failure, and only the latter is a reason to start it again.
+    """
+
+    def __init__(self, *args: Any, stop: StopRequest, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stop = stop
+
+    def handle_warm_shutdown_request(self) -> None:  # RQ calls this on its first SIGTERM or SIGINT, busy or idle
+        self.stop.requested = True
+        super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]  # RQ leaves it unannotated
+
+    def check_for_suspension(self, burst: bool) -> None:
+        # The top of RQ's loop, where its own signal handlers are in place: a signal that came while it was
+        # starting reached ours instead, and would otherwise be forgotten while the worker waits for a job.
+        if self.stop.requested:
+            raise StopRequested()
+        super().check_for_suspension(burst)
+
+
+class WorkLoopEnded(Exception):
+    """RQ's work loop returned unasked: it quits on a Redis failure that outlasted the connection's retries."""
+
+
+def make_worker(settings: AttackerSettings, name: str | None = None,
+                stop: StopRequest | None = None) -> CampaignWorker:
     # Every call of the worker (dequeue, heartbeats, job bookkeeping) rides out a Redis outage.
     connection = connect(settings.redis_url, retry_s=settings.redis_retry_s, socket_timeout_s=None)
     store = CampaignStore(connection, settings.redis_prefix)
@@ -144,5 +182,48 @@ def make_worker(settings: AttackerSettings, name: str | None = None) -> Worker:
             samples.remove_upload(job.id)
             log.warning("campaign %s failed: its work horse %s died (%s)", job.id, pid, signal_text)
 
-    return Worker([queue_for(connection, settings)], connection=connection, name=name,
-                  work_horse_killed_handler=horse_died)
+    return CampaignWorker([queue_for(connection, settings)], connection=connection, name=name,
+                          work_horse_killed_handler=horse_died, stop=stop or StopRequest())
+
+
+def run_worker(settings: AttackerSettings, name: str | None, *, burst: bool, logging_level: str) -> None:
+    """Run campaigns from the queue until SIGTERM or SIGINT, or with burst until the queue is empty.
+
+    The first signal stops an idle worker at once and a busy one after its campaign (RQ's warm shutdown; a
+    second signal is RQ's cold one). No Redis outage ends the worker: RQ's loop is started again 5 s after it
+    quit (a namesake registration of ours is dropped on the way), unless a signal came meanwhile.
+    """
+    stop = StopRequest()
+
+    def stop_between_loops(signum: int, frame: FrameType | None) -> None:
+        stop.requested = True
+
+    def pause(seconds: float) -> None:  # a signal ends the pause before a restart
+        deadline = time.monotonic() + seconds
+        while not stop.requested and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def work_once() -> None:
+        # Ours until RQ installs its own handlers in work(), and again once it returns (RQ leaves its handlers
+        # behind, which would raise StopRequested from the pause below).
+        signal.signal(signal.SIGTERM, stop_between_loops)
+        signal.signal(signal.SIGINT, stop_between_loops)
+        if stop.requested:
+            return
+        rq_worker = make_worker(settings, name, stop)
+        try:
+            rq_worker.work(burst=burst, logging_level=logging_level, with_scheduler=False)
+        except redis.RedisError as e:
+            if not stop.requested:
+                raise
+            # Asked to stop, it could not unregister: RQ's registration of it expires on its own.
+            log.warning("worker stopped; Redis failed on the way out (%s)", e)
+        finally:
+            signal.signal(signal.SIGTERM, stop_between_loops)
+            signal.signal(signal.SIGINT, stop_between_loops)
+        if not (burst or stop.requested):
+            raise WorkLoopEnded("RQ's work loop quit on its own (a Redis failure: see the lines above)")
+
+    Retrying(retry=retry_never if burst else retry_if_exception_type((redis.RedisError, WorkLoopEnded)),
+             wait=wait_fixed(5), sleep=pause, before_sleep=before_sleep_log(log, logging.WARNING),
+             reraise=True)(work_once)

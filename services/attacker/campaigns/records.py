@@ -89,7 +89,8 @@ class CampaignResults(BaseModel):
 
 class CampaignError(BaseModel):
     code: str = Field(description="budget_exhausted, worker_lost, oracle_unavailable, oracle_refused, invalid_campaign, "
-                                  "enqueue_failed, suspected_extraction (the oracle blocked the key), internal_error")
+                                  "enqueue_failed, suspected_extraction (the oracle blocked the key), internal_error; "
+                                  "cancelled, user_revoked (its user was revoked before it started)")
     message: str
 
 

@@ -42,10 +42,12 @@ from bbrange.attacker.campaigns.records import (
     utcnow,
 )
 from bbrange.attacker.campaigns.results import campaign_results, sample_set
+from bbrange.attacker.campaigns.revocation import cancel_if_owner_revoked
 from bbrange.attacker.campaigns.samples import SampleStore
 from bbrange.attacker.campaigns.sealing import KeySealer, open_spec
 from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.attacker.campaigns.store import CampaignStore, LeaseKeeper
+from bbrange.attacker.campaigns.users import UserStore
 from bbrange.attacker.engine import (
     BudgetExhausted,
     EpochReport,
@@ -74,10 +76,14 @@ class CampaignRunner:
     def __post_init__(self) -> None:
         self.worker_name = self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
         self.allowlist = OracleAllowlist(self.settings.oracle_allowlist)
+        self.users = UserStore(self.store.redis, self.store.prefix)
 
     def run(self, cid: str) -> CampaignState | None:
         """Run a queued campaign to a final state; None when it was not queued (cancelled, unknown, taken)."""
         holder = f"{self.worker_name}/pid {os.getpid()}"
+        if cancel_if_owner_revoked(self.store, self.users, self.samples, cid) is not None:
+            attack_metrics().campaigns_finished.labels(state=CampaignState.cancelled.value).inc()
+            return CampaignState.cancelled
         if self.store.claim(cid, holder, self.settings.lease_ttl_s) is None:
             log.info("campaign %s is not queued any more; skipping", cid)
             return None

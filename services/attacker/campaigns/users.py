@@ -74,7 +74,8 @@ class UserStore:
         return [User.model_validate_json(r) for r in raws if r is not None]
 
     def revoke(self, uid: str) -> User | None:
-        """Later requests with this user's token get 403; its campaigns stay (an admin still sees them)."""
+        """Later requests with this user's token get 403; its campaigns stay (an admin still sees them). The API
+        also cancels those still queued (revocation.py)."""
         user = self.get(uid)
         if user is None:
             return None

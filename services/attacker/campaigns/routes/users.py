@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from bbrange.attacker.campaigns.dependencies import AdminDep, CallerDep, Services
+from bbrange.attacker.campaigns.revocation import cancel_queued_campaigns
 from bbrange.attacker.campaigns.users import User
 from bbrange.shared.http_errors import ApiError, error_responses
 
@@ -48,8 +49,10 @@ def whoami(who: CallerDep) -> Me:
 
 @router.post("/{uid}/revoke", response_model=User, responses=error_responses(401, 403, 404, 413, 503))
 def revoke_user(uid: str, svc: Services, _: AdminDep) -> User:
-    """Later requests with this user's token get 403; the user's campaigns are kept."""
+    """Later requests with this user's token get 403; its queued campaigns are cancelled (`user_revoked`), the
+    others are kept."""
     user = svc.users.revoke(uid)
     if user is None:
         raise ApiError(404, "unknown_user", f"no user {uid[:64]!r}")
+    cancel_queued_campaigns(svc.store, svc.samples, svc.connection, uid)
     return user
