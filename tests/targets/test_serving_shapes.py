@@ -79,12 +79,15 @@ def nested(levels: int) -> Any:
     ({"http_json": {"request_template": nested(900), "labels_path": "x"}}, "nested more than 16 levels"),
     ({"http_json": {"request_template": {"x": "$inputs", "pad": "p" * 200_000}, "labels_path": "x"}},
      "more than 16384"),
-    ({"oracle_url": "http://127.0.0.1:8000\x01"}, "control characters"),
+    ({"oracle_url": "NEWLINE"}, "control characters"),  # urlsplit drops it: it was accepted, then failed later
 ])
 def test_the_api_refuses_unbounded_or_malformed_targets(stack: AttackerStack, foreign: ForeignApps,
                                                         target: dict, says: str) -> None:
-    spec = tiny_spec({"protocol": "http-json", "oracle_url": foreign.at("/objects"), "model": "mnist", **MNIST,
-                      **target})
+    origin = foreign.at("/objects")
+    if target.get("oracle_url") == "NEWLINE":
+        target = {"oracle_url": f"{origin[:-2]}\n{origin[-2:]}"}
+    spec = tiny_spec({"protocol": "http-json", "oracle_url": origin, "model": "mnist", **MNIST,
+                      "http_json": {"request_template": {"images": "$inputs"}, "labels_path": "x"}, **target})
     with stack.client() as api:
         r = api.post("/attacks", json=spec)
     assert r.status_code == 422 and says in r.json()["error"]["message"], r.text[:1000]

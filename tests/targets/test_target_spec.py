@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from bbrange.attacker.campaigns import json_templates
+from bbrange.attacker.campaigns.data_spec import Domain
 from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.attacker.campaigns.target_spec import Target
 
@@ -66,3 +67,13 @@ def test_the_user_agent_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BBRANGE_ATTACK_ORACLE_USER_AGENT", "x\r\nX-Injected: 1")
     with pytest.raises(ValidationError):
         AttackerSettings()
+
+
+@pytest.mark.parametrize(("classes", "names", "says"), [
+    (100_000, [f"c{i}" for i in range(100_000)], "at most 10000 items"),
+    (2, ["stop", "x" * 65], "at most 64 characters"),
+    (2, ["stop", ""], "at least 1 character"),
+])
+def test_class_names_are_bounded(classes: int, names: list[str], says: str) -> None:
+    with pytest.raises(ValidationError, match=says):
+        Domain(input_shape=[1, 28, 28], num_classes=classes, class_names=names)
