@@ -26,6 +26,7 @@ from tests.targets.tiny_models import blobs, train_mlp
 
 KSERVE_PYTHON = Path(os.environ.get("BBRANGE_TEST_KSERVE_PYTHON", REPO / ".venv-kserve" / "bin" / "python"))
 BLOBS_SHAPE = (3, 48, 48)
+USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64)"  # the stack's BBRANGE_ATTACK_ORACLE_USER_AGENT
 
 
 @dataclass
@@ -143,12 +144,13 @@ def volume(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def stack(redis_server: RedisServer, volume: Path, foreign_ports: ForeignApps, kserve_port: int,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[AttackerStack]:
-    """The attacker API and one worker on DB 3, with the default batch size (1,000 inputs per request); the
-    foreign endpoints and the KServe server are on its allowlist, origin by origin."""
+    """The attacker API and one worker on DB 3, with the default batch size (1,000 inputs per request) and a
+    browser's User-Agent; the foreign endpoints and the KServe server are on its allowlist, origin by origin."""
     allowlist = [*foreign_ports.origins(), f"http://127.0.0.1:{kserve_port}"]
     s = start_stack(redis_server, 3, tmp_path_factory.mktemp("targets-stack"), workers=1,
                     extra_env={"BBRANGE_ATTACK_DATASETS_DIR": str(volume),
-                               "BBRANGE_ATTACK_ORACLE_ALLOWLIST": json.dumps(allowlist)})
+                               "BBRANGE_ATTACK_ORACLE_ALLOWLIST": json.dumps(allowlist),
+                               "BBRANGE_ATTACK_ORACLE_USER_AGENT": USER_AGENT})
     yield s
     s.stop()
 

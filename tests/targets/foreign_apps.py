@@ -12,7 +12,12 @@ models are the tests' small MLPs (FOREIGN_MNIST_WEIGHTS, FOREIGN_BLOBS_WEIGHTS).
 - /torchserve: TorchServe's inference API (GET /ping, POST /predictions/{model} with an image file,
   top-5 `{"index": probability}` back);
 - /moved: redirects everything; /broken: a proxy's HTML error page holding something secret;
-- /busy: the JSON API, answering 503 with Retry-After: 1 to the first BUSY_FOR requests.
+- /busy: the JSON API, answering 503 with Retry-After: 1 to the first BUSY_FOR requests;
+- /triton: V2 as Triton serves a model with a flat input (`[-1, 784]`), a label output typed FP32 of shape
+  `[-1, 1]` and a batch cap of TRITON_MAX_BATCH, refused with Triton's own 400;
+- /tfserving: V1 as TF Serving answers a label output of shape [None, 1]: `{"predictions": [[7], [2], ...]}`;
+- /objects: a JSON API taking each image in an object (`{"images": [{"pixels": CHW}, ...]}`), answering class
+  ids as strings and refusing anything else with RFC 7807 problem details.
 
 GET /_counts tells what each endpoint saw: requests and inputs, answered or refused.
 """
@@ -42,6 +47,8 @@ COPYCAT_KEY = "copycat-key"
 JSON_KEY = "json-key"
 BUSY_FOR = 2
 SECRET = "internal-db-password-hunter2"
+TRITON_MAX_BATCH = 64
+PROBLEM = "application/problem+json"
 
 
 def create_app() -> FastAPI:
@@ -103,6 +110,54 @@ def create_app() -> FastAPI:
             return JSONResponse({"message": "warming up"}, 503, headers={"Retry-After": "1"})
         return classify("busy", await request.json(), request.headers.get("x-api-key"))
 
+    @app.get("/triton/v2/models/{model}")
+    async def triton_metadata(model: str) -> dict[str, Any]:
+        return {"name": model, "platform": "pytorch_libtorch",
+                "inputs": [{"name": "INPUT__0", "datatype": "FP32", "shape": [-1, 784]}],
+                "outputs": [{"name": "label", "datatype": "FP32", "shape": [-1, 1]}]}
+
+    @app.post("/triton/v2/models/{model}/infer")
+    async def triton_infer(model: str, request: Request) -> JSONResponse:
+        counts[f"triton.user-agent: {request.headers.get('user-agent')}"] += 1
+        tensor = (await request.json())["inputs"][0]
+        n = tensor["shape"][0]
+        if n > TRITON_MAX_BATCH:
+            seen("triton", n, answered=False)
+            return JSONResponse({"error": f"inference request batch-size must be <= {TRITON_MAX_BATCH} for '{model}'"},
+                                400)
+        if tensor["shape"] != [n, 784]:
+            return JSONResponse({"error": f"unexpected shape for input 'INPUT__0' for model '{model}'. Expected "
+                                          f"[-1,784], got {tensor['shape']}"}, 400)
+        seen("triton", n, answered=True)
+        x = np.asarray(tensor["data"], dtype=np.float32).reshape(n, 1, 28, 28)
+        labels = probabilities(mnist, x).argmax(1).astype(np.float32)
+        return JSONResponse({"model_name": model, "outputs": [{"name": "label", "datatype": "FP32", "shape": [n, 1],
+                                                                "data": labels.tolist()}]})
+
+    @app.get("/tfserving/v1/models/{model}")
+    async def tfserving_status(model: str) -> dict[str, Any]:
+        return {"model_version_status": [{"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK"}}]}
+
+    @app.post("/tfserving/v1/models/{model}:predict")
+    async def tfserving_predict(model: str, request: Request) -> dict[str, Any]:
+        x = np.asarray((await request.json())["instances"], dtype=np.float32)
+        seen("tfserving", len(x), answered=True)
+        return {"predictions": probabilities(mnist, x).argmax(1)[:, None].tolist()}
+
+    @app.post("/objects/api/classify")
+    async def objects_classify(request: Request) -> JSONResponse:
+        images = (await request.json()).get("images")
+        shapes = [np.shape(i.get("pixels")) if isinstance(i, dict) else None for i in images or []]
+        if not shapes or any(s != (1, 28, 28) for s in shapes):
+            bad = next((s for s in shapes if s != (1, 28, 28)), None)
+            return JSONResponse({"type": "https://example.com/problems/bad-image", "title": "Invalid image",
+                                 "status": 422, "detail": f"each image must be {{'pixels': [1, 28, 28]}} (CHW), got "
+                                                          f"{list(bad) if bad else 'no images'}"},
+                                422, media_type=PROBLEM)
+        seen("objects", len(images), answered=True)
+        x = np.asarray([i["pixels"] for i in images], dtype=np.float32)
+        return JSONResponse({"results": [{"class_id": str(int(k))} for k in probabilities(mnist, x).argmax(1)]})
+
     @app.get("/torchserve/ping")
     async def ping() -> dict[str, str]:
         return {"status": "Healthy"}
@@ -135,7 +190,8 @@ def create_app() -> FastAPI:
     return app
 
 
-PREFIXES = ("/copycat", "/copycat422", "/shuffled", "/classify", "/busy", "/torchserve", "/moved", "/broken")
+PREFIXES = ("/copycat", "/copycat422", "/shuffled", "/classify", "/busy", "/torchserve", "/moved", "/broken",
+            "/triton", "/tfserving", "/objects")
 
 
 class PrefixByPort:

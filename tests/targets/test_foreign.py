@@ -35,27 +35,30 @@ def seconds(record: dict) -> float:
 
 def test_copycat_without_metadata_answering_json_and_refusing_big_batches(stack: AttackerStack,
                                                                            foreign: ForeignApps) -> None:
-    """No GET /v1/models, labels as JSON, at most 256 inputs a request: the batch size halves 1000 → 500 → 250
-    on the first 413 and stays there; the refused inputs are sent but never counted as queries."""
+    """No GET /v1/models, labels as JSON, at most 256 inputs a request: the first 413 (for the 300-input
+    agreement batch) halves the batch size to 150, from the refused batch's size (not from the configured
+    1,000: that would send the same 300 again), and it stays there; the refused inputs are sent but never
+    counted as queries, and the record says the batch size the campaign settled on."""
     before = foreign.counts()
     spec = tiny_spec(copycat(foreign), evaluation={"split": "test", "size": 300})
     with stack.client() as api:
         record = wait_final(api, submit(api, spec), timeout=300)
     seen = foreign.counts() - before
     assert_complete(record, seen["copycat.inputs"], eval_size=300)
-    assert seen["copycat.refused_inputs"] == 600  # 300 as one request, twice, before 250 + 50
-    assert record["queries"]["inputs_sent"] == record["queries"]["total"] + 600
-    # S0 (20) and the new points (20), then agreement, evaluation and baseline as 250 + 50 each.
-    assert seen["copycat.requests"] == 2 + 2 + 3 * 2
+    assert seen["copycat.refused_inputs"] == 300  # 300 as one request, once, before 150 + 150
+    assert record["queries"]["inputs_sent"] == record["queries"]["total"] + 300
+    assert record["queries"]["batch_size"] == 150
+    # S0 (20) and the new points (20), the refused 300, then agreement, evaluation and baseline as 150 + 150 each.
+    assert seen["copycat.requests"] == 2 + 1 + 3 * 2
 
 
 def test_a_422_saying_too_large_in_any_shape_halves_the_batch(foreign: ForeignApps, mnist_test) -> None:
     before = foreign.counts()
     with targets.connect(Target.model_validate(copycat(foreign, "/copycat422"))) as oracle:
         labels = oracle.label(mnist_test.x[:600])
-        assert labels.shape == (600,) and oracle.batch_size == 250
+        assert labels.shape == (600,) and oracle.batch_size == 150  # 600 refused, then 300, then 150s
     seen = foreign.counts() - before
-    assert (seen["copycat422.inputs"], seen["copycat422.refused_inputs"]) == (600, 600 + 500)
+    assert (seen["copycat422.inputs"], seen["copycat422.refused_inputs"]) == (600, 600 + 300)
 
 
 def test_our_own_oracles_batch_too_large_halves_the_batch(oracle: OracleProcess, mnist_test) -> None:
@@ -64,7 +67,7 @@ def test_our_own_oracles_batch_too_large_halves_the_batch(oracle: OracleProcess,
     target = Target(oracle_url=oracle.url, model="mnist", api_key=key, max_batch_size=2000)
     with targets.connect(target) as client:
         assert client.label(mnist_test.x[:1100]).shape == (1100,)
-        assert client.batch_size == 1000
+        assert client.batch_size == 550  # half the refused 1,100
     assert oracle.usage(client_id)["used"] == 1100
 
 

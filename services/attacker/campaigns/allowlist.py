@@ -30,6 +30,9 @@ class Origin:
 
         port_required: the port must be written out (allowlist entries); otherwise the scheme's default applies."""
         raw = text.strip()
+        if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
+            # urlsplit drops tabs and newlines without a word, and httpx refuses what is left only later
+            raise TargetNotAllowed(f"{text!r}: control characters and spaces are not accepted in a URL")
         parts = urlsplit(raw)
         if parts.scheme not in _DEFAULT_PORTS:
             raise TargetNotAllowed(f"{text!r}: only http and https URLs are supported")
@@ -39,7 +42,8 @@ class Origin:
             raise TargetNotAllowed(f"{text!r}: credentials in the URL are not accepted; put the API key in target.api_key")
         if parts.path not in ("", "/"):
             raise TargetNotAllowed(f"{text!r}: a path is not accepted; give the oracle's origin only "
-                                   "(scheme://host:port), its API paths are the service's to choose")
+                                   "(scheme://host:port), its API paths are the service's to choose (an API "
+                                   "behind a path prefix: protocol http-json, whose `path` may hold it)")
         if parts.query or raw.rstrip("/").endswith("?"):
             raise TargetNotAllowed(f"{text!r}: a query string is not accepted; give the oracle's origin only")
         if parts.fragment or "#" in raw:

@@ -20,7 +20,9 @@ class Domain(BaseModel):
     input_shape: list[Annotated[int, Field(ge=1, le=4096)]] = Field(min_length=3, max_length=3,
                                                                     description="[C, H, W]")
     num_classes: int = Field(ge=2, le=100_000)
-    class_names: list[str] | None = Field(None, description="One name per class, for pictures and reports")
+    class_names: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        None, max_length=10_000, description="One name per class (at most 10,000, 64 characters each), for pictures "
+                                             "and reports")
     value_range: list[float] = Field([0.0, 1.0], min_length=2, max_length=2,
                                      description="[low, high] of float arrays (uint8 arrays are read as 0..255)")
 

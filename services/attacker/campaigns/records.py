@@ -51,6 +51,8 @@ class QueryCounts(BaseModel):
     baseline: int = Field(0, description="The noise baseline: the evaluation images moved by random noise")
     total: int = 0
     inputs_sent: int = Field(0, description="Inputs sent to the oracle, retries and refused requests included")
+    batch_size: int | None = Field(None, description="Inputs per request the campaign settled on (halved from a "
+                                                     "batch the endpoint refused as too large)")
 
 
 class CampaignResults(BaseModel):

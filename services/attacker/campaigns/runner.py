@@ -118,7 +118,8 @@ class _CampaignRun:
             mutate(r)
             if self.counter is not None:
                 r.queries = QueryCounts(**self.counter.usage.by_phase, total=self.counter.total,
-                                        inputs_sent=self.oracle.inputs_sent if self.oracle else 0)
+                                        inputs_sent=self.oracle.inputs_sent if self.oracle else 0,
+                                        batch_size=self.oracle.batch_size if self.oracle else None)
 
         return apply
 
@@ -237,6 +238,7 @@ class _CampaignRun:
         self.oracle = targets.connect(
             spec.target, timeout_s=self.settings.oracle_timeout_s, max_attempts=self.settings.oracle_max_attempts,
             max_wait_s=self.settings.oracle_max_wait_s, interrupt=self.check_cancel,
+            user_agent=self.settings.oracle_user_agent,
         )
         self.oracle.batch_size = min(self.oracle.batch_size, self.settings.oracle_batch_size)
         remote = self.oracle.describe()

@@ -37,6 +37,10 @@ class AttackerSettings(BaseSettings):
                                                      "for this long is failed as worker_lost")
     job_timeout_s: int = Field(6 * 3600, gt=0, description="Hard limit on one campaign's run time")
     oracle_timeout_s: float = Field(30.0, gt=0, description="Per-request timeout towards the oracle")
+    oracle_user_agent: str | None = Field(
+        None, max_length=256, pattern=r"^[\x20-\x7e]+$",
+        description="User-Agent of the requests to oracles; unset: the HTTP library's own (python-httpx/VERSION), "
+                    "which names no tool")
     oracle_max_attempts: int = Field(6, ge=1, description="Attempts per oracle request on transient errors")
     oracle_max_wait_s: float = Field(600.0, gt=0, description="Longest total wait (backoff and Retry-After) "
                                                               "for one oracle request")

@@ -3,9 +3,10 @@ and labels relate to the dataset's. Validated in the API process (no engine, no 
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
+import jmespath
+from jmespath.exceptions import JMESPathError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -17,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from bbrange.attacker.campaigns import json_templates
 from bbrange.attacker.campaigns.allowlist import Origin
 from bbrange.attacker.campaigns.errors import TargetNotAllowed
 
@@ -62,15 +64,20 @@ Auth = Annotated[BearerAuth | HeaderAuth | BasicAuth, Field(discriminator="kind"
 
 
 class HttpJsonApi(BaseModel):
-    """Any JSON API, described: where to POST, the body with "$inputs" where the batch goes, and where the
-    label (or the scores, whose argmax is the label) is in the answer, as a JMESPath expression."""
+    """Any JSON API, described: where to POST, the body with "$inputs" where the batch goes (optionally each
+    input wrapped in a template of its own), and where the label (or the scores, whose argmax is the label)
+    is in the answer, as a JMESPath expression. Templates are bounded (json_templates: depth and bytes)."""
 
     model_config = _STRICT
     path: str = Field("/predict", max_length=512, pattern=r"^/[A-Za-z0-9_.~/{}:-]*$",
                       description="Path of the predict endpoint; {model} is replaced by the model name")
     request_template: dict[str, Any] = Field(
         default_factory=lambda: {"inputs": "$inputs"},
-        description='The JSON body; the string "$inputs" is replaced by the batch as nested lists')
+        description='The JSON body; the string "$inputs" is replaced by the batch as a list of the inputs '
+                    f"(at most {json_templates.MAX_DEPTH} levels deep, {json_templates.MAX_BYTES} bytes)")
+    input_template: Any = Field(
+        None, description='One input inside the batch, e.g. {"pixels": "$input"}: the string "$input" is replaced '
+                          "by the input's tensor as nested lists, and the batch is the list of these")
     labels_path: str | None = Field(None, max_length=256, description="JMESPath to one integer label per input, "
                                                                        "e.g. 'results[*].class_id'")
     scores_path: str | None = Field(None, max_length=256, description="JMESPath to one score vector per input, "
@@ -81,8 +88,14 @@ class HttpJsonApi(BaseModel):
     def _one_path(self) -> HttpJsonApi:
         if (self.labels_path is None) == (self.scores_path is None):
             raise ValueError("give exactly one of labels_path and scores_path")
-        if "$inputs" not in json.dumps(self.request_template):
-            raise ValueError('request_template must contain the string "$inputs" where the batch goes')
+        try:
+            jmespath.compile(self.labels_path or self.scores_path or "")
+        except JMESPathError as e:
+            raise ValueError(f"{'labels_path' if self.labels_path else 'scores_path'} is not a JMESPath "
+                             f"expression: {str(e).splitlines()[0][:120]}") from None
+        json_templates.check(self.request_template, json_templates.BATCH, "request_template")
+        if self.input_template is not None:
+            json_templates.check(self.input_template, json_templates.ONE_INPUT, "input_template")
         return self
 
 
@@ -104,6 +117,8 @@ class Target(BaseModel):
     num_classes: int | None = Field(None, ge=2, le=100_000, description="Labels the model answers (0..n-1); "
                                     "needed where the endpoint serves no metadata")
     input_layout: Literal["nchw", "nhwc"] = Field("nchw", description="Layout of the tensors the endpoint takes")
+    input_flat: bool = Field(False, description="Send each input as one vector of C·H·W values (in input_layout's "
+                             "order), for models that take [N, 784]; open-inference-v2 sees it in the metadata")
     input_scale: Literal["unit", "byte"] = Field(
         "unit", description="unit: float32 in [0, 1]; byte: values 0..255 (UINT8 where the protocol has types)")
     input_name: str | None = Field(None, max_length=128, description="open-inference-v2: input tensor name "

@@ -19,10 +19,10 @@ ADAPTERS: dict[str, type[TargetClient]] = {
 
 
 def connect(target: Target, *, timeout_s: float = 30.0, max_attempts: int = 6, max_wait_s: float = 600.0,
-            interrupt: Callable[[], None] | None = None) -> TargetClient:
+            interrupt: Callable[[], None] | None = None, user_agent: str | None = None) -> TargetClient:
     """The adapter for the target's protocol (no request is made until it is described or asked)."""
     return ADAPTERS[target.protocol](target, timeout_s=timeout_s, max_attempts=max_attempts, max_wait_s=max_wait_s,
-                                     interrupt=interrupt)
+                                     interrupt=interrupt, user_agent=user_agent)
 
 
 __all__ = ["ADAPTERS", "TargetClient", "connect"]

@@ -9,6 +9,7 @@ import numpy as np
 from bbrange.attacker.campaigns.errors import OracleError
 from bbrange.attacker.campaigns.targets.client import TargetClient
 from bbrange.attacker.campaigns.targets.encoding import RemoteModel, to_wire
+from bbrange.attacker.campaigns.targets.metadata import ServedModels, names, parse_answer
 from bbrange.shared.wire import JSON_MEDIA_TYPE, NPY_MEDIA_TYPE, decode_npy, encode_npy
 
 
@@ -30,13 +31,13 @@ class BbrangeTarget(TargetClient):
                 raise OracleError("no_metadata", "the endpoint has no GET /v1/models to describe its models: give "
                                   "target.input_shape and target.num_classes", 404)
             return RemoteModel(t.model, (t.input_shape[0], t.input_shape[1], t.input_shape[2]), t.num_classes)
-        served = {m["name"]: m for m in models.json().get("models", [])}
+        served = {m.name: m for m in parse_answer(ServedModels, models, "GET /v1/models").models}
         if self.model not in served:
             raise OracleError("unknown_model", f"the oracle serves no model {self.model!r}; it serves: "
-                              f"{', '.join(sorted(served)) or 'nothing'}")
+                              f"{names(list(served))}")
         m = served[self.model]
-        c, h, w = (int(v) for v in m["input_shape"])
-        return RemoteModel(m["name"], (c, h, w), int(m["num_classes"]))
+        c, h, w = m.input_shape
+        return RemoteModel(self.model, (c, h, w), m.num_classes)
 
     def _send(self, batch: np.ndarray) -> httpx.Response:
         return self._client.post(
@@ -46,5 +47,5 @@ class BbrangeTarget(TargetClient):
 
     def _labels(self, response: httpx.Response, n: int) -> np.ndarray:
         if response.headers.get("content-type", "").startswith(JSON_MEDIA_TYPE):
-            return np.asarray(response.json()["labels"])
-        return decode_npy(response.content)
+            return self._read(response.json()["labels"], n, "labels")
+        return self._read(decode_npy(response.content), n, "labels")

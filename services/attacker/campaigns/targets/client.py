@@ -7,13 +7,14 @@ the model is described, how a batch is sent and where the labels are in the answ
   `request_in_progress`); an answer with `Retry-After` is waited out (it does not use up attempts, only
   the total wait bounds it); every batch carries an `Idempotency-Key`, so a retry after a lost answer is
   not charged twice by an oracle that honours it;
-- a batch the endpoint refuses as too large (413, or 422 saying so) is split: the batch size halves
-  and stays halved for the rest of the campaign;
+- a batch the endpoint refuses as too large (413, or a 400 or 422 saying so in a serving system's words)
+  is split: the batch size becomes half the refused batch's and stays there for the rest of the campaign;
 - redirects are never followed (the allowlist admitted this origin, not wherever it points): a redirect
-  is an `OracleProtocolError`; an error body is quoted only when it has the protocol's error shape;
+  is an `OracleProtocolError`; an error body is quoted (bounded) only when it has a common JSON error shape;
 - a pace in inputs per second, kept whatever the endpoint allows;
-- whatever the endpoint returns (scores, probabilities), only a label per input leaves the adapter,
-  mapped to the dataset's classes when the spec gives a class map.
+- whatever the endpoint returns (labels in any nesting or type, scores), only a label per input leaves
+  the adapter (labels.py says how they are recognised), mapped to the dataset's classes when the spec gives
+  a class map; an answered batch whose answer is then refused is still counted as answered.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ from tenacity.wait import wait_exponential, wait_random
 from bbrange.attacker.campaigns.errors import OracleError, OracleProtocolError, OracleUnavailable
 from bbrange.attacker.campaigns.target_spec import Target
 from bbrange.attacker.campaigns.targets.encoding import RemoteModel, auth_of
+from bbrange.attacker.campaigns.targets.labels import Expected, read_labels, received
 from bbrange.attacker.campaigns.targets.refusals import (
     BatchTooLarge,
     OracleBudgetExhausted,
     Transient,
+    clip,
     quoted_error,
     retry_after,
     says_too_large,
@@ -55,7 +58,8 @@ class TargetClient(ABC):
     protocol: ClassVar[str]
 
     def __init__(self, target: Target, *, timeout_s: float = 30.0, max_attempts: int = 6, max_wait_s: float = 600.0,
-                 interrupt: Callable[[], None] | None = None, transport: httpx.BaseTransport | None = None) -> None:
+                 interrupt: Callable[[], None] | None = None, transport: httpx.BaseTransport | None = None,
+                 user_agent: str | None = None) -> None:
         self.target = target
         self.model = target.model
         self.batch_size = self._largest_batch(target)
@@ -72,7 +76,7 @@ class TargetClient(ABC):
         headers, auth = auth_of(target)
         self._client = httpx.Client(
             base_url=target.oracle_url, timeout=timeout_s, follow_redirects=False, transport=transport, auth=auth,
-            headers={**headers, "User-Agent": "bbrange-attacker"},
+            headers={**headers, **({"User-Agent": user_agent} if user_agent else {})},  # else httpx's own
             limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
         )
         self._remote: RemoteModel | None = None
@@ -104,7 +108,11 @@ class TargetClient(ABC):
 
     @abstractmethod
     def _labels(self, response: httpx.Response, n: int) -> np.ndarray:
-        """The endpoint's label for each of the n inputs, from a successful answer."""
+        """The endpoint's label for each of the n inputs, from a successful answer (see `_read`)."""
+
+    def _read(self, values: object, n: int, expected: Expected = "either") -> np.ndarray:
+        """Labels from the part of an answer that holds them, in the endpoint's classes."""
+        return read_labels(values, n, self.describe().num_classes, expected)
 
     # ------------------------------------------------------------------ LabelOracle
 
@@ -132,21 +140,25 @@ class TargetClient(ABC):
         x = np.ascontiguousarray(x, dtype=np.float32)
         out: list[np.ndarray] = []
         answered = 0
+        answered_before = self.inputs_answered
         while answered < len(x):
             batch = x[answered : answered + self.batch_size]
             try:
                 labels = self._label_batch(batch)
-            except BatchTooLarge:
-                if self.batch_size == 1:
-                    raise OracleError("batch_too_large", "the endpoint refuses even a single input as too large") from None
-                self.batch_size = max(1, self.batch_size // 2)
+            except BatchTooLarge as e:
+                if len(batch) == 1:
+                    raise OracleError("batch_too_large", f"the endpoint refuses even a single input as too large: "
+                                      f"{e}") from None
+                self.batch_size = len(batch) // 2  # from what was refused: a short last batch is not the maximum
                 log.warning("%s refused a batch of %d as too large; sending %d from now on", self.model, len(batch),
                             self.batch_size)
                 continue
             except Exception as e:
-                # The endpoint answered (and may have charged) the batches before this one: they must be booked.
-                if answered:
-                    raise PartiallyAnswered(answered) from e
+                # The endpoint answered (and may have charged) every batch before this one, and this one too
+                # when it was its answer that could not be read: they must be booked.
+                spent = self.inputs_answered - answered_before
+                if spent:
+                    raise PartiallyAnswered(spent) from e
                 raise
             answered += len(batch)
             out.append(labels)
@@ -163,19 +175,18 @@ class TargetClient(ABC):
 
         try:
             response = self._call(send)
-            labels = np.asarray(self._labels(response, len(batch)))
         except OracleBudgetExhausted as e:
             raise OracleBudgetExhausted(e.remaining, len(batch)) from None
+        self.inputs_answered += len(batch)
+        try:
+            labels = self._labels(response, len(batch))
         except (ValueError, KeyError, TypeError, IndexError) as e:
             raise OracleProtocolError(f"the {self.protocol} answer could not be read as labels: "
-                                      f"{type(e).__name__}") from e
-        self.inputs_answered += len(batch)
-        remote = self.describe()
-        if labels.shape != (len(batch),) or not np.issubdtype(labels.dtype, np.integer):
-            raise OracleProtocolError(f"the endpoint returned {labels.shape} labels for {len(batch)} inputs")
-        if labels.size and (labels.min() < 0 or labels.max() >= remote.num_classes):
-            raise OracleProtocolError(f"the endpoint returned a label outside 0..{remote.num_classes - 1}")
-        return labels.astype(np.int64)
+                                      f"{type(e).__name__}: {clip(str(e))}") from e
+        classes = self.describe().num_classes
+        if labels.size and (labels.min() < 0 or labels.max() >= classes):
+            raise OracleProtocolError(f"the endpoint returned a label outside 0..{classes - 1}: {received(labels)}")
+        return labels
 
     def _send_with_key(self, batch: np.ndarray, key: str) -> httpx.Response:
         self._client.headers["Idempotency-Key"] = key
@@ -252,7 +263,7 @@ class TargetClient(ABC):
             remaining = details.get("remaining", response.headers.get("X-Budget-Remaining"))
             raise OracleBudgetExhausted(int(remaining) if remaining is not None else None, 0)
         if says_too_large(response):
-            raise BatchTooLarge(message)
+            raise BatchTooLarge(f"HTTP {status}: {message}" if code != "http_error" else message)
         if status == 429 or wait_s is not None or status in TRANSIENT_STATUS or code == "request_in_progress":
             raise Transient(f"HTTP {status} {code}: {message}", wait_s if wait_s is not None
                             else (1.0 if status == 429 else None))

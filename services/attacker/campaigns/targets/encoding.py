@@ -31,9 +31,12 @@ def auth_of(target: Target) -> tuple[dict[str, str], httpx.Auth | None]:
     return {}, None
 
 
-def to_wire(batch: np.ndarray, target: Target) -> np.ndarray:
-    """A batch in the layout and value scale the endpoint takes."""
+def to_wire(batch: np.ndarray, target: Target, *, flat: bool | None = None) -> np.ndarray:
+    """A batch in the layout and value scale the endpoint takes; each input one vector of C·H·W values (in
+    the layout's order) where the model takes flat inputs (`flat`, else the spec's `input_flat`)."""
     x = batch.transpose(0, 2, 3, 1) if target.input_layout == "nhwc" else batch
+    if target.input_flat if flat is None else flat:
+        x = x.reshape(len(x), -1)
     if target.input_scale == "byte":
         return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(x, dtype=np.float32)

@@ -1,5 +1,6 @@
 """Any JSON API, described in the spec: the request body is a template with "$inputs" where the batch
-goes, and the labels (or the scores) are found in the answer by a JMESPath expression."""
+goes (each input rendered by its own template when the spec gives one), and the labels (or the scores)
+are found in the answer by a JMESPath expression."""
 
 from __future__ import annotations
 
@@ -10,22 +11,10 @@ import httpx
 import jmespath
 import numpy as np
 
+from bbrange.attacker.campaigns import json_templates
 from bbrange.attacker.campaigns.target_spec import HttpJsonApi, Target
 from bbrange.attacker.campaigns.targets.client import TargetClient
 from bbrange.attacker.campaigns.targets.encoding import RemoteModel, to_wire
-
-PLACEHOLDER = "$inputs"
-
-
-def fill(template: Any, inputs: Any) -> Any:
-    """The template with every "$inputs" string replaced by `inputs`."""
-    if template == PLACEHOLDER:
-        return inputs
-    if isinstance(template, dict):
-        return {k: fill(v, inputs) for k, v in template.items()}
-    if isinstance(template, list):
-        return [fill(v, inputs) for v in template]
-    return template
 
 
 class HttpJsonTarget(TargetClient):
@@ -47,7 +36,10 @@ class HttpJsonTarget(TargetClient):
 
     def _send(self, batch: np.ndarray) -> httpx.Response:
         x = to_wire(batch, self.target).tolist()
-        body = fill(self.api.request_template, x[0] if self.api.one_input_per_request else x)
+        if self.api.input_template is not None:
+            x = [json_templates.fill(self.api.input_template, json_templates.ONE_INPUT, one) for one in x]
+        body = json_templates.fill(self.api.request_template, json_templates.BATCH,
+                                   x[0] if self.api.one_input_per_request else x)
         return self._client.post(self.api.path.replace("{model}", self.model), content=json.dumps(body),
                                  headers={"Content-Type": "application/json"})
 
@@ -55,8 +47,4 @@ class HttpJsonTarget(TargetClient):
         found = self._labels_path.search(response.json())
         if found is None:
             raise KeyError(f"{self.api.labels_path or self.api.scores_path!r} matches nothing in the answer")
-        values = np.asarray(found)
-        if self.api.labels_path is not None:
-            return values.reshape(n)
-        best: np.ndarray = values.reshape(n, -1).argmax(1)
-        return best
+        return self._read(found, n, "labels" if self.api.labels_path is not None else "scores")

@@ -3,6 +3,7 @@ what of an error body may be quoted into a campaign's record."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -10,9 +11,21 @@ import httpx
 from bbrange.attacker.engine import BudgetExhausted
 
 ERROR_QUOTE_CHARS = 200
-# What a 422 says when the batch is too large: ours (`batch_too_large`, "exceeds the limit"), FastAPI apps'
-# {"detail": ...}, serving systems' own words. Looked for in the body, which is not quoted for it.
-_TOO_LARGE = ("too large", "too many", "too big", "batch size", "max_batch", "batch_too_large", "exceeds the limit")
+# How serving systems say a batch is too large, on a 400 or a 422: ours (`batch_too_large`, "exceeds the
+# limit"), Triton ("inference request batch-size must be <= 64"), TF Serving ("Task size 2000 is larger than
+# maximum input batch size 1000"), FastAPI apps' {"detail": ...} in their own words. Looked for in the body,
+# which is not quoted for it.
+_TOO_LARGE = re.compile(
+    r"too large|too many|too big|batch[-_ ]size|max_batch|max(imum)? (input )?batch|batch_too_large"
+    r"|exceeds the limit|larger than max",
+    re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def clip(text: str, limit: int = ERROR_QUOTE_CHARS) -> str:
+    """Foreign text as a record may quote it: on one line, at most `limit` characters."""
+    one_line = _CONTROL.sub(" ", text)
+    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
 
 
 class OracleBudgetExhausted(BudgetExhausted):
@@ -45,9 +58,11 @@ class BatchTooLarge(Exception):
 
 
 def quoted_error(response: httpx.Response) -> tuple[str, str, dict[str, Any]]:
-    """(code, message, details) of an error answer. Only an error in a serving protocol's shape is quoted
-    (bbrange `{"error": {"code", "message"}}`, V2 and KServe `{"error": "..."}`); anything else is
-    described by its status and size, so that a service that is not an oracle never leaks into a record."""
+    """(code, message, details) of an error answer. The common JSON error shapes are quoted, bounded: bbrange
+    `{"error": {"code", "message"}}`, V2 and KServe `{"error": "..."}`, RFC 7807 problem details (`title`,
+    `detail`), FastAPI's `{"detail": ...}` (a text or validation errors), `{"message": ...}` and
+    `{"errors": [{"message"}]}`. Anything else (a proxy's HTML page, text) is described by its status and size
+    only, so that what is not an API's error answer never leaks into a record."""
     status = f"HTTP {response.status_code}"
     try:
         body = response.json()
@@ -56,17 +71,40 @@ def quoted_error(response: httpx.Response) -> tuple[str, str, dict[str, Any]]:
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict) and isinstance(error.get("message"), str):
         details: dict[str, Any] = error["details"] if isinstance(error.get("details"), dict) else {}
-        return str(error.get("code", "http_error"))[:64], str(error["message"])[:ERROR_QUOTE_CHARS], details
-    if isinstance(error, str):
-        return "http_error", f"{status}: {error[:ERROR_QUOTE_CHARS]}", {}
-    return "http_error", f"{status} ({len(response.content)} bytes of a reply that is not a protocol error, not quoted)", {}
+        return clip(str(error.get("code", "http_error")), 64), clip(error["message"]), details
+    said = _said(body) if isinstance(body, dict) else None
+    if said:
+        return "http_error", f"{status}: {clip(said)}", {}
+    return "http_error", f"{status} ({len(response.content)} bytes of a reply that is not a JSON error, not quoted)", {}
+
+
+def _said(body: dict[str, Any]) -> str | None:
+    """What a JSON error body says, in the common shapes; None when it has none of them."""
+    if isinstance(body.get("error"), str):
+        return str(body["error"])
+    detail = body.get("detail")
+    if isinstance(detail, list):  # FastAPI's validation errors
+        detail = "; ".join(f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}"
+                           for d in detail[:5] if isinstance(d, dict))
+    title = str(body["title"]) if isinstance(body.get("title"), str) else None
+    if isinstance(detail, str) and detail:
+        return f"{title}: {detail}" if title else detail
+    if title:
+        return title
+    if isinstance(body.get("message"), str):
+        return str(body["message"])
+    errors = body.get("errors")
+    if isinstance(errors, list):
+        messages = [str(e["message"]) for e in errors[:5] if isinstance(e, dict) and isinstance(e.get("message"), str)]
+        return "; ".join(messages) or None
+    return None
 
 
 def says_too_large(response: httpx.Response) -> bool:
-    """A 413, or a 422 whose body says the batch is too large (in whatever shape the endpoint answers)."""
+    """A 413, or a 400 or 422 whose body says the batch is too large (in whatever shape the endpoint answers)."""
     if response.status_code == 413:
         return True
-    return response.status_code == 422 and any(w in response.text[:4096].lower() for w in _TOO_LARGE)
+    return response.status_code in (400, 422) and _TOO_LARGE.search(response.text[:4096]) is not None
 
 
 def retry_after(response: httpx.Response) -> float | None:

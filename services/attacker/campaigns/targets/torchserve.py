@@ -14,7 +14,7 @@ from bbrange.attacker.campaigns.pictures import png_bytes
 from bbrange.attacker.campaigns.target_spec import Target
 from bbrange.attacker.campaigns.targets.client import TargetClient
 from bbrange.attacker.campaigns.targets.encoding import RemoteModel
-from bbrange.attacker.campaigns.targets.kserve_v1 import LABEL_KEYS, SCORE_KEYS, label_of
+from bbrange.attacker.campaigns.targets.kserve_v1 import LABEL_KEYS, SCORE_KEYS, label_values
 
 
 class TorchServeTarget(TargetClient):
@@ -45,7 +45,8 @@ class TorchServeTarget(TargetClient):
                 raise KeyError(f"TorchServe answered the class name {best[:40]!r}, not an index: serve the model "
                                "without index_to_name.json, or give the names' order as target.class_map")
             return np.array([int(best)], dtype=np.int64)
-        return np.array([label_of(answer)], dtype=np.int64)
+        values, expected = label_values([answer])
+        return self._read(values, 1, expected)
 
 
 def _is_top_k(answer: object) -> TypeGuard[dict[str, float]]:
