@@ -76,7 +76,8 @@ def serve(
     device: DeviceOption = "auto",
     log_level: str = "info",
 ) -> None:
-    """Serve label-only predictions over HTTP (FastAPI + uvicorn). The admin token comes from BBRANGE_ADMIN_TOKEN."""
+    """Serve label-only predictions over HTTP (FastAPI + uvicorn). The admin token comes from BBRANGE_ADMIN_TOKEN,
+    the proxies trusted to forward clients' addresses from BBRANGE_FORWARDED_ALLOW_IPS."""
     import logging
 
     import uvicorn
@@ -87,7 +88,11 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     resolve_device(device)  # fail here, with a clear message, rather than inside the server's start-up
     settings = OracleSettings(model_dir=model_dir, redis_url=redis_url, device=device, models=model or None)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False)
+    # X-Forwarded-For names the source address that unknown keys are throttled by: trusted only from the
+    # configured proxies, never by default (uvicorn's default trusts any local process).
+    proxies = settings.forwarded_allow_ips
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False,
+                proxy_headers=bool(proxies), forwarded_allow_ips=proxies or [])
 
 
 clients_app = typer.Typer(help="Create, inspect, top up and revoke API clients (through the admin API).",

@@ -54,30 +54,32 @@ AuthorizationHeader = Annotated[str | None, Header()]
 
 
 def source_address(request: Request) -> str:
+    """The peer's address, or the client's as a trusted proxy forwards it (BBRANGE_FORWARDED_ALLOW_IPS, applied
+    by uvicorn before the request gets here)."""
     return request.client.host if request.client is not None else "unknown"
 
 
-async def authenticate(ledger: Ledger, authorization: str | None, source: str = "unknown",
-                       failure_limit: int = 0) -> str:
+async def authenticate(ledger: Ledger, authorization: str | None, source: str, failure_limit: int) -> str:
     """The client id behind 'Authorization: Bearer <key>'; 401 for a missing or unknown key, 403 if revoked.
 
-    failure_limit > 0: a source address that sent that many unknown keys in a minute gets 429 with Retry-After
-    until the minute is over, whatever key it sends."""
+    A known key is always accepted, whatever its address sent before: the campaigns of many users may leave
+    from one address. An unknown key costs one Redis round trip, and once its source address has sent more than
+    failure_limit of them in a minute it gets 429 with Retry-After (before anything else is done for it) until
+    the minute is over."""
     scheme, _, key = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not key:
         raise ApiError(401, "unauthorized", "send your API key as 'Authorization: Bearer <key>'",
                        headers={"WWW-Authenticate": "Bearer"})
-    if failure_limit and (wait := await ledger.auth_throttled(source, failure_limit)):
-        raise ApiError(429, "too_many_auth_failures", f"too many unknown API keys from this address; retry in "
-                       f"{wait} s", {"retry_after_s": wait}, headers={"Retry-After": str(wait)})
-    client_id = await ledger.client_for_key(key.strip())
-    if client_id is None:
-        if failure_limit:
-            await ledger.auth_failed(source)
+    lookup = await ledger.resolve_key(key.strip(), source)
+    if lookup.client_id is None:
+        if lookup.source_failures > failure_limit:
+            wait = lookup.retry_after_s
+            raise ApiError(429, "too_many_auth_failures", f"too many unknown API keys from this address; retry in "
+                           f"{wait} s", {"retry_after_s": wait}, headers={"Retry-After": str(wait)})
         raise ApiError(401, "unauthorized", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
-    if await ledger.is_revoked(client_id):
+    if await ledger.is_revoked(lookup.client_id):
         raise ApiError(403, "revoked", "this API key has been revoked")
-    return client_id
+    return lookup.client_id
 
 
 async def authenticated_client(request: Request, ledger: LedgerDep, settings: SettingsDep,

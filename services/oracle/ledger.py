@@ -44,11 +44,14 @@ end
 """
 _CHARGE = CHARGE_FUNCTION + "return charge(KEYS[1], tonumber(ARGV[1]))"
 
-# Counts a failed authentication of one source address in a fixed window; returns {failures, ttl}.
-_AUTH_FAILED = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return {n, redis.call('TTL', KEYS[1])}
+# Resolves an API key digest to its client id in one round trip; an unknown key is counted against its source
+# address in a fixed window. Returns {client id or '', failures of the source, seconds left in its window}.
+_RESOLVE_KEY = """
+local client = redis.call('GET', KEYS[1])
+if client then return {client, 0, 0} end
+local n = redis.call('INCR', KEYS[2])
+if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
+return {'', n, redis.call('TTL', KEYS[2])}
 """
 AUTH_WINDOW_S = 60
 
@@ -77,6 +80,13 @@ class ChargeResult:
 
 
 @dataclass(frozen=True)
+class KeyLookup:
+    client_id: str | None  # None: an unknown key
+    source_failures: int  # unknown keys from the same source address in this minute (0 for a known key)
+    retry_after_s: int  # seconds until that minute is over
+
+
+@dataclass(frozen=True)
 class Client:
     client_id: str
     name: str
@@ -101,7 +111,7 @@ class Ledger:
         self.prefix = prefix
         self._charge = redis.register_script(_CHARGE)
         self._refund = redis.register_script(_REFUND)
-        self._auth_failed = redis.register_script(_AUTH_FAILED)
+        self._resolve_key = redis.register_script(_RESOLVE_KEY)
 
     def _client_key(self, client_id: str) -> str:
         return f"{self.prefix}:client:{client_id}"
@@ -119,16 +129,12 @@ class Ledger:
     def _auth_failures_key(self, source: str) -> str:
         return f"{self.prefix}:authfail:{source}"
 
-    async def auth_throttled(self, source: str, limit: int) -> int:
-        """Seconds until `source` may try keys again, after `limit` unknown keys in a minute; 0 if it may now."""
-        key = self._auth_failures_key(source)
-        count = await self.redis.get(key)
-        if count is None or int(count) < limit:
-            return 0
-        return max(int(await self.redis.ttl(key)), 1)
-
-    async def auth_failed(self, source: str) -> None:
-        await self._auth_failed(keys=[self._auth_failures_key(source)], args=[AUTH_WINDOW_S])
+    async def resolve_key(self, api_key: str, source: str) -> KeyLookup:
+        """The client behind api_key; an unknown key also counts as a failure of `source` in this minute."""
+        client_id, failures, ttl = await self._resolve_key(
+            keys=[self._api_key_key(hash_api_key(api_key)), self._auth_failures_key(source)], args=[AUTH_WINDOW_S])
+        client = client_id.decode() if isinstance(client_id, bytes) else str(client_id)
+        return KeyLookup(client or None, int(failures), max(int(ttl), 1))
 
     async def create_client(self, name: str, budget: int, rate_per_minute: int | None) -> tuple[Client, str]:
         """Create a client; the API key is returned once and only its digest is kept."""
@@ -146,10 +152,6 @@ class Ledger:
             pipe.sadd(self._index_key, client_id)
             await pipe.execute()
         return Client(client_id, name, budget, 0, rate_per_minute, False, created), api_key
-
-    async def client_for_key(self, api_key: str) -> str | None:
-        client_id = await self.redis.get(self._api_key_key(hash_api_key(api_key)))
-        return client_id.decode() if isinstance(client_id, bytes) else client_id
 
     async def get_client(self, client_id: str) -> Client | None:
         raw = await self.redis.hgetall(self._client_key(client_id))

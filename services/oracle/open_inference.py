@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bbrange.oracle.predict_input import validation_reason
 from bbrange.shared.http_errors import ApiError
 from bbrange.shared.wire import WireFormatError, to_unit_interval
 
@@ -58,20 +59,30 @@ def _bad(message: str, code: str = "bad_request") -> ApiError:
     return ApiError(400, code, message)
 
 
-def parse_infer(body: bytes, header_length: str | None, input_name: str, input_shape: tuple[int, ...],
-                max_batch: int) -> ParsedInfer:
-    """The validated batch of an infer request for a model with this input."""
-    if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
-            raise _bad(f"{HEADER_LENGTH} {header_length!r} is not a length within the body of {len(body)} bytes")
-        split = int(header_length)
-        head, tail = body[:split], memoryview(body)[split:]
+def json_part_length(header_length: str | None, body_length: int, max_json_bytes: int) -> int:
+    """How many leading bytes of the body are JSON: all of them, or what Inference-Header-Content-Length says.
+    400 for a length that does not lie within the body; 413 for more JSON than max_json_bytes."""
+    if header_length is None:
+        length = body_length
+    elif not header_length.isdigit() or int(header_length) > body_length:
+        raise _bad(f"{HEADER_LENGTH} {header_length!r} is not a length within the body of {body_length} bytes")
     else:
-        head, tail = body, memoryview(b"")
+        length = int(header_length)
+    if length > max_json_bytes:
+        raise ApiError(413, "body_too_large", f"the JSON of this request, {length} bytes, exceeds the limit of "
+                                              f"{max_json_bytes} bytes for JSON")
+    return length
+
+
+def parse_infer(body: bytes, json_length: int, input_name: str, input_shape: tuple[int, ...],
+                max_batch: int) -> ParsedInfer:
+    """The validated batch of an infer request for a model with this input; its first json_length bytes are
+    JSON (see json_part_length), the rest binary tensor data."""
+    head, tail = body[:json_length], memoryview(body)[json_length:]
     try:
-        request = InferRequest.model_validate(json.loads(head))
-    except (ValueError, ValidationError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise _bad(f"the request is not an inference request: {str(e).splitlines()[0]}", "malformed_json") from None
+        request = InferRequest.model_validate_json(head)
+    except ValidationError as e:  # invalid JSON, nested too deep, or not an inference request
+        raise _bad(f"the request is not an inference request: {validation_reason(e)}", "malformed_json") from None
     if len(request.inputs) != 1 or request.inputs[0].name != input_name:
         sent = ", ".join(repr(t.name) for t in request.inputs) or "none"
         raise _bad(f"this model has one input, {input_name!r}; the request has {sent}", "wrong_input")

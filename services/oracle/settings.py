@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,7 +24,11 @@ class OracleSettings(BaseSettings):
     max_json_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Largest JSON predict body (parsing JSON "
                                                                         "costs far more than reading .npy)")
     auth_failures_per_minute: int = Field(20, gt=0, description="Unknown API keys one source address may send in a "
-                                                                "minute before it gets 429 with Retry-After")
+                                                                "minute; its further unknown keys get 429 with "
+                                                                "Retry-After (known keys are always accepted)")
+    forwarded_allow_ips: str = Field("", description="Comma-separated addresses or networks of the proxies whose "
+                                     "X-Forwarded-For names the client's address; '*' trusts every peer. Empty: "
+                                     "the peer's address is the client's")
     replay_ttl_s: int = Field(600, gt=0, description="How long the answer to an Idempotency-Key is kept for retries")
     device: str = Field("auto", description="auto, cpu or cuda")
     dynamic_batching: bool = Field(True, description="Gather concurrent requests for one model into one forward")
@@ -32,3 +37,15 @@ class OracleSettings(BaseSettings):
     batch_max_inputs: int = Field(256, gt=0, description="Most inputs in one gathered forward; a larger request "
                                   "runs alone")
     max_model_bytes: int = Field(256 * 1024 * 1024, gt=0, description="Largest ONNX file the admin API imports")
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        """Checked here because uvicorn takes anything it cannot parse for a literal that never matches."""
+        entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+        if "*" in entries and len(entries) > 1:
+            raise ValueError("'*' trusts every peer; give it alone")
+        for entry in entries:
+            if entry != "*":
+                ipaddress.ip_network(entry)  # an address, or a network without host bits; ValueError otherwise
+        return ",".join(entries)

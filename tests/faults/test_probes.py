@@ -179,24 +179,48 @@ def test_finding_5_json_bodies_have_their_own_cap_and_leave_the_loop_free(oracle
     assert worst < 0.5, worst
 
 
-def test_finding_8_unknown_keys_are_throttled_per_address(quick_model_dir, redis_server, tmp_path) -> None:
+def test_finding_8_unknown_keys_are_throttled_per_address_and_known_keys_never(quick_model_dir, redis_server,
+                                                                             tmp_path) -> None:
+    """Issue 25, item 10: many users' campaigns leave from one address (the worker's), so a throttled address
+    still gets answers for known keys; and a forwarded address is believed only from a configured proxy."""
+    from bbrange.shared.wire import encode_npy
     from tests.conftest import start_oracle
 
-    oracle = start_oracle(quick_model_dir, redis_server.url, "bbthrottle", tmp_path,
-                          extra_env={"BBRANGE_AUTH_FAILURES_PER_MINUTE": "5"})
+    throttle = {"BBRANGE_AUTH_FAILURES_PER_MINUTE": "5"}
+    direct, behind_proxy = (  # started together: their start-ups overlap
+        start_oracle(quick_model_dir, redis_server.url, f"bbthrottle{i}", tmp_path, extra_env={**throttle, **env},
+                     wait=False)
+        for i, env in enumerate([{}, {"BBRANGE_FORWARDED_ALLOW_IPS": "127.0.0.1"}]))
     try:
-        _, good = oracle.create_client(10)
-        x = np.zeros((1, 1, 28, 28), np.float32)
-        from bbrange.shared.wire import encode_npy
+        for oracle in (direct, behind_proxy):
+            oracle.process.wait_ready(oracle.url + "/healthz", timeout_s=60, interval_s=0.1)
+        x = encode_npy(np.zeros((1, 1, 28, 28), np.float32))
 
-        def predict(key: str) -> httpx.Response:
-            return httpx.post(f"{oracle.url}/v1/models/mnist/predict", content=encode_npy(x), timeout=10,
-                              headers={"Authorization": f"Bearer {key}", "Content-Type": NPY_MEDIA_TYPE})
+        def predict(oracle: OracleProcess, key: str, forwarded_for: str | None = None) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": NPY_MEDIA_TYPE}
+            if forwarded_for is not None:
+                headers["X-Forwarded-For"] = forwarded_for
+            return httpx.post(f"{oracle.url}/v1/models/mnist/predict", content=x, headers=headers, timeout=10)
 
-        statuses = [predict(f"bbr_wrong{i}").status_code for i in range(8)]
-        assert statuses == [401] * 5 + [429] * 3
-        r = predict(good)  # the address is throttled, whatever it sends, until the minute is over
+        client_id, good = direct.create_client(10)
+        assert [predict(direct, f"bbr_wrong{i}").status_code for i in range(8)] == [401] * 5 + [429] * 3
+        r = predict(direct, "bbr_wrong")
         assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_auth_failures"
         assert 1 <= int(r.headers["Retry-After"]) <= 60
+        for i in range(3):  # while the address is throttled, a known key from it is answered
+            assert predict(direct, good).status_code == 200
+            # and a made-up X-Forwarded-For is not believed: the address stays the peer's
+            r = predict(direct, f"bbr_wrong{i}", forwarded_for=f"203.0.113.{i + 1}")
+            assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_auth_failures", r.text
+        assert httpx.get(f"{direct.url}/v1/usage", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+        assert direct.usage(client_id)["used"] == 3
+
+        # Behind a configured proxy (here: loopback), X-Forwarded-For names the client that is throttled.
+        _, trusted_good = behind_proxy.create_client(10)
+        assert [predict(behind_proxy, "bbr_wrong", forwarded_for="198.51.100.7").status_code
+                for _ in range(6)] == [401] * 5 + [429]
+        assert predict(behind_proxy, "bbr_wrong", forwarded_for="198.51.100.8").status_code == 401
+        assert predict(behind_proxy, trusted_good, forwarded_for="198.51.100.7").status_code == 200
     finally:
-        oracle.stop()
+        for oracle in (direct, behind_proxy):
+            oracle.stop()

@@ -89,6 +89,7 @@ def test_refusals_are_v2_error_bodies(onnx_oracle: OracleProcess, mnist_test):
     raw = httpx.post(f"{onnx_oracle.url}/v2/models/foreign/infer", content=b"{not json",
                      headers={"Authorization": f"Bearer {key}"})
     assert raw.status_code == 400 and set(raw.json()) == {"error", "code"}
+    assert raw.json()["code"] == "malformed_json" and "body: Invalid JSON: key must be a string" in raw.json()["error"]
     assert onnx_oracle.usage(client_id)["used"] == 0
     assert metric_value(onnx_oracle.url, "bbrange_oracle_refusals_total", reason="bad_input", model="foreign") >= 4
 

@@ -24,15 +24,24 @@ from bbrange.oracle.answering import Batch, ServicesDep, answer
 from bbrange.oracle.dependencies import AuthorizationHeader, LedgerDep, PredictorDep, source_address
 from bbrange.oracle.inference import Predictor, ServedModel
 from bbrange.oracle.metrics import OracleMetrics
-from bbrange.oracle.open_inference import HEADER_LENGTH, infer_response, model_metadata, parse_infer
-from bbrange.oracle.predict_input import read_capped_body
+from bbrange.oracle.open_inference import (
+    HEADER_LENGTH,
+    infer_response,
+    json_part_length,
+    model_metadata,
+    parse_infer,
+)
+from bbrange.oracle.predict_input import json_body_limit, parse_json, read_capped_body
 from bbrange.oracle.replays import request_digest
 from bbrange.oracle.routes.predict import IdempotencyKeyHeader
 from bbrange.shared.http_errors import ApiError
 
 log = logging.getLogger(__name__)
 
-_PARSE_IN_THREAD_BYTES = 256 * 1024  # larger bodies are parsed off the event loop
+_PARSE_IN_THREAD_BYTES = 256 * 1024  # larger binary bodies are decoded off the event loop
+# A tensor's description before its binary data is a few hundred bytes: such a request is decoded like a .npy
+# body, without waiting for a JSON parser; a larger JSON header is parsed like any JSON body.
+_SMALL_JSON_HEADER_BYTES = 64 * 1024
 
 
 class V2Route(APIRoute):
@@ -123,16 +132,25 @@ async def infer(
     if version is not None:
         _served(services.predictor, name, version)
     parsed: dict[str, Any] = {}
+    binary = inference_header_content_length is not None
 
     async def read(served: ServedModel) -> Batch:
-        body = await read_capped_body(request, settings.max_body_bytes)
-        args = (body, inference_header_content_length, _input_name(served), served.card.input_shape,
-                settings.max_batch)
-        got = await run_in_threadpool(parse_infer, *args) if len(body) > _PARSE_IN_THREAD_BYTES else parse_infer(*args)
+        # The JSON of a request, all of it or the header before binary tensor data, has the JSON cap and parser
+        # of /v1's JSON bodies; binary tensor data, like .npy, only the general cap.
+        limit = settings.max_body_bytes if binary else json_body_limit(settings.max_body_bytes,
+                                                                       settings.max_json_body_bytes)
+        body = await read_capped_body(request, limit)
+        json_length = json_part_length(inference_header_content_length, len(body), settings.max_json_body_bytes)
+        args = (body, json_length, _input_name(served), served.card.input_shape, settings.max_batch)
+        if not binary or json_length > _SMALL_JSON_HEADER_BYTES:
+            got = await parse_json(parse_infer, *args)
+        elif len(body) > _PARSE_IN_THREAD_BYTES:
+            got = await run_in_threadpool(parse_infer, *args)
+        else:
+            got = parse_infer(*args)
         parsed["request"] = got
         return Batch(got.x, request_digest(name, f"v2;{inference_header_content_length}", body))
 
-    binary = inference_header_content_length is not None
     result = await answer(services, model=name, authorization=authorization, idempotency_key=idempotency_key,
                           read=read, encoding="v2-binary" if binary else "v2-json",
                           source=source_address(request))
