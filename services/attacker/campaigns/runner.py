@@ -235,6 +235,9 @@ class _CampaignRun:
         )
         self.oracle.batch_size = min(self.oracle.batch_size, self.settings.oracle_batch_size)
         remote = self.oracle.describe()
+        described = {"name": remote.name, "input_shape": list(remote.input_shape), "num_classes": remote.num_classes,
+                     **(remote.card or {})}
+        self.publish(lambda r: setattr(r, "target_model", described))
         uploaded = (self.runner.samples.load_upload(self.cid, spec.value_range)
                     if isinstance(spec.initial_set, UploadedInitialSet) else None)
         inputs = campaign_inputs(spec, uploaded, remote.input_shape, self.oracle.num_classes,

@@ -36,7 +36,7 @@ class BbrangeTarget(TargetClient):
                               f"{', '.join(sorted(served)) or 'nothing'}")
         m = served[self.model]
         c, h, w = (int(v) for v in m["input_shape"])
-        return RemoteModel(m["name"], (c, h, w), int(m["num_classes"]))
+        return RemoteModel(m["name"], (c, h, w), int(m["num_classes"]), card=m)
 
     def _send(self, batch: np.ndarray) -> httpx.Response:
         return self._client.post(
