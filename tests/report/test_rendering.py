@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 
-from bbrange.attacker.campaigns.records import CampaignError, CampaignState, QueryCounts
+from bbrange.attacker.campaigns.records import CampaignError, CampaignRecord, CampaignState, QueryCounts, utcnow
 from bbrange.attacker.campaigns.report import CampaignView, ModelCampaigns, render_campaign_report, render_model_report
 from bbrange.attacker.campaigns.report.timeline import query_spans, span_at
-from tests.report.records import cancelled, samples, succeeded
+from tests.report.records import SPEC, cancelled, samples, succeeded
 
 API = "http://127.0.0.1:8100"
 
@@ -107,3 +107,16 @@ def test_the_model_page_has_every_campaign_and_its_robustness() -> None:
     plots = plots_of(html)
     assert len(plots) == 2 and all(re.search(r'id="data-[a-z]+-\d+"', p) for p in plots)
     assert_self_contained(html)
+
+
+def test_a_queued_campaign_and_a_jsma_campaign() -> None:
+    queued = CampaignRecord(id="e" * 32, state=CampaignState.queued, created_at=utcnow(), owner="u_1", spec=SPEC)
+    html = render_campaign_report(CampaignView.of(queued, None, API))
+    assert sections_of(html) == ["attacked", "outcome"] and "this report shows what it has so far" in html
+    assert "the campaign never connected" in html
+    jsma = succeeded("f" * 32, by_eps=None, target_rate=0.3)
+    jsma.spec = {**SPEC, "crafting": {"method": "jsma", "theta": 1.0, "upsilon": 0.145, "target": "random"}}
+    html = render_campaign_report(CampaignView.of(jsma, None, API))
+    assert "sizes" not in sections_of(html) and "θ = 1.0, Υ = 14.5%" in html and "oracle answered the target" in html
+    model = render_model_report(ModelCampaigns("mnist", "http://127.0.0.1:8000", [jsma], API))
+    assert "JSMA θ=+1 Υ=14.5%" in model and len(plots_of(model)) == 1  # no FGSM size to draw, the labels plot stays
