@@ -22,6 +22,8 @@ def plots_of(html: str) -> list[str]:
 
 
 def assert_self_contained(html: str) -> None:
+    style = html[html.index("<style>"):html.index("</style>")]
+    assert "font:" in style and "&#34;" not in style and '"DejaVu Sans"' in style  # the page's own CSS, as written
     assert "<script" not in html
     assert not re.search(r'\ssrc="(?!data:)', html)  # every image is inline
     assert not re.search(r'\shref="(?!data:|#|http://127.0.0.1:8100/)', html)  # links: inline, or to the API

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from markupsafe import Markup
+
 from bbrange.attacker.campaigns.records import utcnow
 from bbrange.attacker.campaigns.report import campaign_sections, query_attacks, transfer_sections
 from bbrange.attacker.campaigns.report.section import Section, SectionBuilder
@@ -32,7 +34,7 @@ def _version() -> str:
 def page(title: str, subtitle: str, sections: list[Section]) -> str:
     """The whole document: style inlined, no script, nothing to fetch."""
     return str(render("page.html", title=title, subtitle=subtitle, sections=sections,
-                      style=(TEMPLATES / "report.css").read_text(), generated=utcnow(), version=_version()))
+                      style=Markup((TEMPLATES / "report.css").read_text()), generated=utcnow(), version=_version()))
 
 
 def render_campaign_report(view: CampaignView) -> str:
