@@ -51,6 +51,7 @@ def test_the_report_route_keeps_the_api_s_access_rules(attacker: AttackerStack, 
             attacker.client("") as nobody:
         mine = owner.get(path)
         assert mine.status_code == 200 and mine.headers["content-type"].startswith("text/html")
+        assert "default-src 'none'" in mine.headers["content-security-policy"]
         assert admin.get(path).status_code == 200
         refused = other.get(path)
         assert refused.status_code == 404 and refused.json()["error"]["code"] == "unknown_campaign"

@@ -23,6 +23,15 @@ PAGE = 100
 FINISHED = (CampaignState.succeeded, CampaignState.failed, CampaignState.cancelled)
 
 
+# The pages need nothing from anywhere: a browser that honours this runs no script and fetches nothing, whatever
+# a page might carry (names, class names and model cards come from users and endpoints; all are escaped anyway).
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+
+def _page(html: str) -> HTMLResponse:
+    return HTMLResponse(html, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"})
+
+
 def _api_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
@@ -33,7 +42,7 @@ def campaign_report(record: Campaign, svc: Services, request: Request) -> HTMLRe
     phase, transfer beside the noise baseline (against ε when it crafted several), whether the oracle flagged
     it, and its samples. A failed or cancelled campaign's report shows what it had."""
     samples = svc.samples.load(record.id) if record.samples_available else None
-    return HTMLResponse(render_campaign_report(CampaignView.of(record, samples, _api_url(request))))
+    return _page(render_campaign_report(CampaignView.of(record, samples, _api_url(request))))
 
 
 def finished_against(store: CampaignStore, model: str, oracle_url: str | None, owner: str | None
@@ -67,4 +76,4 @@ def model_report(
     if not records:
         raise ApiError(404, "no_campaigns", f"no finished campaign of yours against model {model[:64]!r}",
                        {"model": model[:200]})
-    return HTMLResponse(render_model_report(ModelCampaigns(model, oracle_url, records, _api_url(request), truncated)))
+    return _page(render_model_report(ModelCampaigns(model, oracle_url, records, _api_url(request), truncated)))
