@@ -9,7 +9,7 @@ KSERVE_VENV ?= .venv-kserve
 BBRANGE_DATA_DIR ?= $(if $(wildcard ../shared/datasets/mnist),$(abspath ../shared/datasets),$(HOME)/.cache/bbrange/datasets)
 export BBRANGE_DATA_DIR
 
-.PHONY: install kserve-env demo test bench clean compose-smoke
+.PHONY: install kserve-env chromium demo test bench clean compose-smoke
 
 $(BIN)/bbrange: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,15 @@ kserve-env: $(KSERVE_VENV)/.ready
 demo: install
 	$(BIN)/bbrange demo
 
-test: install kserve-env
+# The report tests open pages in a real browser: Debian's chromium (Playwright drives it; its own download
+# does not work offline). CI runs as root on a fresh machine.
+CHROMIUM ?= /usr/bin/chromium
+$(CHROMIUM):
+	apt-get update && apt-get install -y chromium
+
+chromium: $(CHROMIUM)
+
+test: install kserve-env chromium
 	$(BIN)/pytest -q
 
 # Standard library only: needs no .venv. BBRANGE_SMOKE_IMAGES=public uses the public images (internet).

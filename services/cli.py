@@ -36,6 +36,10 @@ def _beside_the_paper(record: dict[str, Any]) -> Table:
     return table
 
 
+# The demo's FGSM sizes, all from its one substitute: ε = 0.3 (the paper's) is the headline, the others draw
+# the curve of its report at evaluation queries only (2 × 9,850 each).
+DEMO_SIZES = (0.3, 0.1, 0.2)
+
 WorkdirOption = Annotated[Path, typer.Option("--workdir", help="Logs, Redis data and campaign samples.")]
 ModelDirOption = Annotated[Path, typer.Option("--model-dir", envvar="BBRANGE_MODEL_DIR", help="Oracle models.")]
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", envvar=DATA_DIR_ENV, help="Datasets.")]
@@ -107,15 +111,17 @@ def demo(
     device: str = "auto",
 ) -> None:
     """The main job: start the range, run the paper's MNIST campaign (FGSM ε=0.3, S0=150, ρ=6) over HTTP,
-    and print the results beside the paper's."""
+    print the results beside the paper's, and write the campaign's report (its path is the last line)."""
     import httpx
 
     from bbrange.attacker.campaigns.cli import run as run_campaign
+    from bbrange.attacker.campaigns.cli_reports import fetch_report
     from bbrange.local_range import LocalRange, RangeError
 
     _stop_on_sigterm()
     started = time.perf_counter()
     grid = (workdir / "samples.png").resolve()
+    report = (workdir / "report.html").resolve()
     try:
         with LocalRange(workdir, model_dir, data_dir, workers=1, device=device, console=console) as endpoints:
             console.print(f"range up: oracle {endpoints.oracle_url}, attacker {endpoints.attacker_url} "
@@ -125,16 +131,20 @@ def demo(
                 record = run_campaign(oracle_url=endpoints.oracle_url, model="mnist", api_key=endpoints.api_key,
                              dataset="mnist", s0=150, s0_offset=0, preset="papernot-mnist", rho=6, lam=DEFAULT_STEP_SIZE,
                              periodic_step=False, tau=3, reservoir=False, sigma=3, kappa=400, train_epochs=10,
-                             method="fgsm", eps=0.3, theta=1.0, upsilon=0.145, target="random", target_class=None,
+                             method="fgsm", eps=list(DEMO_SIZES), theta=1.0, upsilon=0.145, target="random", target_class=None,
                              eval_size=eval_size, budget=None, seed=0, spec_file=None, api=endpoints.attacker_url,
                              token=endpoints.user_token, wait=True, grid_out=grid)
             finally:
                 used = httpx.get(endpoints.oracle_url + f"/v1/admin/clients/{endpoints.client_id}", timeout=10,
                                  headers={"Authorization": f"Bearer {endpoints.admin_token}"}).json()["used"]
                 console.print(f"the oracle charged {used} queries to the campaign's key")
+                if record is not None:
+                    report.write_text(fetch_report(endpoints.attacker_url, endpoints.user_token,
+                                                   f"/attacks/{record['id']}/report"), encoding="utf-8")
     except RangeError as e:
         console.print(f"[red]{e}[/]")
         raise typer.Exit(1) from None
     console.print(_beside_the_paper(record or {}))
     console.print(f"grid picture: {grid}")
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
+    console.print(f"campaign report: {report}", soft_wrap=True)  # the last line: where to look

@@ -24,7 +24,7 @@ from bbrange.attacker.campaigns.body_limit import BodyLimit
 from bbrange.attacker.campaigns.dependencies import AttackerServices
 from bbrange.attacker.campaigns.jobs import is_enqueued
 from bbrange.attacker.campaigns.records import CampaignState
-from bbrange.attacker.campaigns.routes import campaigns, ops, samples, users
+from bbrange.attacker.campaigns.routes import campaigns, ops, reports, samples, users
 from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.shared.http_errors import error_response, install_error_handlers
 
@@ -107,7 +107,7 @@ def create_app(settings: AttackerSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_exception_handler(RedisError, _redis_down)
     app.add_exception_handler(405, _method_not_allowed)
-    for module in (ops, users, campaigns, samples):
+    for module in (ops, users, campaigns, samples, reports):
         app.include_router(module.router)
     app.add_middleware(BodyLimit, limit=svc.settings.max_request_bytes)
     return app

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bbrange.attacker.campaigns.cli_reports import app as reports_app
 from bbrange.attacker.campaigns.cli_users import app as users_app
 from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.attacker.campaigns.spec import DEFAULT_STEP_SIZE
@@ -26,6 +27,7 @@ app = typer.Typer(help="The attacker: black-box campaigns against a remote oracl
                   no_args_is_help=True)
 app.add_typer(engine_app)  # no name: the engine's commands join this group
 app.add_typer(users_app, name="users")
+app.add_typer(reports_app)  # no name: `bbrange attack report`, `bbrange attack model-report`
 console = Console()
 
 RedisOpt = Annotated[str | None, typer.Option("--redis-url", envvar="BBRANGE_ATTACK_REDIS_URL",
@@ -159,10 +161,18 @@ def print_result(record: dict[str, Any], api: str) -> None:
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)
+    if results.get("by_eps"):
+        sizes = Table("ε", "transfer", "noise baseline", "over noise", "examples", title="FGSM at each ε (one substitute)")
+        for s in results["by_eps"]:
+            sizes.add_row(f"{s['eps']:g}", percent(s["transfer_rate"]), percent(s["noise_rate"]),
+                          "-" if s["lift_over_noise"] is None else f"{s['lift_over_noise']:+.2%}", str(s["samples"]))
+        console.print(sizes)
     if record.get("error"):
         console.print(f"[red]{record['error']['code']}: {record['error']['message']}[/]")
     if record.get("samples_available"):
         console.print(f"grid picture: {api.rstrip('/')}/attacks/{record['id']}/samples.png")
+    console.print(f"report: bbrange attack report {record['id']} --output report.html "
+                  f"({api.rstrip('/')}/attacks/{record['id']}/report)")
 
 
 def follow(client: httpx.Client, cid: str, poll_s: float = 1.0) -> dict[str, Any]:
@@ -204,7 +214,8 @@ def run(
     kappa: int = 400,
     train_epochs: int = 10,
     method: Annotated[str, typer.Option(help="fgsm or jsma.")] = "fgsm",
-    eps: float = 0.3,
+    eps: Annotated[list[float] | None, typer.Option(help="FGSM ε; repeat it (--eps 0.3 --eps 0.1) to craft several "
+                                                          "sizes from one substitute, the first the headline.")] = None,
     theta: float = 1.0,
     upsilon: float = 0.145,
     target: Annotated[str, typer.Option(help="JSMA target: random, next, least_likely or fixed.")] = "random",
@@ -223,7 +234,9 @@ def run(
     if spec_file is not None:
         spec: dict[str, Any] = json.loads(spec_file.read_text())
     else:
-        crafting: dict[str, Any] = ({"method": "fgsm", "eps": eps} if method == "fgsm" else
+        sizes = eps or [0.3]
+        crafting: dict[str, Any] = ({"method": "fgsm", "eps": sizes[0] if len(sizes) == 1 else sizes}
+                                    if method == "fgsm" else
                                     {"method": method, "theta": theta, "upsilon": upsilon, "target": target,
                                      "target_class": target_class})
         spec = {

@@ -47,15 +47,17 @@ def engine_attack(spec: CampaignSpec) -> BlackBoxAttack:
         batch_size=sub.training.batch_size, learning_rate=sub.training.learning_rate, seed=spec.seed,
     )
     crafting: Attack
+    more_sizes: tuple[FGSM, ...] = ()
     if isinstance(spec.crafting, FgsmCrafting):
-        crafting = FGSM(eps=spec.crafting.eps)
+        first, *more = spec.crafting.sizes
+        crafting, more_sizes = FGSM(eps=first), tuple(FGSM(eps=e) for e in more)
     else:
         c = spec.crafting
         crafting = JSMA(theta=c.theta, upsilon=c.upsilon, search_domain=c.search_domain, target=c.target,
                         target_class=c.target_class)
     # A campaign whose budget ran out while labelling is over: its record says so, with what it has.
     return BlackBoxAttack(substitute=config, crafting=crafting, stop_when_training_stops=True,
-                          noise_baseline=spec.evaluation.noise_baseline)
+                          noise_baseline=spec.evaluation.noise_baseline, more_sizes=more_sizes)
 
 
 def campaign_inputs(spec: CampaignSpec, uploads: Uploads, input_shape: tuple[int, int, int],

@@ -55,6 +55,20 @@ class QueryCounts(BaseModel):
                                                      "batch the endpoint refused as too large)")
 
 
+class SizeResults(BaseModel):
+    """FGSM at one ε of a campaign that crafted several from its one substitute."""
+
+    eps: float
+    samples: int = Field(description="Adversarial examples of this size labelled by the oracle")
+    transfer_rate: float | None
+    misclassification_rate: float | None = None
+    transfer_rate_on_correct: float | None = None
+    noise_rate: float | None = Field(None, description="Random ±ε on the same images")
+    lift_over_noise: float | None = None
+    noise_samples: int = 0
+    mean_l2: float | None = None
+
+
 class CampaignResults(BaseModel):
     substitute_accuracy: float | None = Field(None, description="Last substitute epoch, on the evaluation images")
     oracle_agreement: float | None = Field(None, description="Last substitute epoch: share of evaluation images "
@@ -82,6 +96,8 @@ class CampaignResults(BaseModel):
     hardness: list[list[float | None]] | None = Field(
         None, description="JSMA: the thesis's H(s, t) on the substitute, per source (row) and target (column) "
                           "class, over Υ_k = Υ·k/5; null where no example had that pair")
+    by_eps: list[SizeResults] | None = Field(
+        None, description="FGSM with a list of ε: each size's transfer and noise baseline, the headline's first")
     stop_reason: str | None = Field(None, description="Why substitute training stopped early, if it did")
     flagged: str | None = Field(None, description="The oracle's extraction detector flagged the key "
                                                   "(its X-Extraction-Flagged: detector and its own query count)")
@@ -109,6 +125,9 @@ class CampaignRecord(BaseModel):
     owner: str | None = Field(None, description="The id of the user who submitted it")
     worker: str | None = Field(None, description="The worker (and work-horse pid) running or that ran it")
     spec: dict[str, Any] = Field(description="The validated spec, API key masked")
+    target_model: dict[str, Any] | None = Field(
+        None, description="What the endpoint said about the model when the campaign connected (for a bbrange "
+                          "oracle, its GET /v1/models entry: dataset, input shape, classes)")
     epochs: list[EpochMetrics] = Field(default_factory=list)
     queries: QueryCounts = Field(default_factory=QueryCounts)
     results: CampaignResults | None = None

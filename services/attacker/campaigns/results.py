@@ -17,6 +17,7 @@ def campaign_results(result: BlackBoxResult) -> CampaignResults:
         "substitute_accuracy": reports[-1].substitute_accuracy if reports else None,
         "oracle_agreement": reports[-1].oracle_agreement if reports else None,
         "stop_reason": result.substitute.stop_reason,
+        "by_eps": [{"eps": s.eps, **s.report.as_dict()} for s in result.sizes] or None,
         **_jsma_results(result),
     })
 

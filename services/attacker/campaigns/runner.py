@@ -242,6 +242,9 @@ class _CampaignRun:
         )
         self.oracle.batch_size = min(self.oracle.batch_size, self.settings.oracle_batch_size)
         remote = self.oracle.describe()
+        described = {"name": remote.name, "input_shape": list(remote.input_shape), "num_classes": remote.num_classes,
+                     **(remote.card or {})}
+        self.publish(lambda r: setattr(r, "target_model", described))
         inputs = campaign_inputs(spec, self.runner.samples.load_uploads(self.cid), remote.input_shape,
                                  self.oracle.num_classes, self.settings.datasets_dir)
 

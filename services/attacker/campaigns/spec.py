@@ -71,10 +71,29 @@ class Substitute(BaseModel):
         return value
 
 
+Epsilon = Annotated[float, Field(gt=0, le=1)]
+MAX_SIZES = 8
+
+
 class FgsmCrafting(BaseModel):
     model_config = _STRICT
     method: Literal["fgsm"]
-    eps: float = Field(0.3, gt=0, le=1, description="ε: L∞ size of the perturbation")
+    eps: Epsilon | Annotated[list[Epsilon], Field(min_length=1, max_length=MAX_SIZES)] = Field(
+        0.3, description="ε: L∞ size of the perturbation; or a list of sizes, all crafted on the one substitute "
+                         "(each further size costs evaluation and noise-baseline queries, no labelling); the "
+                         "headline results and the samples are the first size's, `results.by_eps` has them all")
+
+    @field_validator("eps")
+    @classmethod
+    def _distinct_sizes(cls, value: float | list[float]) -> float | list[float]:
+        if isinstance(value, list) and len(set(value)) != len(value):
+            raise ValueError("give each ε once")
+        return value
+
+    @property
+    def sizes(self) -> list[float]:
+        """Every ε, the headline first."""
+        return list(self.eps) if isinstance(self.eps, list) else [self.eps]
 
 
 class JsmaCrafting(BaseModel):

@@ -38,6 +38,7 @@ from bbrange.attacker.engine.evaluation import (
 from bbrange.attacker.engine.fgsm import FGSM
 from bbrange.attacker.engine.jsma import JSMA
 from bbrange.attacker.engine.oracles import LabelOracle, QueryCounter
+from bbrange.attacker.engine.sizes import SizedReport, transfer_at_sizes
 from bbrange.attacker.engine.substitute import EpochReport, SubstituteConfig, SubstituteResult, train_substitute
 from bbrange.attacker.engine.targets import choose_targets
 from bbrange.shared.devices import as_batch
@@ -57,6 +58,8 @@ class BlackBoxAttack:
     # Random noise of the same size on the same images, labelled by the same oracle (its own query phase):
     # the baseline every transfer rate is read against.
     noise_baseline: bool = True
+    # FGSM at further sizes from the same substitute, after the headline attack: evaluation queries only.
+    more_sizes: tuple[FGSM, ...] = ()
 
 
 @dataclass
@@ -74,6 +77,8 @@ class BlackBoxResult:
     completed: bool
     stop_reason: str | None = None
     jsma: JsmaMeasures | None = None  # targeted JSMA: the thesis's measures, on the substitute
+    # With `more_sizes`: the headline FGSM's report first, then one per further size measured
+    sizes: list[SizedReport] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -137,14 +142,23 @@ def run_blackbox_attack(
         x_noise = attack.crafting.noise(x_eval[:n], x_adv[:n], np.random.default_rng(attack.substitute.seed))
         label_noise, stop_reason = _evaluate(counter, x_noise, "baseline", progress)
         x_noise = x_noise[: len(label_noise)]
-    if not sub.completed:
-        stop_reason = f"substitute training stopped: {sub.stop_reason}" + (f"; {stop_reason}" if stop_reason else "")
     d = crafted.first(len(label_after))
     report = summarise(label_after, y_eval, clean_oracle_labels=label_before, targets=targets, distortions=d,
                        queries=len(label_after), noise_labels=label_noise)
+    sizes: list[SizedReport] = []
+    if attack.more_sizes and isinstance(attack.crafting, FGSM):
+        sizes.append(SizedReport(attack.crafting.eps, report))
+        if stop_reason is None:
+            more, stop_reason = transfer_at_sizes(
+                counter, model, x_eval, y_eval, label_before, attack.more_sizes, noise_baseline=attack.noise_baseline,
+                seed=attack.substitute.seed, device=device,
+                evaluate=lambda c, x, phase: _evaluate(c, x, phase, progress))
+            sizes += more
+    if not sub.completed:
+        stop_reason = f"substitute training stopped: {sub.stop_reason}" + (f"; {stop_reason}" if stop_reason else "")
     return BlackBoxResult(sub, label_before, x_adv, targets, label_after, x_noise, label_noise,
                           success_of(label_after, y_eval, targets), d, report, completed=stop_reason is None,
-                          stop_reason=stop_reason, jsma=jsma)
+                          stop_reason=stop_reason, jsma=jsma, sizes=sizes)
 
 
 def _targets(crafting: Attack, model: nn.Module, x: np.ndarray, label_before: np.ndarray, num_classes: int,

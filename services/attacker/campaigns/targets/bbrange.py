@@ -37,7 +37,7 @@ class BbrangeTarget(TargetClient):
                               f"{names(list(served))}")
         m = served[self.model]
         c, h, w = m.input_shape
-        return RemoteModel(self.model, (c, h, w), m.num_classes)
+        return RemoteModel(self.model, (c, h, w), m.num_classes, card=m.card())
 
     def _send(self, batch: np.ndarray) -> httpx.Response:
         return self._client.post(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import numpy as np
@@ -16,6 +17,7 @@ class RemoteModel:
     name: str
     input_shape: tuple[int, int, int]
     num_classes: int  # the endpoint's own labels, 0..num_classes-1
+    card: dict[str, Any] | None = None  # what the endpoint's metadata said, where it has any (for reports)
 
 
 def auth_of(target: Target) -> tuple[dict[str, str], httpx.Auth | None]:

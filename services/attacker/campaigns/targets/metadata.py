@@ -4,7 +4,7 @@ models: an answer of another shape (a name that is not text, a shape that is not
 
 from __future__ import annotations
 
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -13,6 +13,7 @@ from bbrange.attacker.campaigns.errors import OracleProtocolError
 from bbrange.attacker.campaigns.targets.refusals import clip
 
 NAMES_SHOWN = 10
+MAX_CARD_CLASS_NAMES = 1_000  # more are left out of the card rather than kept in every record
 
 
 class _Answer(BaseModel):
@@ -23,6 +24,17 @@ class ServedModel(_Answer):
     name: str
     input_shape: list[Annotated[int, Field(ge=1)]] = Field(min_length=3, max_length=3)
     num_classes: int = Field(ge=2)
+    dataset: str | None = None
+    class_names: list[str] | None = None
+
+    def card(self) -> dict[str, Any]:
+        """What a report shows of the model, bounded: the record keeps it, and the endpoint is not ours to trust."""
+        card: dict[str, Any] = {"name": clip(self.name, 100)}
+        if self.dataset is not None:
+            card["dataset"] = clip(self.dataset, 100)
+        if self.class_names is not None and len(self.class_names) <= MAX_CARD_CLASS_NAMES:
+            card["class_names"] = [clip(n, 64) for n in self.class_names]
+        return card
 
 
 class ServedModels(_Answer):

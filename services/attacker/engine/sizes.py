@@ -1,0 +1,59 @@
+"""Transfer at several perturbation sizes from one substitute: each further ε costs only evaluation queries
+(the adversarial examples, then the same images moved by random noise of that size), no labelling.
+
+The pipeline measures its own attack first (the headline figures and the samples); this module measures
+the further sizes after it, in the order given, each beside its own noise baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from bbrange.attacker.engine.errors import QueryPhase
+from bbrange.attacker.engine.evaluation import TransferReport, distortion, summarise
+from bbrange.attacker.engine.fgsm import FGSM
+from bbrange.attacker.engine.oracles import QueryCounter
+from bbrange.shared.devices import as_batch
+
+Evaluate = Callable[[QueryCounter, np.ndarray, QueryPhase], tuple[np.ndarray, str | None]]
+
+
+@dataclass(frozen=True)
+class SizedReport:
+    """The transfer report of FGSM at one ε (rates over the examples the oracle labelled)."""
+
+    eps: float
+    report: TransferReport
+
+
+def transfer_at_sizes(counter: QueryCounter, model: nn.Module, x_eval: np.ndarray, y_eval: np.ndarray,
+                      label_before: np.ndarray, attacks: tuple[FGSM, ...], *, noise_baseline: bool, seed: int,
+                      device: torch.device, evaluate: Evaluate) -> tuple[list[SizedReport], str | None]:
+    """FGSM at each size of `attacks` on the substitute `model`, labelled by the oracle with its noise baseline.
+
+    A budget that runs out keeps the sizes measured so far (the last one over the examples it labelled)
+    and stops there, with the reason."""
+    reports: list[SizedReport] = []
+    for i, attack in enumerate(attacks):
+        x_adv = np.concatenate([attack.craft(model, as_batch(x_eval[s : s + attack.batch_size], device))
+                                .detach().cpu().numpy().astype(np.float32, copy=False)
+                                for s in range(0, len(x_eval), attack.batch_size)]) if len(x_eval) else x_eval
+        label_after, stop_reason = evaluate(counter, x_adv, "evaluation")
+        n = len(label_after)
+        label_noise = None
+        if noise_baseline and stop_reason is None:
+            # A generator of its own per size, so that the headline's noise is the same with or without sizes.
+            x_noise = attack.noise(x_eval[:n], x_adv[:n], np.random.default_rng([seed, i + 1]))
+            label_noise, stop_reason = evaluate(counter, x_noise, "baseline")
+        if n:
+            report = summarise(label_after, y_eval, clean_oracle_labels=label_before,
+                               distortions=distortion(x_eval[:n], x_adv[:n]), queries=n, noise_labels=label_noise)
+            reports.append(SizedReport(attack.eps, report))
+        if stop_reason is not None:
+            return reports, f"at ε={attack.eps:g}: {stop_reason}"
+    return reports, None
