@@ -36,7 +36,7 @@ def _api_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-@router.get("/attacks/{cid}/report", response_class=HTMLResponse, responses={**HTML, **error_responses(401, 404)})
+@router.get("/attacks/{cid}/report", response_class=HTMLResponse, responses={**HTML, **error_responses(401, 403, 404, 503)})
 def campaign_report(record: Campaign, svc: Services, request: Request) -> HTMLResponse:
     """The campaign's report: what was attacked and the command that reruns it, the substitute per ρ, queries by
     phase, transfer beside the noise baseline (against ε when it crafted several), whether the oracle flagged
@@ -62,7 +62,7 @@ def finished_against(store: CampaignStore, model: str, oracle_url: str | None, o
     return sorted(found, key=lambda r: r.created_at, reverse=True), truncated
 
 
-@router.get("/models/{model}/report", response_class=HTMLResponse, responses={**HTML, **error_responses(401, 404, 422)})
+@router.get("/models/{model}/report", response_class=HTMLResponse, responses={**HTML, **error_responses(401, 403, 404, 422, 503)})
 def model_report(
     model: Annotated[str, Path(min_length=1, max_length=200, description="The model's name at its endpoint")],
     svc: Services,
