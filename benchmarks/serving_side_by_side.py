@@ -1,10 +1,12 @@
 """Serving side by side: our oracle against KServe's `ModelServer` (the anchor) and a bare uvicorn + uvloop
 endpoint that runs the forward per request (the floor), in one run, on the same weights and the same Open
-Inference Protocol V2 binary requests, with the load from ApacheBench (C, little CPU). One server process each.
+Inference Protocol V2 binary requests, with the load from ApacheBench (C, little CPU). One server process each
+(but one row of ours).
 
 Cells: a batch of 100 inputs from 1 client (labels/s), 1 input from 64 clients (requests/s), 1 input from 1
 client (requests/s and p50). Our oracle runs three ways: defaults (dynamic batching, detection on), detection
-off, batching off. For our oracle every cell checks the ledger: inputs charged == inputs answered.
+off, batching off; and, beside the one-process rows, defaults with 2 worker processes behind the port. For our
+oracle every cell checks the ledger: inputs charged == inputs answered.
 
     .venv/bin/python benchmarks/serving_side_by_side.py --duration-s 10 --json-out serving.json
 """
@@ -130,7 +132,8 @@ def main(
         admin_token = secrets.token_urlsafe(24)
         env = {**os.environ, "BBRANGE_ADMIN_TOKEN": admin_token, "BBRANGE_REDIS_PREFIX": "serving-bench"}
         ours = {"ours, defaults": {}, "ours, detection off": {"BBRANGE_DETECTION_ENABLED": "false"},
-                "ours, batching off": {"BBRANGE_DYNAMIC_BATCHING": "false"}}
+                "ours, batching off": {"BBRANGE_DYNAMIC_BATCHING": "false"},
+                "ours, defaults, 2 worker processes": {"BBRANGE_WORKERS": "2"}}
         servers: list[Server] = []
         admin: httpx.Client | None = None
         for name, extra in ours.items():
