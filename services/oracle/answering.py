@@ -27,7 +27,7 @@ from bbrange.oracle.detection.detector import Detector
 from bbrange.oracle.inference import Predictor, ServedModel
 from bbrange.oracle.ledger import ChargeResult, ChargeStatus, Ledger
 from bbrange.oracle.metrics import OracleMetrics
-from bbrange.oracle.replays import IDEMPOTENCY_KEY, Claim, ClaimStatus, ReplayStore
+from bbrange.oracle.replays import IDEMPOTENCY_KEY, Claim, ClaimStatus, ReplayStore, request_digest
 from bbrange.oracle.settings import OracleSettings
 from bbrange.shared.http_errors import ApiError
 from bbrange.shared.wire import decode_npy, encode_npy
@@ -53,11 +53,15 @@ class Services:
 
 @dataclass(frozen=True)
 class Batch:
-    """A request's inputs, read and validated by its route: float32 (batch, C, H, W) in [0, 1], and the digest
-    of the request as sent (model, protocol, body), which its Idempotency-Key is bound to."""
+    """A request's inputs, read and validated by its route: float32 (batch, C, H, W) in [0, 1], and the request as
+    sent (model, protocol, body), which its Idempotency-Key is bound to."""
 
     x: np.ndarray
-    digest: str
+    sent: tuple[str, str, bytes]
+
+    def digest(self) -> str:
+        """Hashed only for a request with an Idempotency-Key: a large body costs a fraction of a millisecond."""
+        return request_digest(*self.sent)
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,8 @@ async def answer(services: Services, *, model: str, authorization: str | None, i
     try:
         # Authenticated here, so that its refusals are counted per model like the others, and its Redis
         # round trips are part of request_seconds.
-        client_id = await authenticate(ledger, authorization, source, services.settings.auth_failures_per_minute)
+        client_id = await authenticate(ledger, authorization, source, services.settings.auth_failures_per_minute,
+                                       charge_follows=True)
         served = predictor.models.get(model)
         if served is None:
             raise ApiError(404, "unknown_model", f"no model named {model!r}; GET /v1/models lists them",
@@ -95,7 +100,7 @@ async def answer(services: Services, *, model: str, authorization: str | None, i
             n = int(x.shape[0])
             if idempotency_key is not None:
                 # The claim of the key and the charge of the batch are one atomic step.
-                claim = await _claim_once(replays, ledger, client_id, idempotency_key, batch.digest, n)
+                claim = await _claim_once(replays, ledger, client_id, idempotency_key, batch.digest(), n)
                 if claim.status is ClaimStatus.ANSWERED:
                     metrics.replayed_inputs.labels(client=client_id, model=model).inc(n)
                     client = await ledger.get_client(client_id)

@@ -47,7 +47,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         retry_on_error=[RedisConnectionError],
     )
     redis = Redis(connection_pool=pool)
-    app.state.ledger = Ledger(redis, settings.redis_prefix)
+    app.state.ledger = Ledger(redis, settings.redis_prefix, settings.recent_cache_ttl_s)
     replays = app.state.replays = ReplayStore(redis, settings.redis_prefix, settings.replay_ttl_s)
     batching = BatchingSettings(settings.dynamic_batching, settings.batch_max_inputs,
                                 settings.batch_max_delay_ms / 1000)
@@ -55,7 +55,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     predictor = Predictor(settings.model_dir, resolve_device(settings.device), settings.models, batching,
                           observe=metrics.observe_forward)
     app.state.predictor = predictor
-    app.state.detector = Detector(redis, settings.redis_prefix, app.state.metrics)
+    app.state.detector = Detector(redis, settings.redis_prefix, app.state.metrics,
+                                  cache_ttl_s=settings.recent_cache_ttl_s)
     app.state.detector.start()
     alive = asyncio.create_task(replays.keep_alive())
     try:

@@ -26,6 +26,11 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+# A lone request of at most this many inputs (none queued or on its way behind it) runs its forward on the event
+# loop: handing a forward of a few inputs to the inference thread and back costs more than the forward (about
+# 1.4 ms against 0.9 ms for one MNIST input on 2 busy cores), and nothing waits behind it.
+INLINE_MAX_INPUTS = 8
+
 # (inputs, requests, forward seconds) of every forward run.
 ForwardObserver = Callable[[int, int, float], None]
 
@@ -111,7 +116,10 @@ class Batcher:
     async def _forward(self, taken: list[_Queued]) -> None:
         x = taken[0].x if len(taken) == 1 else np.concatenate([q.x for q in taken])
         try:
-            labels, seconds = await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, x)
+            if len(x) <= INLINE_MAX_INPUTS and not self._queue and self._expected == 0:
+                labels, seconds = self._timed(x)
+            else:
+                labels, seconds = await asyncio.get_running_loop().run_in_executor(self._executor, self._timed, x)
         except Exception as e:
             for q in taken:
                 if not q.future.done():

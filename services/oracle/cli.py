@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -75,10 +76,14 @@ def serve(
     model: Annotated[list[str] | None, typer.Option("--model", help="Serve only these models (repeatable).")] = None,
     device: DeviceOption = "auto",
     log_level: str = "info",
+    workers: Annotated[int, typer.Option(min=1, envvar="BBRANGE_WORKERS",
+                                         help="Oracle processes behind the port (budgets stay exact: they are "
+                                              "charged in Redis).")] = 1,
 ) -> None:
-    """Serve label-only predictions over HTTP (FastAPI + uvicorn). The admin token comes from BBRANGE_ADMIN_TOKEN,
-    the proxies trusted to forward clients' addresses from BBRANGE_FORWARDED_ALLOW_IPS."""
+    """Serve label-only predictions over HTTP (FastAPI + uvicorn, with uvloop and httptools). The admin token comes
+    from BBRANGE_ADMIN_TOKEN, the proxies trusted to forward clients' addresses from BBRANGE_FORWARDED_ALLOW_IPS."""
     import logging
+    import os
 
     import uvicorn
 
@@ -91,8 +96,18 @@ def serve(
     # X-Forwarded-For names the source address that unknown keys are throttled by: trusted only from the
     # configured proxies, never by default (uvicorn's default trusts any local process).
     proxies = settings.forwarded_allow_ips
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, access_log=False,
-                proxy_headers=bool(proxies), forwarded_allow_ips=proxies or [])
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False,
+                               "proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or [],
+                               "loop": "auto", "http": "auto"}  # auto: uvloop and httptools, installed with us
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Each worker process builds its own app from the environment, so the options go there.
+    os.environ.update({"BBRANGE_MODEL_DIR": str(model_dir.resolve()), "BBRANGE_REDIS_URL": redis_url,
+                       "BBRANGE_DEVICE": device})
+    if model:
+        os.environ["BBRANGE_MODELS"] = json.dumps(model)
+    uvicorn.run("bbrange.oracle.app:create_app", factory=True, workers=workers, **options)
 
 
 clients_app = typer.Typer(help="Create, inspect, top up and revoke API clients (through the admin API).",

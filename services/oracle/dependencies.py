@@ -59,8 +59,12 @@ def source_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-async def authenticate(ledger: Ledger, authorization: str | None, source: str, failure_limit: int) -> str:
+async def authenticate(ledger: Ledger, authorization: str | None, source: str, failure_limit: int, *,
+                       charge_follows: bool = False) -> str:
     """The client id behind 'Authorization: Bearer <key>'; 401 for a missing or unknown key, 403 if revoked.
+
+    With charge_follows (the predict path, whose charge refuses a revoked client in Redis) a key resolved in the
+    last BBRANGE_KEY_CACHE_TTL_S seconds costs no round trip.
 
     A known key is always accepted, whatever its address sent before: the campaigns of many users may leave
     from one address. An unknown key costs one Redis round trip, and once its source address has sent more than
@@ -70,14 +74,17 @@ async def authenticate(ledger: Ledger, authorization: str | None, source: str, f
     if scheme.lower() != "bearer" or not key:
         raise ApiError(401, "unauthorized", "send your API key as 'Authorization: Bearer <key>'",
                        headers={"WWW-Authenticate": "Bearer"})
-    lookup = await ledger.resolve_key(key.strip(), source)
+    key = key.strip()
+    if charge_follows and (cached := ledger.cached_client(key)) is not None:
+        return cached
+    lookup = await ledger.resolve_key(key, source)
     if lookup.client_id is None:
         if lookup.source_failures > failure_limit:
             wait = lookup.retry_after_s
             raise ApiError(429, "too_many_auth_failures", f"too many unknown API keys from this address; retry in "
                            f"{wait} s", {"retry_after_s": wait}, headers={"Retry-After": str(wait)})
         raise ApiError(401, "unauthorized", "unknown API key", headers={"WWW-Authenticate": "Bearer"})
-    if await ledger.is_revoked(lookup.client_id):
+    if lookup.revoked:
         raise ApiError(403, "revoked", "this API key has been revoked")
     return lookup.client_id
 

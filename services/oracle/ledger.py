@@ -16,6 +16,8 @@ from enum import Enum
 from redis.asyncio import Redis
 from redis.typing import EncodableT, FieldT
 
+from bbrange.oracle.recent_cache import RecentCache
+
 API_KEY_PREFIX = "bbr_"
 
 # charge(key, n) returns {status, remaining, retry_after_s}. Redis TIME is used so every oracle process agrees
@@ -44,14 +46,15 @@ end
 """
 _CHARGE = CHARGE_FUNCTION + "return charge(KEYS[1], tonumber(ARGV[1]))"
 
-# Resolves an API key digest to its client id in one round trip; an unknown key is counted against its source
-# address in a fixed window. Returns {client id or '', failures of the source, seconds left in its window}.
+# Resolves an API key digest to its client id, and whether it is revoked, in one round trip; an unknown key is
+# counted against its source address in a fixed window. Returns {client id or '', failures of the source, seconds
+# left in its window, revoked (1/0)}. ARGV[2] is the prefix of client keys (the client id completes it).
 _RESOLVE_KEY = """
 local client = redis.call('GET', KEYS[1])
-if client then return {client, 0, 0} end
+if client then return {client, 0, 0, redis.call('HGET', ARGV[2] .. client, 'revoked') == '1' and 1 or 0} end
 local n = redis.call('INCR', KEYS[2])
 if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
-return {'', n, redis.call('TTL', KEYS[2])}
+return {'', n, redis.call('TTL', KEYS[2]), 0}
 """
 AUTH_WINDOW_S = 60
 
@@ -84,6 +87,7 @@ class KeyLookup:
     client_id: str | None  # None: an unknown key
     source_failures: int  # unknown keys from the same source address in this minute (0 for a known key)
     retry_after_s: int  # seconds until that minute is over
+    revoked: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,12 @@ def hash_api_key(api_key: str) -> str:
 
 
 class Ledger:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, key_cache_ttl_s: float = 0.0) -> None:
         self.redis = redis
         self.prefix = prefix
+        # API key digest -> client id, of keys that resolved to an unrevoked client. A key never changes client,
+        # and revocation is checked by every charge, so a cached key is never answered after its revocation.
+        self._known_keys: RecentCache[str, str] = RecentCache(key_cache_ttl_s)
         self._charge = redis.register_script(_CHARGE)
         self._refund = redis.register_script(_REFUND)
         self._resolve_key = redis.register_script(_RESOLVE_KEY)
@@ -129,12 +136,21 @@ class Ledger:
     def _auth_failures_key(self, source: str) -> str:
         return f"{self.prefix}:authfail:{source}"
 
+    def cached_client(self, api_key: str) -> str | None:
+        """The client id of a key resolved moments ago (no round trip); None when it must be resolved. Only for
+        callers whose next step is a charge (which refuses a revoked client)."""
+        return self._known_keys.get(hash_api_key(api_key))
+
     async def resolve_key(self, api_key: str, source: str) -> KeyLookup:
         """The client behind api_key; an unknown key also counts as a failure of `source` in this minute."""
-        client_id, failures, ttl = await self._resolve_key(
-            keys=[self._api_key_key(hash_api_key(api_key)), self._auth_failures_key(source)], args=[AUTH_WINDOW_S])
+        digest = hash_api_key(api_key)
+        client_id, failures, ttl, revoked = await self._resolve_key(
+            keys=[self._api_key_key(digest), self._auth_failures_key(source)],
+            args=[AUTH_WINDOW_S, self._client_key("")])
         client = client_id.decode() if isinstance(client_id, bytes) else str(client_id)
-        return KeyLookup(client or None, int(failures), max(int(ttl), 1))
+        if client and not int(revoked):
+            self._known_keys.put(digest, client)
+        return KeyLookup(client or None, int(failures), max(int(ttl), 1), bool(int(revoked)))
 
     async def create_client(self, name: str, budget: int, rate_per_minute: int | None) -> tuple[Client, str]:
         """Create a client; the API key is returned once and only its digest is kept."""
@@ -183,9 +199,6 @@ class Ledger:
             return None
         await self.redis.hset(key, "revoked", 1)
         return await self.get_client(client_id)
-
-    async def is_revoked(self, client_id: str) -> bool:
-        return await self.redis.hget(self._client_key(client_id), "revoked") in (b"1", "1")
 
     async def charge(self, client_id: str, inputs: int) -> ChargeResult:
         status, remaining, retry = await self._charge(keys=[self._client_key(client_id)], args=[inputs])

@@ -37,7 +37,9 @@ LIVENESS_TTL_S = 5.0
 # Returns {status, labels, remaining, retry_after_s, charge status}: 0 claimed and charged now, 1 answered
 # before (labels), 2 being answered by a live process, 3 the key belongs to another request, 4 taken over from
 # a process that is gone (charged by it, not again), 5 not charged (nothing claimed; the charge status says why).
+# A revoked client is refused first (5, revoked), even a replay: its key may have been resolved from a cache.
 _CLAIM = CHARGE_FUNCTION + """
+if redis.call('HGET', KEYS[2], 'revoked') == '1' then return {5, '', 0, 0, -4} end
 local h = redis.call('HMGET', KEYS[1], 'digest', 'labels', 'owner')
 if h[1] then
   if h[1] ~= ARGV[1] then return {3, '', 0, 0, 0} end

@@ -30,6 +30,9 @@ class OracleSettings(BaseSettings):
                                      "X-Forwarded-For names the client's address; '*' trusts every peer. Empty: "
                                      "the peer's address is the client's")
     replay_ttl_s: int = Field(600, gt=0, description="How long the answer to an Idempotency-Key is kept for retries")
+    recent_cache_ttl_s: float = Field(1.0, ge=0, le=60, description="How long a process remembers which client an "
+                                      "API key is and a client's extraction flag and policy (0: not at all). "
+                                      "Budgets, rate limits and revocation are decided in Redis on every request")
     device: str = Field("auto", description="auto, cpu or cuda")
     dynamic_batching: bool = Field(True, description="Gather concurrent requests for one model into one forward")
     batch_max_delay_ms: float = Field(2.0, ge=0, description="Longest a request waits for others to join its "

@@ -4,9 +4,9 @@
                                                           client is flagged under `block` (nothing is charged)
     detector.observe(client_id, model, x, labels)        after answering: queue the batch, return at once
 
-A background task drains the queue: batches waiting for the same client and model are fed to PRADA
-together, in one Redis transaction, so under load the detector's Redis and CPU work per answered input
-shrinks instead of slowing the answers. A full queue drops batches (counted) rather than making
+A background task drains the queue: batches waiting for the same client and model (gathered for up to
+COALESCE_S) are fed to PRADA together, in one Redis transaction, so under load the detector's Redis and CPU
+work per answered input shrinks instead of slowing the answers. A full queue drops batches (counted) rather than making
 clients wait.
 """
 
@@ -24,14 +24,18 @@ from redis.asyncio import Redis
 from bbrange.oracle.detection import prada
 from bbrange.oracle.detection.config import DetectionSettings, Policy
 from bbrange.oracle.detection.metrics import DetectionMetrics
-from bbrange.oracle.detection.store import DetectionStore, Flag, now_iso
+from bbrange.oracle.detection.store import ClientDetection, DetectionStore, Flag, now_iso
 from bbrange.oracle.metrics import OracleMetrics
+from bbrange.oracle.recent_cache import RecentCache
 from bbrange.shared.http_errors import ApiError
 
 log = logging.getLogger(__name__)
 
 FLAG_HEADER = "X-Extraction-Flagged"
 MAX_COALESCED = 256  # batches taken off the queue at once
+# After a batch arrives the detector waits this long for more before feeding PRADA: a client's requests one after
+# another (a binary search) then cost one Redis transaction per wait, not one each. It delays a flag by as much.
+COALESCE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,12 @@ class _Batch:
 
 class Detector:
     def __init__(self, redis: Redis, prefix: str, oracle_metrics: OracleMetrics,
-                 settings: DetectionSettings | None = None) -> None:
+                 settings: DetectionSettings | None = None, cache_ttl_s: float = 0.0) -> None:
         self.settings = settings or DetectionSettings()
         self.store = DetectionStore(redis, prefix)
+        # A client's flag and policy as `admit` last read them. A flag raised, cleared or a policy set through
+        # another process takes effect here within cache_ttl_s; through this one, at once (forgotten here).
+        self._admissions: RecentCache[str, ClientDetection] = RecentCache(cache_ttl_s)
         self.metrics = DetectionMetrics.of(oracle_metrics)
         self._queue: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=self.settings.queue_batches)
         self._task: asyncio.Task[None] | None = None
@@ -59,7 +66,10 @@ class Detector:
         """Refuse a blocked client (403 suspected_extraction); else the headers its answer carries."""
         if not self.settings.enabled:
             return {}
-        client = await self.store.client(client_id)
+        client = self._admissions.get(client_id)
+        if client is None:
+            client = await self.store.client(client_id)
+            self._admissions.put(client_id, client)
         policy = client.policy or self.settings.for_model(model).policy
         flag = client.flag
         if flag is None or policy is Policy.observe:
@@ -108,6 +118,8 @@ class Detector:
     async def _run(self) -> None:
         while True:
             batches = [await self._queue.get()]
+            if self._queue.qsize() < MAX_COALESCED:
+                await asyncio.sleep(COALESCE_S)
             while len(batches) < MAX_COALESCED and not self._queue.empty():
                 batches.append(self._queue.get_nowait())
             groups: dict[tuple[str, str], list[_Batch]] = {}
@@ -144,8 +156,14 @@ class Detector:
         self.metrics.update_seconds.labels(model=model).observe(time.perf_counter() - started)
         return state
 
+    async def set_policy(self, client_id: str, policy: Policy | None) -> None:
+        await self.store.set_policy(client_id, policy)
+        self._admissions.forget(client_id)
+
     async def _flag(self, client_id: str, flag: Flag) -> None:
-        if not await self.store.raise_flag(client_id, flag):
+        raised = await self.store.raise_flag(client_id, flag)
+        self._admissions.forget(client_id)
+        if not raised:
             return
         client = await self.store.client(client_id)
         policy = client.policy or self.settings.for_model(flag.model).policy
@@ -159,5 +177,6 @@ class Detector:
     async def clear(self, client_id: str) -> None:
         flag = (await self.store.client(client_id)).flag
         await self.store.clear(client_id)
+        self._admissions.forget(client_id)
         if flag is not None:
             self.metrics.flagged.labels(client=client_id, reason=flag.reason).set(0)

@@ -181,9 +181,10 @@ def update(state: PradaState, z: np.ndarray, labels: np.ndarray, config: Detecto
 
 
 def _check(state: PradaState, new_d: list[float], new_c: list[int], config: DetectorConfig) -> None:
-    if new_d:
-        state.distances = np.concatenate([state.distances, np.asarray(new_d, np.float32)])[-config.window:]
-        state.distance_classes = np.concatenate([state.distance_classes, np.asarray(new_c, np.int16)])[-config.window:]
+    if not new_d:  # D is what W was last computed over (repeats, first points of a class): W is unchanged
+        return
+    state.distances = np.concatenate([state.distances, np.asarray(new_d, np.float32)])[-config.window:]
+    state.distance_classes = np.concatenate([state.distance_classes, np.asarray(new_c, np.int16)])[-config.window:]
     w = shapiro_w(state.distances, state.distance_classes, config.min_distances)
     if w is not None:
         state.statistic = w

@@ -103,5 +103,5 @@ async def set_policy(client_id: str, body: PolicyUpdate, detector: DetectorDep, 
     """This client's own policy, over its models' (null removes it)."""
     if await ledger.get_client(client_id) is None:
         raise ApiError(404, "unknown_client", f"no client {client_id!r}")
-    await detector.store.set_policy(client_id, body.policy)
+    await detector.set_policy(client_id, body.policy)
     return await _view(client_id, detector, ledger, predictor)

@@ -11,7 +11,6 @@ from bbrange.oracle.answering import Batch, ServicesDep, answer
 from bbrange.oracle.dependencies import AuthorizationHeader, source_address
 from bbrange.oracle.inference import ServedModel
 from bbrange.oracle.predict_input import PREDICT_BODY, body_limit, decode_body, read_capped_body
-from bbrange.oracle.replays import request_digest
 from bbrange.shared.http_errors import ApiError, error_responses
 from bbrange.shared.schemas import PredictResponse
 from bbrange.shared.wire import (
@@ -61,7 +60,7 @@ async def predict(
             x = to_unit_interval(raw)
         except WireFormatError as e:
             raise ApiError(_WIRE_STATUS.get(e.code, 422), e.code, e.message) from None
-        return Batch(x, request_digest(name, content_type, body))
+        return Batch(x, (name, content_type, body))
 
     encoding = "npy" if content_type.startswith(NPY_MEDIA_TYPE) else "json"
     result = await answer(services, model=name, authorization=authorization, idempotency_key=idempotency_key,

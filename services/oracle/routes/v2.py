@@ -32,7 +32,6 @@ from bbrange.oracle.open_inference import (
     parse_infer,
 )
 from bbrange.oracle.predict_input import json_body_limit, parse_json, read_capped_body
-from bbrange.oracle.replays import request_digest
 from bbrange.oracle.routes.predict import IdempotencyKeyHeader
 from bbrange.shared.http_errors import ApiError
 
@@ -149,7 +148,7 @@ async def infer(
         else:
             got = parse_infer(*args)
         parsed["request"] = got
-        return Batch(got.x, request_digest(name, f"v2;{inference_header_content_length}", body))
+        return Batch(got.x, (name, f"v2;{inference_header_content_length}", body))
 
     result = await answer(services, model=name, authorization=authorization, idempotency_key=idempotency_key,
                           read=read, encoding="v2-binary" if binary else "v2-json",

@@ -1,0 +1,196 @@
+"""Serving side by side: our oracle against KServe's `ModelServer` (the anchor) and a bare uvicorn + uvloop
+endpoint that runs the forward per request (the floor), in one run, on the same weights and the same Open
+Inference Protocol V2 binary requests, with the load from ApacheBench (C, little CPU). One server process each
+(but one row of ours).
+
+Cells: a batch of 100 inputs from 1 client (labels/s), 1 input from 64 clients (requests/s), 1 input from 1
+client (requests/s and p50). Our oracle runs three ways: defaults (dynamic batching, detection on), detection
+off, batching off; and, beside the one-process rows, defaults with 2 worker processes behind the port. For our
+oracle every cell checks the ledger: inputs charged == inputs answered.
+
+    .venv/bin/python benchmarks/serving_side_by_side.py --duration-s 10 --json-out serving.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import numpy as np
+import torch
+import typer
+
+from bbrange.shared.datasets import load_dataset
+from bbrange.shared.model_card import load_model, read_card
+from bbrange.shared.processes import Process, free_port, http_ok, redis_pong, start_process
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving_ab import AbResult, MachineLoad, run_ab, write_v2_body  # noqa: E402  (beside this file)
+from serving_report import CELLS, Cell, markdown_table, raw_forward  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    url: str  # the infer URL
+    api_key: str | None = None  # ours only
+    client_id: str | None = None
+
+
+def start(name: str, command: list[str], workdir: Path, ready_url: str, stack: contextlib.ExitStack,
+          env: dict[str, str] | None = None, timeout_s: float = 180.0) -> Process:
+    log = workdir / f"{name.replace(' ', '-').replace(',', '')}.log"
+    process = start_process(name, command, log, env=env, cwd=ROOT, own_session=True, die_with_parent=True)
+    stack.callback(process.stop)
+    process.wait_ready(lambda: http_ok(ready_url, timeout_s=2.0), timeout_s=timeout_s)
+    return process
+
+
+def labels_of(response: httpx.Response) -> np.ndarray:
+    response.raise_for_status()
+    split = response.headers.get("Inference-Header-Content-Length")
+    if split is not None:
+        return np.frombuffer(response.content[int(split):], dtype="<i8")
+    return np.asarray(response.json()["outputs"][0]["data"], dtype=np.int64)
+
+
+def used(admin: httpx.Client, client_id: str) -> int:
+    return int(admin.get(f"/v1/admin/clients/{client_id}").raise_for_status().json()["used"])
+
+
+def settled(admin: httpx.Client, client_id: str) -> int:
+    """The client's charged inputs once the requests the warm-up left behind (ab -t stops without their
+    answers) have been charged: two readings 0.5 s apart agree."""
+    last = used(admin, client_id)
+    while True:
+        time.sleep(0.5)
+        now = used(admin, client_id)
+        if now == last:
+            return now
+        last = now
+
+
+def measure(server: Server, cell: Cell, bodies: dict[int, tuple[Path, int]], duration_s: float, warmup_s: float,
+            admin: httpx.Client) -> dict[str, object]:
+    body, json_length = bodies[cell.batch]
+    headers = {"Authorization": f"Bearer {server.api_key}"} if server.api_key else {}
+    warm = run_ab(server.url, body, json_length, headers, cell.clients, seconds=warmup_s)
+    # A run by count, sized from the warm-up: it ends when every request is answered, so the ledger is settled.
+    requests = max(int(warm.requests_per_s * duration_s), 50)
+    before = settled(admin, server.client_id) if server.client_id else 0
+    result: AbResult = run_ab(server.url, body, json_length, headers, cell.clients, requests=requests)
+    row: dict[str, object] = {**asdict(result), "labels_per_s": result.requests_per_s * cell.batch}
+    if server.client_id:
+        charged = used(admin, server.client_id) - before
+        row.update(charged=charged, answered_inputs=result.answered * cell.batch,
+                   ledger_ok=charged == result.answered * cell.batch)
+    return row
+
+
+@app.command()
+def main(
+    model_dir: Annotated[Path, typer.Option(help="Where the model card and weights are.")] = ROOT / "models",
+    model: Annotated[str, typer.Option(help="The model served by every server.")] = "mnist",
+    duration_s: Annotated[float, typer.Option(min=1, help="Seconds measured per cell.")] = 10.0,
+    warmup_s: Annotated[float, typer.Option(min=1, help="Seconds of warm-up per cell (also sizes the run).")] = 2.0,
+    kserve_python: Annotated[Path, typer.Option(help="Python of the KServe environment.")] = ROOT / ".venv-kserve"
+    / "bin" / "python",
+    redis_server: Annotated[str, typer.Option(help="The redis-server executable.")] = "redis-server",
+    data_dir: Annotated[Path | None, typer.Option(envvar="BBRANGE_DATA_DIR", help="Datasets.")] = None,
+    json_out: Annotated[Path | None, typer.Option(help="Write every measurement here as JSON.")] = None,
+) -> None:
+    """Measure our oracle, KServe and the bare floor side by side, and print the README's table."""
+    load_before = MachineLoad.now()
+    card_file = (model_dir / f"{model}.json").resolve()
+    card = read_card(card_file)
+    images = np.ascontiguousarray(load_dataset(card.dataset, "test", data_dir).x[:200], dtype=np.float32)
+    module, _ = load_model(card_file, torch.device("cpu"))
+    expected = module(torch.from_numpy(images[:100])).argmax(1).numpy()
+    py = str(Path(sys.executable))
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bbrange-serving-")))
+        bodies = {n: write_v2_body(workdir, images[:n], "input") for n in (1, 100)}
+        redis_port = free_port()
+        redis = start_process("redis-server", [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
+                                               "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+                              workdir / "redis.log", cwd=workdir, own_session=True, die_with_parent=True)
+        stack.callback(redis.stop)
+        redis.wait_ready(lambda: redis_pong(redis_port, timeout_s=1.0), timeout_s=15.0)
+
+        admin_token = secrets.token_urlsafe(24)
+        env = {**os.environ, "BBRANGE_ADMIN_TOKEN": admin_token, "BBRANGE_REDIS_PREFIX": "serving-bench"}
+        ours = {"ours, defaults": {}, "ours, detection off": {"BBRANGE_DETECTION_ENABLED": "false"},
+                "ours, batching off": {"BBRANGE_DYNAMIC_BATCHING": "false"},
+                "ours, defaults, 2 worker processes": {"BBRANGE_WORKERS": "2"}}
+        servers: list[Server] = []
+        admin: httpx.Client | None = None
+        for name, extra in ours.items():
+            port = free_port()
+            base = f"http://127.0.0.1:{port}"
+            start(name, [str(Path(py).with_name("bbrange")), "oracle", "serve", "--port", str(port), "--model-dir",
+                         str(card_file.parent), "--model", model, "--redis-url",
+                         f"redis://127.0.0.1:{redis_port}/0", "--device", "cpu", "--log-level", "warning"],
+                  workdir, f"{base}/readyz", stack, env={**env, **extra})
+            if admin is None:
+                admin = stack.enter_context(httpx.Client(base_url=base, timeout=30.0,
+                                                         headers={"Authorization": f"Bearer {admin_token}"}))
+            created = admin.post("/v1/admin/clients", json={"name": name.replace(",", ""), "budget": 10**12})
+            created = created.raise_for_status().json()
+            servers.append(Server(name, f"{base}/v2/models/{model}/infer", created["api_key"],
+                                  created["client"]["client_id"]))
+        assert admin is not None
+
+        weights = workdir / "state.pt"
+        torch.save(module.state_dict(), weights)
+        port = free_port()
+        shape = ",".join(str(v) for v in card.input_shape)
+        start("kserve", [str(kserve_python), str(ROOT / "benchmarks" / "serving_kserve.py"), "--port", str(port),
+                         "--name", model, "--architecture", card.architecture, "--weights", str(weights),
+                         "--shape", shape, "--classes", str(card.num_classes)],
+              workdir, f"http://127.0.0.1:{port}/v2/models/{model}/ready", stack)
+        servers.append(Server("KServe ModelServer", f"http://127.0.0.1:{port}/v2/models/{model}/infer"))
+        port = free_port()
+        start("floor", [py, str(ROOT / "benchmarks" / "serving_floor.py"), "--port", str(port), "--card",
+                        str(card_file)], workdir, f"http://127.0.0.1:{port}/", stack)
+        servers.append(Server("uvicorn + uvloop, forward only", f"http://127.0.0.1:{port}/v2/models/{model}/infer"))
+
+        body, json_length = bodies[100]
+        for server in servers:  # every server labels the batch as the model does
+            headers = {"Inference-Header-Content-Length": str(json_length), "Content-Type": "application/octet-stream"}
+            if server.api_key:
+                headers["Authorization"] = f"Bearer {server.api_key}"
+            got = labels_of(httpx.post(server.url, content=body.read_bytes(), headers=headers, timeout=30.0))
+            if not np.array_equal(got, expected):
+                raise RuntimeError(f"{server.name} answers other labels than the model")
+
+        started = time.time()
+        results: dict[str, dict[str, object]] = {
+            "raw forward in-process": raw_forward(module, images, duration_s)}
+        for server in servers:
+            results[server.name] = {cell.key: measure(server, cell, bodies, duration_s, warmup_s, admin)
+                                    for cell in CELLS}
+            print(f"{server.name}: " + ", ".join(f"{k} {v['requests_per_s']:,.0f} req/s"  # type: ignore[index]
+                                                 for k, v in results[server.name].items()), flush=True)
+        load_after = MachineLoad.now()
+    report = {"settings": {"duration_s": duration_s, "warmup_s": warmup_s, "model": model, "cpus": os.cpu_count(),
+                           "torch_threads": torch.get_num_threads(), "started": started},
+              "load_before": asdict(load_before), "load_after": asdict(load_after), "results": results}
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2))
+    print(markdown_table(report))
+
+
+if __name__ == "__main__":
+    app()
