@@ -45,9 +45,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bbrange.oracle.backend_onnx import OnnxBackend
-from bbrange.oracle.onnx_export import torch_to_onnx
-from bbrange.oracle.onnx_import import ImportSpec, import_onnx
+from bbrange.oracle.models.onnx_export import torch_to_onnx
+from bbrange.oracle.models.onnx_import import ImportSpec, import_onnx
+from bbrange.oracle.serving.backend_onnx import OnnxBackend
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.devices import as_batch, resolve_device
 from bbrange.shared.model_card import load_model, read_card

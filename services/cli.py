@@ -11,9 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bbrange.attacker.campaigns.cli import app as attack_app
-from bbrange.attacker.campaigns.cli import percent
-from bbrange.attacker.campaigns.spec import DEFAULT_STEP_SIZE
+from bbrange.attacker.campaigns.cli.main import app as attack_app
+from bbrange.attacker.campaigns.cli.main import percent
+from bbrange.attacker.campaigns.spec.campaign import DEFAULT_STEP_SIZE
 from bbrange.oracle.cli import app as oracle_app
 from bbrange.shared.datasets import DATA_DIR_ENV
 
@@ -114,8 +114,8 @@ def demo(
     print the results beside the paper's, and write the campaign's report (its path is the last line)."""
     import httpx
 
-    from bbrange.attacker.campaigns.cli import run as run_campaign
-    from bbrange.attacker.campaigns.cli_reports import fetch_report
+    from bbrange.attacker.campaigns.cli.main import run as run_campaign
+    from bbrange.attacker.campaigns.cli.reports import fetch_report
     from bbrange.local_range import LocalRange, RangeError
 
     _stop_on_sigterm()

@@ -126,7 +126,7 @@ class LocalRange:
     def ensure_mnist_oracle(self) -> None:
         if (unusable := unusable_reason(card_path(self.model_dir, "mnist"))) is None:
             return
-        from bbrange.oracle.training import train_oracle
+        from bbrange.oracle.models.training import train_oracle
 
         self.console.print(f"[bold]No usable MNIST oracle[/] ({unusable}): "
                            "training one first (about 1-3 minutes on 2 cores)")

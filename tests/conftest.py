@@ -96,7 +96,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def quick_model_dir(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     """A quick MNIST oracle (1 epoch on 3,000 images), trained once per session."""
-    from bbrange.oracle.training import train_oracle
+    from bbrange.oracle.models.training import train_oracle
 
     model_dir = tmp_path_factory.mktemp("models")
     train_oracle("mnist", model_dir, quick=True, data_dir=data_dir, show_progress=False)

@@ -69,7 +69,7 @@ def test_the_engine_is_a_library_without_the_web_stack() -> None:
     assert not loaded & {"fastapi", "starlette", "redis", "rq", "prometheus_client", "uvicorn", "httpx"}
 
 
-@pytest.mark.parametrize("app", ["bbrange.attacker.campaigns.app"])
+@pytest.mark.parametrize("app", ["bbrange.attacker.campaigns.api.app"])
 def test_the_attacker_api_does_not_load_torch(app: str) -> None:
     assert "torch" not in loaded_after(f"import {app}")
 

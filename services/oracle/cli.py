@@ -42,7 +42,7 @@ def train(
                                              "exists (weights match the card, architecture current).")] = False,
 ) -> None:
     """Train an oracle model reproducibly and write its safetensors weights and model card."""
-    from bbrange.oracle.training import recipe_for, train_oracle
+    from bbrange.oracle.models.training import recipe_for, train_oracle
     from bbrange.shared.model_card import card_path, unusable_reason
 
     if dataset not in DATASETS:
@@ -87,7 +87,7 @@ def serve(
 
     import uvicorn
 
-    from bbrange.oracle.app import create_app
+    from bbrange.oracle.api.app import create_app
     from bbrange.oracle.settings import OracleSettings
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -107,7 +107,7 @@ def serve(
                        "BBRANGE_DEVICE": device})
     if model:
         os.environ["BBRANGE_MODELS"] = json.dumps(model)
-    uvicorn.run("bbrange.oracle.app:create_app", factory=True, workers=workers, **options)
+    uvicorn.run("bbrange.oracle.api.app:create_app", factory=True, workers=workers, **options)
 
 
 clients_app = typer.Typer(help="Create, inspect, top up and revoke API clients (through the admin API).",
@@ -206,7 +206,7 @@ def import_model(
     """Import an ONNX classifier: checked against the declared input, measured, and written with its card."""
     from pydantic import ValidationError
 
-    from bbrange.oracle.onnx_import import ImportRefused, ImportSpec, import_onnx, preprocessing_of
+    from bbrange.oracle.models.onnx_import import ImportRefused, ImportSpec, import_onnx, preprocessing_of
 
     try:
         spec = ImportSpec(
@@ -239,7 +239,7 @@ def export_model(
     opset: Annotated[int, typer.Option(help="ONNX opset of the export.")] = 17,
 ) -> None:
     """Write a model as ONNX (input `input`: float32 (batch, C, H, W) in [0, 1]; output `scores`)."""
-    from bbrange.oracle.onnx_export import export_onnx
+    from bbrange.oracle.models.onnx_export import export_onnx
     from bbrange.shared.model_card import WeightsRefused, card_path
 
     target = output or Path(f"{name}.onnx")

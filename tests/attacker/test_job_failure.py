@@ -15,11 +15,11 @@ import pytest
 import redis
 from rq import Worker
 
-from bbrange.attacker.campaigns import jobs
-from bbrange.attacker.campaigns.records import CampaignRecord, CampaignState, utcnow
-from bbrange.attacker.campaigns.samples import SampleStore
 from bbrange.attacker.campaigns.settings import AttackerSettings
-from bbrange.attacker.campaigns.store import CampaignStore
+from bbrange.attacker.campaigns.storage.campaign_store import CampaignStore
+from bbrange.attacker.campaigns.storage.records import CampaignRecord, CampaignState, utcnow
+from bbrange.attacker.campaigns.storage.samples import SampleStore
+from bbrange.attacker.campaigns.worker import jobs
 from bbrange.shared.processes import free_port
 from tests.conftest import RedisServer
 

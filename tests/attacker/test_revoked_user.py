@@ -11,7 +11,7 @@ import pytest
 import redis
 from rq import Queue
 
-from bbrange.attacker.campaigns.users import UserStore
+from bbrange.attacker.campaigns.storage.users import UserStore
 from bbrange.shared.processes import wait_until
 from tests.attacker.conftest import (
     AttackerStack,

@@ -18,12 +18,12 @@ import redis
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 
-from bbrange.attacker.campaigns import user_data
-from bbrange.attacker.campaigns.app import create_app
-from bbrange.attacker.campaigns.plan import campaign_inputs
-from bbrange.attacker.campaigns.samples import SampleStore
+from bbrange.attacker.campaigns.api.app import create_app
 from bbrange.attacker.campaigns.settings import AttackerSettings
-from bbrange.attacker.campaigns.spec import CampaignSpec
+from bbrange.attacker.campaigns.spec.campaign import CampaignSpec
+from bbrange.attacker.campaigns.storage import user_data
+from bbrange.attacker.campaigns.storage.samples import SampleStore
+from bbrange.attacker.campaigns.worker.plan import campaign_inputs
 from bbrange.shared.processes import free_port
 from tests.attacker.conftest import small_spec
 from tests.conftest import RedisServer

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import get_args
 
-from bbrange.attacker.campaigns import spec
+from bbrange.attacker.campaigns.spec import campaign as spec
 from bbrange.attacker.engine import DEFAULT_STEP_SIZE, SUBSTITUTE_PRESETS, TARGET_CHOICES, SearchDomain
 
 

@@ -89,8 +89,8 @@ def test_finding_2_other_ports_of_an_allowed_host_are_refused(attacker: Attacker
 
 
 def test_finding_2_allowlist_entries_need_a_port() -> None:
-    from bbrange.attacker.campaigns.allowlist import OracleAllowlist
     from bbrange.attacker.campaigns.errors import TargetNotAllowed
+    from bbrange.attacker.campaigns.spec.allowlist import OracleAllowlist
 
     with pytest.raises(TargetNotAllowed, match="needs an explicit port"):
         OracleAllowlist(["http://127.0.0.1"])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from bbrange.oracle.adversarial_training import fgsm_examples
-from bbrange.oracle.training import train_oracle
+from bbrange.oracle.models.adversarial_training import fgsm_examples
+from bbrange.oracle.models.training import train_oracle
 from bbrange.shared.architectures import build_model
 
 

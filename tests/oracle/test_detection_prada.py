@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from bbrange.oracle.detection import prada
 from bbrange.oracle.detection.config import DetectionSettings, DetectorConfig
 from bbrange.oracle.detection.detector import Detector
-from bbrange.oracle.metrics import OracleMetrics
+from bbrange.oracle.query_metrics import OracleMetrics
 
 
 def feed(x: np.ndarray, y: np.ndarray, config: DetectorConfig, batch: int = 100) -> prada.PradaState:

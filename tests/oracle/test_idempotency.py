@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import numpy as np
 
-from bbrange.attacker.campaigns.target_spec import Target
+from bbrange.attacker.campaigns.spec.target import Target
 from bbrange.attacker.campaigns.targets.bbrange import BbrangeTarget
 from bbrange.shared.wire import NPY_MEDIA_TYPE, decode_npy
 from tests.oracle.test_budgets import metric_value, predict

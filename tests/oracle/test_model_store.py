@@ -41,7 +41,7 @@ def test_round_trip_reproduces_predictions(quick_model_dir, mnist_test, tmp_path
 
 
 def test_training_is_bitwise_reproducible(quick_model_dir, tmp_path, data_dir):
-    from bbrange.oracle.training import train_oracle
+    from bbrange.oracle.models.training import train_oracle
 
     card = train_oracle("mnist", tmp_path, quick=True, data_dir=data_dir, show_progress=False)
     assert card.training.seed == 0
@@ -49,7 +49,7 @@ def test_training_is_bitwise_reproducible(quick_model_dir, tmp_path, data_dir):
 
 
 def test_the_thesis_recipe_trains_with_plain_sgd_and_says_so(tmp_path, data_dir, mnist_test):
-    from bbrange.oracle.training import recipe_for, train_oracle
+    from bbrange.oracle.models.training import recipe_for, train_oracle
 
     card = train_oracle("mnist", tmp_path, name="mnist-thesis", recipe="mnist-thesis", quick=True,
                         data_dir=data_dir, show_progress=False)

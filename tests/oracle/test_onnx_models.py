@@ -87,8 +87,8 @@ def test_mismatched_and_malformed_imports_are_refused_saying_what_differs(
 
 def test_a_model_with_a_fixed_batch_of_one_is_served_in_chunks(tmp_path: Path, foreign_model: ForeignModel,
                                                                 mnist_test):
-    from bbrange.oracle.backend_onnx import OnnxBackend
-    from bbrange.oracle.onnx_import import ImportSpec, import_onnx
+    from bbrange.oracle.models.onnx_import import ImportSpec, import_onnx
+    from bbrange.oracle.serving.backend_onnx import OnnxBackend
     from bbrange.shared.model_card import Preprocessing
 
     fixed = export(foreign_model.module, tmp_path / "fixed.onnx", dynamic=False)
@@ -130,7 +130,7 @@ def test_import_through_the_admin_api_serves_at_once(onnx_oracle: OracleProcess,
 def test_our_trained_model_exports_as_onnx_and_imports_back(quick_model_dir: Path, tmp_path: Path, mnist_test):
     import torch
 
-    from bbrange.oracle.backend_onnx import OnnxBackend
+    from bbrange.oracle.serving.backend_onnx import OnnxBackend
     from bbrange.shared.model_card import load_model
 
     out = bbrange("export", "mnist", "--model-dir", str(quick_model_dir), "--output", str(tmp_path / "mnist.onnx"))

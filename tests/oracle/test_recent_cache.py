@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from bbrange.oracle.recent_cache import RecentCache
+from bbrange.oracle.serving.recent_cache import RecentCache
 
 
 def test_entries_expire_after_their_ttl():

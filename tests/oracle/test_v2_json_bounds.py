@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from bbrange.oracle import predict_input
-from bbrange.oracle.routes import v2
+from bbrange.oracle.api import request_body as predict_input
+from bbrange.oracle.api.routes import v2
 from bbrange.oracle.settings import OracleSettings
 from tests.conftest import OracleProcess, RedisServer
 
@@ -103,7 +103,7 @@ def test_json_is_parsed_two_at_a_time_on_the_same_two_threads() -> None:
 @pytest.fixture
 def in_process(quick_model_dir: Path, redis_server: RedisServer) -> Iterator[tuple[TestClient, str]]:
     """The oracle app in this process (its Redis and model real), for what only its threads show."""
-    from bbrange.oracle.app import create_app
+    from bbrange.oracle.api.app import create_app
 
     settings = OracleSettings(redis_url=redis_server.url, redis_prefix="bbinprocess", model_dir=quick_model_dir,
                               device="cpu", admin_token="in-process-admin", dynamic_batching=False)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from bbrange.attacker.campaigns.records import (
+from bbrange.attacker.campaigns.storage.records import (
     CampaignError,
     CampaignRecord,
     CampaignResults,
@@ -16,7 +16,7 @@ from bbrange.attacker.campaigns.records import (
     QueryCounts,
     utcnow,
 )
-from bbrange.attacker.campaigns.samples import SampleSet
+from bbrange.attacker.campaigns.storage.samples import SampleSet
 
 SPEC: dict[str, Any] = {
     "name": None, "dataset": "mnist",

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from bbrange.attacker.campaigns.plan import engine_attack
-from bbrange.attacker.campaigns.results import campaign_results
-from bbrange.attacker.campaigns.spec import CampaignSpec
+from bbrange.attacker.campaigns.spec.campaign import CampaignSpec
+from bbrange.attacker.campaigns.worker.plan import engine_attack
+from bbrange.attacker.campaigns.worker.results import campaign_results
 from bbrange.attacker.engine import FGSM, BlackBoxAttack, CallableOracle, QueryCounter, SubstituteConfig, run_blackbox_attack
 
 QUICK = SubstituteConfig(substitute_epochs=1, train_epochs=1, seed=3)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 
-from bbrange.attacker.campaigns.records import CampaignError, CampaignRecord, CampaignState, QueryCounts, utcnow
 from bbrange.attacker.campaigns.report import CampaignView, ModelCampaigns, render_campaign_report, render_model_report
 from bbrange.attacker.campaigns.report.timeline import query_spans, span_at
+from bbrange.attacker.campaigns.storage.records import CampaignError, CampaignRecord, CampaignState, QueryCounts, utcnow
 from tests.report.records import SPEC, cancelled, samples, succeeded
 
 API = "http://127.0.0.1:8100"

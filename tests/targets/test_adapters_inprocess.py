@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from bbrange.attacker.campaigns.errors import OracleError, OracleProtocolError
-from bbrange.attacker.campaigns.target_spec import Target
+from bbrange.attacker.campaigns.spec.target import Target
 from bbrange.attacker.campaigns.targets import ADAPTERS, TargetClient
 from bbrange.attacker.engine import QueryCounter
 

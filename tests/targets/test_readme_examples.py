@@ -10,7 +10,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from bbrange.attacker.campaigns.spec import CampaignSpec
+from bbrange.attacker.campaigns.spec.campaign import CampaignSpec
 from bbrange.cli import app
 from tests.attacker.conftest import AttackerStack
 from tests.conftest import REPO

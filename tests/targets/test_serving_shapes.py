@@ -10,7 +10,7 @@ import pytest
 
 from bbrange.attacker.campaigns import targets
 from bbrange.attacker.campaigns.errors import OracleError
-from bbrange.attacker.campaigns.target_spec import Target
+from bbrange.attacker.campaigns.spec.target import Target
 from tests.attacker.conftest import AttackerStack, submit, wait_final
 from tests.targets.checks import assert_complete
 from tests.targets.conftest import USER_AGENT, ForeignApps, tiny_spec

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from bbrange.attacker.campaigns import json_templates
-from bbrange.attacker.campaigns.data_spec import Domain
 from bbrange.attacker.campaigns.settings import AttackerSettings
-from bbrange.attacker.campaigns.target_spec import Target
+from bbrange.attacker.campaigns.spec import json_templates
+from bbrange.attacker.campaigns.spec.data import Domain
+from bbrange.attacker.campaigns.spec.target import Target
 
 
 def nested(levels: int) -> dict[str, Any]:

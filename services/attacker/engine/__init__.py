@@ -47,7 +47,7 @@ from bbrange.attacker.engine.substitute import (
     SubstituteResult,
     train_substitute,
 )
-from bbrange.attacker.engine.targets import TARGET_CHOICES, TargetChoice, choose_targets
+from bbrange.attacker.engine.target_classes import TARGET_CHOICES, TargetChoice, choose_targets
 
 __all__ = [
     # the pipeline

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from bbrange.attacker.engine.attack import Attack
-from bbrange.attacker.engine.targets import TargetChoice
+from bbrange.attacker.engine.target_classes import TargetChoice
 
 SearchDomain = Literal["all", "movable"]
 

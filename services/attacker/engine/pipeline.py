@@ -40,7 +40,7 @@ from bbrange.attacker.engine.jsma import JSMA
 from bbrange.attacker.engine.oracles import LabelOracle, QueryCounter
 from bbrange.attacker.engine.sizes import SizedReport, transfer_at_sizes
 from bbrange.attacker.engine.substitute import EpochReport, SubstituteConfig, SubstituteResult, train_substitute
-from bbrange.attacker.engine.targets import choose_targets
+from bbrange.attacker.engine.target_classes import choose_targets
 from bbrange.shared.devices import as_batch
 
 Stage = Literal["agreement", "substitute", "crafting", "evaluation"]

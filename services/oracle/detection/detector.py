@@ -25,8 +25,8 @@ from bbrange.oracle.detection import prada
 from bbrange.oracle.detection.config import DetectionSettings, Policy
 from bbrange.oracle.detection.metrics import DetectionMetrics
 from bbrange.oracle.detection.store import ClientDetection, DetectionStore, Flag, now_iso
-from bbrange.oracle.metrics import OracleMetrics
-from bbrange.oracle.recent_cache import RecentCache
+from bbrange.oracle.query_metrics import OracleMetrics
+from bbrange.oracle.serving.recent_cache import RecentCache
 from bbrange.shared.http_errors import ApiError
 
 log = logging.getLogger(__name__)

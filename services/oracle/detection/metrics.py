@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from bbrange.oracle.metrics import OracleMetrics
+from bbrange.oracle.query_metrics import OracleMetrics
 
 REASONS = ("prada",)
 POLICIES = ("observe", "flag", "block")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from bbrange.oracle.dependencies import LedgerDep, PredictorDep, require_admin
+from bbrange.oracle.api.dependencies import LedgerDep, PredictorDep, require_admin
 from bbrange.oracle.detection.config import DetectorConfig, Policy
 from bbrange.oracle.detection.detector import Detector
 from bbrange.oracle.detection.prada import stored_size

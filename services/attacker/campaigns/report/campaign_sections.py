@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from bbrange.attacker.campaigns.pictures import pick_for_grid, png_bytes
 from bbrange.attacker.campaigns.report import figures
+from bbrange.attacker.campaigns.report.pictures import pick_for_grid, png_bytes
 from bbrange.attacker.campaigns.report.section import Section
 from bbrange.attacker.campaigns.report.templating import data_uri, render, trusted_svg
 from bbrange.attacker.campaigns.report.timeline import query_spans, span_at

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bbrange.attacker.campaigns.records import CampaignRecord
 from bbrange.attacker.campaigns.report import figures
 from bbrange.attacker.campaigns.report.pages import page
 from bbrange.attacker.campaigns.report.section import Section
 from bbrange.attacker.campaigns.report.templating import percent, render, trusted_svg
+from bbrange.attacker.campaigns.storage.records import CampaignRecord
 
 PLOTTED = 8  # campaigns drawn in the plots (the newest); the table lists all of them
 PALETTE = ("#c0392b", "#2471a3", "#27ae60", "#8e44ad", "#d35400", "#16a085", "#2c3e50", "#b7950b")

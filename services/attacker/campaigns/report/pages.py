@@ -6,11 +6,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 from markupsafe import Markup
 
-from bbrange.attacker.campaigns.records import utcnow
 from bbrange.attacker.campaigns.report import campaign_sections, query_attacks, transfer_sections
 from bbrange.attacker.campaigns.report.section import Section, SectionBuilder
 from bbrange.attacker.campaigns.report.templating import TEMPLATES, render
 from bbrange.attacker.campaigns.report.view import CampaignView
+from bbrange.attacker.campaigns.storage.records import utcnow
 
 # The order of the page. A new attack's sections go beside the others (they are left out when a campaign's
 # results carry nothing for them).

@@ -4,8 +4,8 @@ when it crafted several)."""
 
 from __future__ import annotations
 
-from bbrange.attacker.campaigns.records import CampaignRecord
 from bbrange.attacker.campaigns.report.figures import Span
+from bbrange.attacker.campaigns.storage.records import CampaignRecord
 
 
 def query_spans(record: CampaignRecord) -> list[Span]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bbrange.attacker.campaigns.records import CampaignRecord
-from bbrange.attacker.campaigns.samples import SampleSet
+from bbrange.attacker.campaigns.storage.records import CampaignRecord
+from bbrange.attacker.campaigns.storage.samples import SampleSet
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bbrange.attacker.campaigns.target_spec import Target
+from bbrange.attacker.campaigns.spec.target import Target
 from bbrange.attacker.campaigns.targets.bbrange import BbrangeTarget
 from bbrange.attacker.campaigns.targets.client import TargetClient
 from bbrange.attacker.campaigns.targets.http_json import HttpJsonTarget

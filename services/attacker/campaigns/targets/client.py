@@ -32,7 +32,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from tenacity.wait import wait_exponential, wait_random
 
 from bbrange.attacker.campaigns.errors import OracleError, OracleProtocolError, OracleUnavailable
-from bbrange.attacker.campaigns.target_spec import Target
+from bbrange.attacker.campaigns.spec.target import Target
 from bbrange.attacker.campaigns.targets.encoding import RemoteModel, auth_of
 from bbrange.attacker.campaigns.targets.labels import Expected, read_labels, received
 from bbrange.attacker.campaigns.targets.refusals import (

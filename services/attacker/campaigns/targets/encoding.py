@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 
 from bbrange.attacker.campaigns.errors import OracleProtocolError
-from bbrange.attacker.campaigns.target_spec import BasicAuth, BearerAuth, HeaderAuth, Target
+from bbrange.attacker.campaigns.spec.target import BasicAuth, BearerAuth, HeaderAuth, Target
 
 
 @dataclass(frozen=True)

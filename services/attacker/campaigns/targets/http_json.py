@@ -11,8 +11,8 @@ import httpx
 import jmespath
 import numpy as np
 
-from bbrange.attacker.campaigns import json_templates
-from bbrange.attacker.campaigns.target_spec import HttpJsonApi, Target
+from bbrange.attacker.campaigns.spec import json_templates
+from bbrange.attacker.campaigns.spec.target import HttpJsonApi, Target
 from bbrange.attacker.campaigns.targets.client import TargetClient
 from bbrange.attacker.campaigns.targets.encoding import RemoteModel, to_wire
 

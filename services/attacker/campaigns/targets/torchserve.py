@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 
 from bbrange.attacker.campaigns.errors import OracleError
-from bbrange.attacker.campaigns.pictures import png_bytes
-from bbrange.attacker.campaigns.target_spec import Target
+from bbrange.attacker.campaigns.report.pictures import png_bytes
+from bbrange.attacker.campaigns.spec.target import Target
 from bbrange.attacker.campaigns.targets.client import TargetClient
 from bbrange.attacker.campaigns.targets.encoding import RemoteModel
 from bbrange.attacker.campaigns.targets.kserve_v1 import LABEL_KEYS, SCORE_KEYS, label_values

@@ -1,0 +1,1 @@
+"""`bbrange attack …`: serve, worker, run a campaign, reports and users."""

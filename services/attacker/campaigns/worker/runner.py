@@ -1,0 +1,292 @@
+"""One campaign, start to finish, inside a worker: the engine's black-box pipeline against the remote
+oracle, with the campaign record kept up to date.
+
+The runner owns the campaign record while it is running: it publishes phase, progress, per-epoch
+metrics and queries by phase as they happen, honours cancellation before every oracle request and at
+every substitute epoch and crafting batch, and always leaves the campaign in a final state with the
+reason, keeping whatever it had computed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from bbrange.attacker.campaigns import targets
+from bbrange.attacker.campaigns.campaign_metrics import ClientReport, attack_metrics
+from bbrange.attacker.campaigns.errors import (
+    CampaignCancelled,
+    CampaignLost,
+    CampaignStopped,
+    InvalidCampaign,
+    OracleError,
+    OracleProtocolError,
+    OracleUnavailable,
+    TargetNotAllowed,
+)
+from bbrange.attacker.campaigns.report.pictures import grid_png
+from bbrange.attacker.campaigns.settings import AttackerSettings
+from bbrange.attacker.campaigns.spec.allowlist import OracleAllowlist
+from bbrange.attacker.campaigns.storage.campaign_store import CampaignStore, LeaseKeeper
+from bbrange.attacker.campaigns.storage.records import (
+    CampaignError,
+    CampaignPhase,
+    CampaignRecord,
+    CampaignResults,
+    CampaignState,
+    EpochMetrics,
+    QueryCounts,
+    utcnow,
+)
+from bbrange.attacker.campaigns.storage.revocation import cancel_if_owner_revoked
+from bbrange.attacker.campaigns.storage.samples import SampleStore
+from bbrange.attacker.campaigns.storage.sealing import KeySealer, open_spec
+from bbrange.attacker.campaigns.storage.users import UserStore
+from bbrange.attacker.campaigns.worker.plan import campaign_inputs, engine_attack, epoch_weights, query_counter
+from bbrange.attacker.campaigns.worker.results import campaign_results, sample_set
+from bbrange.attacker.engine import (
+    BudgetExhausted,
+    EpochReport,
+    QueryCounter,
+    QueryPhase,
+    Stage,
+    run_blackbox_attack,
+)
+from bbrange.shared.devices import resolve_device
+
+log = logging.getLogger(__name__)
+
+# Share of the progress bar per phase; the substitute's share is split by the size of each epoch's set.
+_SPAN = {CampaignPhase.connecting: (0.0, 0.02), CampaignPhase.agreement: (0.02, 0.07),
+         CampaignPhase.substitute: (0.07, 0.82), CampaignPhase.crafting: (0.82, 0.87),
+         CampaignPhase.evaluation: (0.87, 0.97), CampaignPhase.saving: (0.97, 1.0)}
+
+
+@dataclass
+class CampaignRunner:
+    store: CampaignStore
+    samples: SampleStore
+    settings: AttackerSettings
+    worker_name: str = ""
+
+    def __post_init__(self) -> None:
+        self.worker_name = self.worker_name or f"{socket.gethostname()}:{os.getpid()}"
+        self.allowlist = OracleAllowlist(self.settings.oracle_allowlist)
+        self.users = UserStore(self.store.redis, self.store.prefix)
+
+    def run(self, cid: str) -> CampaignState | None:
+        """Run a queued campaign to a final state; None when it was not queued (cancelled, unknown, taken)."""
+        holder = f"{self.worker_name}/pid {os.getpid()}"
+        if cancel_if_owner_revoked(self.store, self.users, self.samples, cid) is not None:
+            attack_metrics().campaigns_finished.labels(state=CampaignState.cancelled.value).inc()
+            return CampaignState.cancelled
+        if self.store.claim(cid, holder, self.settings.lease_ttl_s) is None:
+            log.info("campaign %s is not queued any more; skipping", cid)
+            return None
+        started = time.perf_counter()
+        with LeaseKeeper(self.store, cid, holder, self.settings.lease_ttl_s):
+            state, results = _CampaignRun(self, cid).execute()
+        metrics = attack_metrics()
+        if state is not None:
+            metrics.campaigns_finished.labels(state=state.value).inc()
+            metrics.job_seconds.labels(state=state.value).observe(time.perf_counter() - started)
+            if results is not None and results.oracle_agreement is not None and state is CampaignState.succeeded:
+                metrics.substitute_agreement.observe(results.oracle_agreement)
+        return state
+
+
+class _CampaignRun:
+    def __init__(self, runner: CampaignRunner, cid: str) -> None:
+        self.runner = runner
+        self.store = runner.store
+        self.cid = cid
+        self.settings = runner.settings
+        self.results = CampaignResults()
+        self.counter: QueryCounter | None = None
+        self.oracle: targets.TargetClient | None = None
+        self.client = ClientReport()
+        self.epoch_weights: list[float] = []
+
+    # ------------------------------------------------------------------ record updates
+
+    def _with_queries(self, mutate: Callable[[CampaignRecord], None]) -> Callable[[CampaignRecord], None]:
+        def apply(r: CampaignRecord) -> None:
+            mutate(r)
+            if self.counter is not None:
+                r.queries = QueryCounts(**self.counter.usage.by_phase, total=self.counter.total,
+                                        inputs_sent=self.oracle.inputs_sent if self.oracle else 0,
+                                        batch_size=self.oracle.batch_size if self.oracle else None)
+
+        return apply
+
+    def publish(self, mutate: Callable[[CampaignRecord], None]) -> CampaignRecord:
+        record = self.store.update(self.cid, self._with_queries(mutate), only_from={CampaignState.running})
+        if record is None:
+            raise CampaignLost(self.cid)
+        return record
+
+    def enter(self, phase: CampaignPhase, fraction: float = 0.0) -> None:
+        low, high = _SPAN.get(phase, (1.0, 1.0))
+
+        def set_phase(r: CampaignRecord) -> None:
+            r.phase = phase
+            r.progress = round(max(r.progress, low + (high - low) * min(max(fraction, 0.0), 1.0)), 4)
+
+        self.publish(set_phase)
+
+    def check_cancel(self) -> None:
+        if self.store.cancel_requested(self.cid):
+            raise CampaignCancelled()
+
+    def before_query(self, phase: QueryPhase, inputs: int) -> None:
+        self.check_cancel()
+
+    def on_query(self, phase: QueryPhase, answered: int) -> None:
+        metrics = attack_metrics()
+        if answered:
+            metrics.oracle_queries.labels(phase=phase).inc(answered)
+        self._report_client()
+        if phase == "labelling":
+            self.publish(lambda r: setattr(r, "phase", CampaignPhase.substitute))
+        elif phase == "agreement":
+            self.enter(CampaignPhase.agreement, 1.0)
+
+    def _report_client(self) -> None:
+        if self.oracle is not None:
+            self.client.report(self.oracle.requests_retried, self.oracle.paced_s)
+
+    def finish(self, state: CampaignState, error: CampaignError | None, samples: bool = False) -> None:
+        def final(r: CampaignRecord) -> None:
+            r.state = state
+            r.finished_at = utcnow()
+            r.error = error
+            r.results = self.results
+            if self.oracle is not None and self.oracle.flag is not None:
+                r.results.flagged, r.results.flagged_after_queries = self.oracle.flag, self.oracle.flagged_after
+            r.samples_available = samples
+            if state is CampaignState.succeeded:
+                r.phase, r.progress = CampaignPhase.done, 1.0
+
+        if self.store.update(self.cid, self._with_queries(final), only_from={CampaignState.running},
+                             finish=True) is None:
+            raise CampaignLost(self.cid)
+        self.runner.samples.remove_upload(self.cid)
+
+    # ------------------------------------------------------------------ the campaign
+
+    def execute(self) -> tuple[CampaignState | None, CampaignResults | None]:
+        record = self.store.get(self.cid)
+        phase = record.phase.value if record else "?"
+        try:
+            state = self._attack()
+            return state, self.results
+        except CampaignLost:
+            log.warning("campaign %s was finalised elsewhere (lease lost); dropping this run", self.cid)
+            return None, None
+        except CampaignStopped as e:
+            state = CampaignState.cancelled if isinstance(e, CampaignCancelled) else CampaignState.failed
+            failure = (state, CampaignError(code=e.code, message=e.message))
+        except BudgetExhausted as e:  # the agreement labels were refused: nothing can be measured
+            failure = (CampaignState.failed, CampaignError(code="budget_exhausted",
+                                                           message=f"{e} (during the agreement phase)"))
+        except TargetNotAllowed as e:
+            failure = (CampaignState.failed, CampaignError(code="target_not_allowed", message=str(e)))
+        except OracleError as e:
+            if e.code == "suspected_extraction":  # the oracle's detector blocked the key: say after how much
+                answered = self.oracle.inputs_answered if self.oracle else 0
+                e.message += f" (the campaign had {answered} queries answered)"
+            failure = (CampaignState.failed, CampaignError(
+                code=e.code if e.code == "suspected_extraction" else "oracle_refused", message=e.message))
+        except OracleProtocolError as e:
+            failure = (CampaignState.failed, CampaignError(code=e.code, message=str(e)))
+        except OracleUnavailable as e:
+            failure = (CampaignState.failed, CampaignError(code="oracle_unavailable", message=str(e)))
+        except Exception as e:  # noqa: BLE001 - whatever it was, the campaign must not stay "running"
+            log.exception("campaign %s failed", self.cid)
+            failure = (CampaignState.failed,
+                       CampaignError(code="internal_error", message=f"{type(e).__name__}: {e} (see the worker log)"))
+        finally:
+            self._report_client()
+            if self.oracle is not None:
+                self.oracle.close()
+        state, error = failure
+        if error.code == "budget_exhausted" and self.counter is not None:
+            self.client.budget_stop(self.counter.usage.refused, self.counter.usage.refused_by_oracle)
+        current = self.store.get(self.cid)
+        if current is not None:
+            phase = current.phase.value
+        error.message = f"{error.message} [phase: {phase}]"
+        try:
+            self.finish(state, error, samples=self.runner.samples.samples_path(self.cid).exists())
+        except CampaignLost:
+            return None, None
+        return state, self.results
+
+    def _attack(self) -> CampaignState:
+        spec_json = self.store.secret_spec(self.cid)
+        if spec_json is None:
+            raise InvalidCampaign("the campaign's stored spec is missing")
+        spec = open_spec(spec_json, KeySealer(self.settings.secret_key))
+        self.runner.allowlist.check(spec.target.oracle_url)
+        device = resolve_device(self.settings.device)
+
+        self.enter(CampaignPhase.connecting)
+        self.oracle = targets.connect(
+            spec.target, timeout_s=self.settings.oracle_timeout_s, max_attempts=self.settings.oracle_max_attempts,
+            max_wait_s=self.settings.oracle_max_wait_s, interrupt=self.check_cancel,
+            user_agent=self.settings.oracle_user_agent,
+        )
+        self.oracle.batch_size = min(self.oracle.batch_size, self.settings.oracle_batch_size)
+        remote = self.oracle.describe()
+        described = {"name": remote.name, "input_shape": list(remote.input_shape), "num_classes": remote.num_classes,
+                     **(remote.card or {})}
+        self.publish(lambda r: setattr(r, "target_model", described))
+        inputs = campaign_inputs(spec, self.runner.samples.load_uploads(self.cid), remote.input_shape,
+                                 self.oracle.num_classes, self.settings.datasets_dir)
+
+        self.counter = query_counter(spec, self.oracle, before=self.before_query, after=self.on_query)
+        sub = spec.substitute
+        self.epoch_weights = epoch_weights(len(inputs.x0), sub.rho, sub.reservoir, sub.sigma, sub.kappa)
+        self.enter(CampaignPhase.agreement)
+        result = run_blackbox_attack(self.counter, inputs.x0, inputs.x_eval, inputs.y_eval, engine_attack(spec),
+                                     device=device, on_epoch=self.on_epoch, on_progress=self.on_stage)
+        self.results = campaign_results(result)
+        if not result.substitute.completed:
+            raise CampaignStopped("budget_exhausted", result.stop_reason or "substitute training stopped")
+
+        self.enter(CampaignPhase.saving)
+        n = len(result.label_after)
+        if n:
+            samples = sample_set(inputs, result)
+            self.runner.samples.save(self.cid, samples)
+            title = (f"campaign {self.cid[:8]} - {spec.crafting.method.upper()} on {spec.target.model}: "
+                     f"transfer {self.results.transfer_rate:.1%} of {n}")
+            self.runner.samples.save_grid(self.cid, grid_png(samples, title, inputs.class_names))
+            if self.results.transfer_rate is not None:
+                attack_metrics().transfer_rate.labels(method=spec.crafting.method).observe(self.results.transfer_rate)
+        if not result.completed:
+            raise CampaignStopped("budget_exhausted", result.stop_reason or "the budget ran out during evaluation")
+        self.finish(CampaignState.succeeded, None, samples=n > 0)
+        return CampaignState.succeeded
+
+    def on_stage(self, stage: Stage, fraction: float) -> None:
+        if stage in ("crafting", "evaluation"):
+            self.check_cancel()
+            self.enter(CampaignPhase(stage), fraction)
+
+    def on_epoch(self, report: EpochReport) -> None:
+        done = sum(self.epoch_weights[: report.rho + 1]) / max(sum(self.epoch_weights), 1e-9)
+        low, high = _SPAN[CampaignPhase.substitute]
+        epoch = EpochMetrics.model_validate(asdict(report))
+
+        def add(r: CampaignRecord) -> None:
+            r.epochs.append(epoch)
+            r.phase = CampaignPhase.substitute
+            r.progress = round(max(r.progress, low + (high - low) * min(done, 1.0)), 4)
+
+        self.publish(add)
+        self.check_cancel()

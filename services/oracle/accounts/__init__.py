@@ -1,0 +1,1 @@
+"""Who may query and how much: clients, hashed API keys, budgets and throttling, in Redis."""

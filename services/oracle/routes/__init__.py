@@ -1,1 +1,0 @@
-"""The oracle's HTTP routes, one router per concern; `bbrange.oracle.app.create_app` includes them all."""
