@@ -70,6 +70,9 @@ class InProcessApi:
         headers = {**auth(self.token if token is None else token), **kw.pop("headers", {})}
         return self.client.post(path, headers=headers, **kw)
 
+    def cancel(self, cid: str) -> None:
+        self.post(f"/attacks/{cid}/cancel").raise_for_status()
+
     def total(self) -> int:
         total: int = self.get("/attacks").raise_for_status().json()["total"]
         return total
