@@ -15,7 +15,7 @@ from bbrange.attacker.campaigns.errors import OracleError, OracleProtocolError, 
 from bbrange.attacker.campaigns.spec.target import Target
 from bbrange.attacker.campaigns.targets import ADAPTERS, TargetClient
 from bbrange.attacker.campaigns.targets.client import FLAG_HEADER
-from bbrange.attacker.campaigns.targets.refusals import OracleBudgetExhausted
+from bbrange.attacker.campaigns.targets.refusals import OracleBudgetExhausted, clip, retry_after
 from bbrange.attacker.engine import PartiallyAnswered
 
 URL = "http://oracle.test:8000"
@@ -204,3 +204,24 @@ def test_a_label_outside_the_classes_is_a_protocol_error(make: Callable[..., Tar
     with pytest.raises(PartiallyAnswered) as e:  # answered (and charged) before it could be read
         client.label(images(2))
     assert e.value.answered == 2 and "outside 0..9" in str(e.value.__cause__)
+
+
+# ------------------------------------------------------------------ refusals.py, alone (quoting: tests/targets/test_answers.py)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("7", 7.0), ("0.5", 0.5), ("-3", 0.0), ("Wed, 21 Oct 2015", None),
+                                                (None, None)])
+def test_retry_after_is_read_in_seconds_or_ignored(value: str | None, seconds: float | None) -> None:
+    assert retry_after(httpx.Response(503, headers={} if value is None else {"Retry-After": value})) == seconds
+
+
+def test_clip_keeps_foreign_text_on_one_bounded_line() -> None:
+    assert clip("a\nb\x00\x1fc") == "a b c"
+    clipped = clip("x" * 500, 20)
+    assert len(clipped) == 20 and clipped.endswith("…")
+
+
+def test_an_exhausted_budget_says_what_was_asked_and_what_is_left() -> None:
+    e = OracleBudgetExhausted(3, 16)
+    assert (e.remaining, e.requested) == (3, 16) and "16 inputs asked for, 3 left" in str(e)
+    assert "unknown left" in str(OracleBudgetExhausted(None, 1))
