@@ -57,6 +57,30 @@ def test_invalid_spec_is_refused_with_a_clear_message(api: InProcessApi, body: d
     assert api.total() == 0 and api.svc.queue.count == 0  # nothing was kept nor queued
 
 
+def _nested(levels: int) -> Any:
+    template: Any = "$inputs"
+    for _ in range(levels):
+        template = {"a": template}
+    return template
+
+
+HTTP_JSON = {"protocol": "http-json", "input_shape": [1, 28, 28], "num_classes": 10,
+             "http_json": {"request_template": {"images": "$inputs"}, "labels_path": "x"}}
+
+
+@pytest.mark.parametrize(("target", "says"), [
+    ({"http_json": {"request_template": _nested(900), "labels_path": "x"}}, "nested more than 16 levels"),
+    ({"http_json": {"request_template": {"x": "$inputs", "pad": "p" * 200_000}, "labels_path": "x"}},
+     "more than 16384"),
+    ({"oracle_url": "http://127.0.0.1:80\n00"}, "control characters"),  # urlsplit drops it: it was accepted, then failed later
+])
+def test_unbounded_or_malformed_targets_are_refused(api: InProcessApi, target: dict, says: str) -> None:
+    r = api.submit(campaign_spec(target={**HTTP_JSON, **target}))
+    assert r.status_code == 422 and says in r.json()["error"]["message"], r.text[:1000]
+    assert api.total() == 0
+    assert api.submit(campaign_spec(target=HTTP_JSON)).status_code == 202  # the same target, bounded, is accepted
+
+
 def test_malformed_json_is_refused(api: InProcessApi) -> None:
     r = api.post("/attacks", content=b"{not json", headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 import uuid
 import zipfile
 from collections.abc import Callable
@@ -54,6 +55,21 @@ def test_a_zip_bomb_is_refused_by_its_declared_size(make_api: Callable[..., Api]
     assert error["code"] == "upload_too_large" and "BBRANGE_ATTACK_MAX_UPLOAD_BYTES" in error["message"]
     assert error["details"]["limit"] == 1024 * 1024 and error["details"]["decoded_bytes"] > 3_000_000
     assert api.get("/attacks").json()["total"] == 0
+
+
+def test_a_zip_bomb_over_the_default_limit_is_refused_before_it_is_inflated(api: Api) -> None:
+    n = 90_000  # 70 MB of zeros, over the default 64 MiB, deflated to about 100 kB
+    bomb = npz_b64(x=np.zeros((n, 1, 28, 28), np.uint8), y=np.zeros(n, np.int64))
+    assert len(bomb) < 200_000
+    started = time.monotonic()
+    r = api.submit(spec_with(evaluation={"size": 60, "source": {"kind": "upload", "npz_base64": bomb}}))
+    elapsed = time.monotonic() - started
+    assert r.status_code == 413, r.text
+    error = r.json()["error"]
+    assert error["code"] == "upload_too_large" and error["details"]["limit"] == 64 * 1024 * 1024
+    assert error["details"]["decoded_bytes"] > n * 784
+    assert api.total() == 0
+    assert elapsed < 5, elapsed  # judged from the zip directory, not by inflating 70 MB
 
 
 def _huge_header_npz() -> str:
