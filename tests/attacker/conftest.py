@@ -19,6 +19,7 @@ import redis
 from bbrange.shared.processes import Process, free_port, wait_until
 from bbrange.shared.stack import Stack, commands
 from tests.conftest import BBRANGE, OracleProcess, RedisServer
+from tests.specs import campaign_spec
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 ADMIN_TOKEN = "attack-admin-test-token"
@@ -111,23 +112,11 @@ def oracle_key(oracle: OracleProcess, request: pytest.FixtureRequest) -> tuple[s
 
 
 def small_spec(oracle_url: str, api_key: str, **overrides: Any) -> dict[str, Any]:
-    """S0 = 30, ρ = 2, two training epochs per substitute epoch, 60 evaluation images, FGSM ε = 0.3."""
-    spec: dict[str, Any] = {
-        "target": {"oracle_url": oracle_url, "model": "mnist", "api_key": api_key},
-        "dataset": "mnist",
-        "initial_set": {"kind": "dataset", "split": "test", "offset": 0, "size": 30},
-        "substitute": {"preset": "papernot-mnist", "rho": 2, "lam": 0.1, "training": {"epochs": 2}},
-        "crafting": {"method": "fgsm", "eps": 0.3},
-        "evaluation": {"split": "test", "size": 60},
-        "seed": 0,
-    }
-    for key, value in overrides.items():
-        # Sections that are unions (initial_set, crafting) are replaced whole; the others are merged.
-        if key in ("target", "substitute", "evaluation") and isinstance(value, dict):
-            spec[key] = {**spec[key], **value}
-        else:
-            spec[key] = value
-    return spec
+    """tests.specs.campaign_spec against this oracle with this key."""
+    target = {"oracle_url": oracle_url, "model": "mnist", "api_key": api_key}
+    if isinstance(overrides.get("target"), dict):
+        target.update(overrides.pop("target"))
+    return campaign_spec(target=target, **overrides)
 
 
 def submit(client: httpx.Client, spec: dict[str, Any]) -> str:

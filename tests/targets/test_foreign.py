@@ -1,6 +1,7 @@
 """The issue's findings, against endpoints not written for bbrange (tests/targets/foreign_apps.py): our
 protocol copied without metadata routes, JSON labels and a 256-input limit; another class order; a JSON API
-unlike ours; TorchServe's wire format; redirects, foreign error pages, Retry-After and a bad key."""
+unlike ours; TorchServe's wire format; redirects, foreign error pages and a bad key. Retries, Retry-After
+and an endpoint that is down are tested in-process (tests/unit/test_target_client_inprocess.py)."""
 
 from __future__ import annotations
 
@@ -150,20 +151,6 @@ def test_a_bad_header_key_is_final(foreign: ForeignApps) -> None:
     assert e.value.status == 403 and oracle.requests_retried == 0 and time.monotonic() - started < 5
 
 
-def test_retry_after_is_waited_out(foreign: ForeignApps) -> None:
-    from tests.targets.foreign_apps import BUSY_FOR
-    from tests.targets.tiny_models import blobs
-
-    x, _ = blobs(5, seed=0)
-    started = time.monotonic()
-    with targets.connect(json_api(foreign, "/busy")) as oracle:
-        assert oracle.label(x).shape == (5,)
-        assert oracle.requests_retried == BUSY_FOR and oracle.inputs_sent == 5 * (BUSY_FOR + 1)
-    assert time.monotonic() - started >= BUSY_FOR * 1.0  # Retry-After: 1, each time
-    seen = foreign.counts()
-    assert (seen["busy.refused_requests"], seen["busy.inputs"]) == (BUSY_FOR, 5)
-
-
 def test_torchserve_top_k_is_reduced_to_a_label(foreign: ForeignApps, mnist_test) -> None:
     target = Target(protocol="torchserve", oracle_url=foreign.at("/torchserve"), model="mnist", **MNIST)
     with targets.connect(target) as oracle:
@@ -176,15 +163,3 @@ def test_a_copy_without_metadata_asks_for_the_shape(foreign: ForeignApps) -> Non
     with targets.connect(target) as oracle, pytest.raises(OracleError, match="give target.input_shape") as e:
         oracle.describe()
     assert e.value.code == "no_metadata"
-
-
-@pytest.mark.parametrize("protocol", ["bbrange", "open-inference-v2", "kserve-v1", "torchserve"])
-def test_an_endpoint_that_is_down_is_retried_then_unavailable(protocol: str) -> None:
-    """Connecting is retried like any request: a refused connection is not an internal error."""
-    from bbrange.attacker.campaigns.errors import OracleUnavailable
-    from bbrange.shared.processes import free_port
-
-    target = Target(protocol=protocol, oracle_url=f"http://127.0.0.1:{free_port()}", model="mnist", api_key="k", **MNIST)
-    with targets.connect(target, max_attempts=2) as oracle, pytest.raises(OracleUnavailable, match="ConnectError"):
-        oracle.describe()
-    assert oracle.requests_retried == 1

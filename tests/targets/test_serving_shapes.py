@@ -1,6 +1,7 @@
 """Serving systems' own shapes, against real processes (tests/targets/foreign_apps.py): Triton's flat input, FP32
 label output and 400 for a batch over its cap; TF Serving's nested labels; an API taking each image in an object,
-answering class ids as text and refusing in RFC 7807 problem details; and specs the API must refuse."""
+answering class ids as text and refusing in RFC 7807 problem details. The targets the API must refuse are
+tested in-process (tests/unit/test_attacker_api_inprocess.py)."""
 
 from __future__ import annotations
 
@@ -66,28 +67,3 @@ def test_problem_details_are_quoted(foreign: ForeignApps, mnist_test: Any) -> No
         oracle.label(mnist_test.x[:3])
     assert e.value.status == 422
     assert "Invalid image: each image must be {'pixels': [1, 28, 28]} (CHW), got [28, 28, 1]" in e.value.message
-
-
-def nested(levels: int) -> Any:
-    template: Any = "$inputs"
-    for _ in range(levels):
-        template = {"a": template}
-    return template
-
-
-@pytest.mark.parametrize(("target", "says"), [
-    ({"http_json": {"request_template": nested(900), "labels_path": "x"}}, "nested more than 16 levels"),
-    ({"http_json": {"request_template": {"x": "$inputs", "pad": "p" * 200_000}, "labels_path": "x"}},
-     "more than 16384"),
-    ({"oracle_url": "NEWLINE"}, "control characters"),  # urlsplit drops it: it was accepted, then failed later
-])
-def test_the_api_refuses_unbounded_or_malformed_targets(stack: AttackerStack, foreign: ForeignApps,
-                                                        target: dict, says: str) -> None:
-    origin = foreign.at("/objects")
-    if target.get("oracle_url") == "NEWLINE":
-        target = {"oracle_url": f"{origin[:-2]}\n{origin[-2:]}"}
-    spec = tiny_spec({"protocol": "http-json", "oracle_url": origin, "model": "mnist", **MNIST,
-                      "http_json": {"request_template": {"images": "$inputs"}, "labels_path": "x"}, **target})
-    with stack.client() as api:
-        r = api.post("/attacks", json=spec)
-    assert r.status_code == 422 and says in r.json()["error"]["message"], r.text[:1000]

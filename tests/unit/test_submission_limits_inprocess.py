@@ -1,4 +1,4 @@
-"""What a submission may ask of the attacker API, in-process (FastAPI TestClient) on the session's real Redis:
+"""What a submission may ask of the attacker API, in-process (tests/unit/attacker_inprocess.py, on fakeredis):
 uploads bounded by their decoded size and decoded once, no base64 kept in Redis, a spec bounded as stored,
 per-user caps on active and kept campaigns, and the responses the API really gives documented in its OpenAPI."""
 
@@ -6,31 +6,24 @@ from __future__ import annotations
 
 import base64
 import io
+import time
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
-import redis
-from cryptography.fernet import Fernet
-from fastapi.testclient import TestClient
 
-from bbrange.attacker.campaigns.api.app import create_app
-from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.attacker.campaigns.spec.campaign import CampaignSpec
 from bbrange.attacker.campaigns.storage import user_data
 from bbrange.attacker.campaigns.storage.samples import SampleStore
 from bbrange.attacker.campaigns.worker.plan import campaign_inputs
-from bbrange.shared.processes import free_port
-from tests.attacker.conftest import small_spec
-from tests.conftest import RedisServer
+from tests.specs import DEFAULT_ORACLE as ORACLE
+from tests.specs import campaign_spec as spec_with
+from tests.unit.attacker_inprocess import ADMIN, InProcessApi, auth
 
-ORACLE = "http://127.0.0.1:8000"
-ADMIN = "in-process-admin"
-DB = 7
+Api = InProcessApi
 
 
 def b64(write: Callable[[io.BytesIO], Any]) -> str:
@@ -41,51 +34,6 @@ def b64(write: Callable[[io.BytesIO], Any]) -> str:
 
 def npz_b64(**arrays: np.ndarray) -> str:
     return b64(lambda f: np.savez_compressed(f, **arrays))
-
-
-class Api:
-    def __init__(self, client: TestClient, settings: AttackerSettings, connection: redis.Redis) -> None:
-        self.client, self.settings, self.redis = client, settings, connection
-        created = client.post("/users", json={"name": "u"}, headers=self.auth(ADMIN)).raise_for_status().json()
-        self.token = created["token"]
-
-    @staticmethod
-    def auth(token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}"}
-
-    def submit(self, spec: dict[str, Any]) -> Any:
-        return self.client.post("/attacks", json=spec, headers=self.auth(self.token))
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return self.client.get(path, headers=self.auth(self.token), **kw)
-
-    def cancel(self, cid: str) -> None:
-        self.client.post(f"/attacks/{cid}/cancel", headers=self.auth(self.token)).raise_for_status()
-
-
-@pytest.fixture
-def make_api(redis_server: RedisServer, tmp_path: Path) -> Iterator[Callable[..., Api]]:
-    connection = redis.Redis.from_url(f"redis://127.0.0.1:{redis_server.port}/{DB}")
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> Api:
-        settings = AttackerSettings(
-            redis_url=f"redis://127.0.0.1:{redis_server.port}/{DB}", redis_prefix=f"t{uuid.uuid4().hex[:8]}",
-            queue_name=f"q{uuid.uuid4().hex[:8]}", data_dir=tmp_path / "data", admin_token=ADMIN,
-            secret_key=Fernet.generate_key().decode(), oracle_allowlist=[ORACLE], **overrides)
-        client = TestClient(create_app(settings), raise_server_exceptions=False)
-        clients.append(client.__enter__())
-        return Api(client, settings, connection)
-
-    yield make
-    for client in clients:
-        client.__exit__(None, None, None)
-    connection.flushdb()
-    connection.close()
-
-
-def spec_with(**overrides: Any) -> dict[str, Any]:
-    return small_spec(ORACLE, "key", **overrides)
 
 
 def eval_upload(n: int = 60, **extra: np.ndarray) -> dict[str, Any]:
@@ -107,6 +55,21 @@ def test_a_zip_bomb_is_refused_by_its_declared_size(make_api: Callable[..., Api]
     assert error["code"] == "upload_too_large" and "BBRANGE_ATTACK_MAX_UPLOAD_BYTES" in error["message"]
     assert error["details"]["limit"] == 1024 * 1024 and error["details"]["decoded_bytes"] > 3_000_000
     assert api.get("/attacks").json()["total"] == 0
+
+
+def test_a_zip_bomb_over_the_default_limit_is_refused_before_it_is_inflated(api: Api) -> None:
+    n = 90_000  # 70 MB of zeros, over the default 64 MiB, deflated to about 100 kB
+    bomb = npz_b64(x=np.zeros((n, 1, 28, 28), np.uint8), y=np.zeros(n, np.int64))
+    assert len(bomb) < 200_000
+    started = time.monotonic()
+    r = api.submit(spec_with(evaluation={"size": 60, "source": {"kind": "upload", "npz_base64": bomb}}))
+    elapsed = time.monotonic() - started
+    assert r.status_code == 413, r.text
+    error = r.json()["error"]
+    assert error["code"] == "upload_too_large" and error["details"]["limit"] == 64 * 1024 * 1024
+    assert error["details"]["decoded_bytes"] > n * 784
+    assert api.total() == 0
+    assert elapsed < 5, elapsed  # judged from the zip directory, not by inflating 70 MB
 
 
 def _huge_header_npz() -> str:
@@ -163,9 +126,9 @@ def test_uploads_are_decoded_once_and_kept_as_arrays_not_base64_in_redis(
     assert shown["initial_set"] == {"kind": "upload", "shape": [20, 1, 28, 28]}
     assert shown["evaluation"]["source"] == {"kind": "upload", "shape": [60, 1, 28, 28]}
     fragments = [s0["npy_base64"][200:260], evaluation["source"]["npz_base64"][200:260]]
-    for key in api.redis.keys("*"):
-        if api.redis.type(key) == b"string":
-            value = api.redis.get(key) or b""
+    for key in api.svc.connection.keys("*"):
+        if api.svc.connection.type(key) == b"string":
+            value = api.svc.connection.get(key) or b""
             assert not any(f.encode() in value for f in fragments), key
 
     # What the worker reads back: the arrays as sent, in the stored spec's place.
@@ -272,16 +235,14 @@ def test_every_status_the_api_answers_is_documented(make_api: Callable[..., Api]
         seen.append((method, template, api.client.request(method, path).status_code))  # no token
         if method == "POST":
             token = ADMIN if template.startswith("/users") else api.token
-            too_large = api.client.request(method, path, content=b"x" * 5000, headers=api.auth(token))
+            too_large = api.client.request(method, path, content=b"x" * 5000, headers=auth(token))
             not_utf8 = api.client.request(method, path, content=b'{"name": "\xff"}',
-                                          headers={**api.auth(token), "Content-Type": "application/json"})
+                                          headers={**auth(token), "Content-Type": "application/json"})
             seen += [(method, template, too_large.status_code), (method, template, not_utf8.status_code)]
-    offline = AttackerSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0", admin_token=ADMIN,
-                               secret_key=Fernet.generate_key().decode())
-    with TestClient(create_app(offline), raise_server_exceptions=False) as client:
-        for method, template, path in _operations(doc):
-            token = ADMIN if template.startswith("/users") and template != "/users/me" else api.token
-            seen.append((method, template, client.request(method, path, headers=api.auth(token)).status_code))
+    api.server.connected = False  # Redis unreachable: every route that needs it answers 503
+    for method, template, path in _operations(doc):
+        token = ADMIN if template.startswith("/users") and template != "/users/me" else api.token
+        seen.append((method, template, api.client.request(method, path, headers=auth(token)).status_code))
     assert {400, 401, 413, 503} <= {status for *_, status in seen}, seen
     documented = {(m.upper(), t): {int(c) for c in op["responses"]} for t, item in doc["paths"].items()
                   for m, op in item.items()}
