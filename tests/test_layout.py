@@ -53,6 +53,15 @@ def test_imports_point_one_way() -> None:
     assert not wrong, "\n".join(wrong)
 
 
+def test_the_attacker_api_never_imports_the_worker() -> None:
+    """The API puts campaigns on the queue (storage.job_queue) and never sits on top of the runner."""
+    api = [p for p in sources() if module_name(p).startswith("bbrange.attacker.campaigns.api")]
+    assert api
+    wrong = [f"{module_name(p)} imports {m}" for p in api for m in imported(p)
+             if m.startswith("bbrange.attacker.campaigns.worker")]
+    assert not wrong, "\n".join(wrong)
+
+
 @pytest.mark.parametrize("folder", [
     "services", "shared", "benchmarks",
     pytest.param("deploy", marks=pytest.mark.xfail(strict=False, reason="smoke split lands from branch clients")),

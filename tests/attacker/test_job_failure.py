@@ -16,10 +16,11 @@ import redis
 from rq import Worker
 
 from bbrange.attacker.campaigns.settings import AttackerSettings
+from bbrange.attacker.campaigns.storage import job_queue
 from bbrange.attacker.campaigns.storage.campaign_store import CampaignStore
 from bbrange.attacker.campaigns.storage.records import CampaignRecord, CampaignState, utcnow
 from bbrange.attacker.campaigns.storage.samples import SampleStore
-from bbrange.attacker.campaigns.worker import jobs
+from bbrange.attacker.campaigns.worker import entry
 from bbrange.shared.processes import free_port
 from tests.conftest import RedisServer
 
@@ -38,7 +39,7 @@ def test_job_failing_before_the_claim_fails_the_queued_campaign(connection: redi
     unreachable = f"redis://127.0.0.1:{free_port()}/0"
     settings = AttackerSettings(redis_url=unreachable, redis_retry_s=0, redis_prefix=PREFIX, data_dir=tmp_path,
                                 queue_name="test-jobfail")
-    jobs.configure(settings)
+    entry.configure(settings)
     try:
         store = CampaignStore(connection, PREFIX)
         cid = uuid.uuid4().hex
@@ -46,8 +47,8 @@ def test_job_failing_before_the_claim_fails_the_queued_campaign(connection: redi
         upload.parent.mkdir()
         upload.write_bytes(b"not needed any more")
         store.create(CampaignRecord(id=cid, state=CampaignState.queued, created_at=utcnow(), spec={}), "{}")
-        queue = jobs.queue_for(connection, settings)
-        jobs.enqueue_campaign(queue, cid, settings)
+        queue = job_queue.queue_for(connection, settings)
+        job_queue.enqueue_campaign(queue, cid, settings)
 
         Worker([queue], connection=connection).work(burst=True)
 
@@ -59,12 +60,12 @@ def test_job_failing_before_the_claim_fails_the_queued_campaign(connection: redi
         assert not upload.exists()  # an ended campaign's upload goes
         assert store.queued_before(-1) == []
     finally:
-        jobs.configure(AttackerSettings())
+        entry.configure(AttackerSettings())
 
 
 def test_failure_callback_leaves_a_finished_campaign_alone(connection: redis.Redis, tmp_path: Path) -> None:
     """A job may raise after the runner recorded the outcome (say, while releasing its lease): the outcome stays."""
-    jobs.configure(AttackerSettings(redis_prefix=PREFIX, data_dir=tmp_path))
+    entry.configure(AttackerSettings(redis_prefix=PREFIX, data_dir=tmp_path))
     try:
         store = CampaignStore(connection, PREFIX)
         cid = uuid.uuid4().hex
@@ -74,8 +75,14 @@ def test_failure_callback_leaves_a_finished_campaign_alone(connection: redis.Red
         class Job:
             id = cid
 
-        jobs.campaign_job_failed(Job(), connection, RuntimeError, RuntimeError("late"), None)  # type: ignore[arg-type]
+        entry.campaign_job_failed(Job(), connection, RuntimeError, RuntimeError("late"), None)  # type: ignore[arg-type]
         after = store.get(cid)
         assert after is not None and after.state is CampaignState.succeeded and after.error is None
     finally:
-        jobs.configure(AttackerSettings())
+        entry.configure(AttackerSettings())
+
+
+def test_the_queue_names_the_worker_entry_points() -> None:
+    """The API enqueues by dotted name (it never imports the worker): the names must stay the worker's functions."""
+    assert f"{entry.__name__}.{entry.run_campaign_job.__name__}" == job_queue.RUN_CAMPAIGN_JOB
+    assert f"{entry.__name__}.{entry.campaign_job_failed.__name__}" == job_queue.CAMPAIGN_JOB_FAILED

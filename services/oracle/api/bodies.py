@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bbrange.oracle.accounts.ledger import Client
+from bbrange.oracle.accounts.keys import Client
 
 
 class ClientView(BaseModel):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from bbrange.oracle.api.dependencies import LedgerDep, PredictorDep, require_admin
+from bbrange.oracle.api.dependencies import DetectorDep, LedgerDep, PredictorDep, require_admin
 from bbrange.oracle.detection.config import DetectorConfig, Policy
 from bbrange.oracle.detection.detector import Detector
 from bbrange.oracle.detection.prada import stored_size
@@ -15,14 +13,6 @@ from bbrange.shared.http_errors import ApiError, error_responses
 
 router = APIRouter(prefix="/v1/admin/clients/{client_id}/detection", tags=["admin", "detection"],
                    dependencies=[Depends(require_admin)], responses=error_responses(401, 403, 404, 503))
-
-
-def get_detector(request: Request) -> Detector:
-    detector: Detector = request.app.state.detector
-    return detector
-
-
-DetectorDep = Annotated[Detector, Depends(get_detector)]
 
 
 class FlagView(BaseModel):
@@ -61,7 +51,7 @@ class PolicyUpdate(BaseModel):
 
 
 async def _view(client_id: str, detector: Detector, ledger: LedgerDep, predictor: PredictorDep) -> DetectionView:
-    if await ledger.get_client(client_id) is None:
+    if await ledger.clients.get(client_id) is None:
         raise ApiError(404, "unknown_client", f"no client {client_id!r}")
     client = await detector.store.client(client_id)
     models = []
@@ -91,7 +81,7 @@ async def get_detection(client_id: str, detector: DetectorDep, ledger: LedgerDep
 async def clear_detection(client_id: str, detector: DetectorDep, ledger: LedgerDep,
                           predictor: PredictorDep) -> DetectionView:
     """Clear the flag and forget the client's queries: the detector starts again from nothing."""
-    if await ledger.get_client(client_id) is None:
+    if await ledger.clients.get(client_id) is None:
         raise ApiError(404, "unknown_client", f"no client {client_id!r}")
     await detector.clear(client_id)
     return await _view(client_id, detector, ledger, predictor)
@@ -101,7 +91,7 @@ async def clear_detection(client_id: str, detector: DetectorDep, ledger: LedgerD
 async def set_policy(client_id: str, body: PolicyUpdate, detector: DetectorDep, ledger: LedgerDep,
                      predictor: PredictorDep) -> DetectionView:
     """This client's own policy, over its models' (null removes it)."""
-    if await ledger.get_client(client_id) is None:
+    if await ledger.clients.get(client_id) is None:
         raise ApiError(404, "unknown_client", f"no client {client_id!r}")
     await detector.set_policy(client_id, body.policy)
     return await _view(client_id, detector, ledger, predictor)

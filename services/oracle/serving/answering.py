@@ -16,14 +16,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
 
 import numpy as np
-from fastapi import Depends, Request
 from redis.exceptions import RedisError
 
-from bbrange.oracle.accounts.ledger import ChargeResult, ChargeStatus, Ledger
-from bbrange.oracle.api.dependencies import authenticate
+from bbrange.oracle.accounts.auth import authenticate
+from bbrange.oracle.accounts.budgets import ChargeResult, ChargeStatus
+from bbrange.oracle.accounts.ledger import Ledger
 from bbrange.oracle.detection.detector import Detector
 from bbrange.oracle.query_metrics import OracleMetrics
 from bbrange.oracle.serving.predictor import Predictor, ServedModel
@@ -87,7 +86,7 @@ async def answer(services: Services, *, model: str, authorization: str | None, i
     try:
         # Authenticated here, so that its refusals are counted per model like the others, and its Redis
         # round trips are part of request_seconds.
-        client_id = await authenticate(ledger, authorization, source, services.settings.auth_failures_per_minute,
+        client_id = await authenticate(ledger.clients, authorization, source, services.settings.auth_failures_per_minute,
                                        charge_follows=True)
         served = predictor.models.get(model)
         if served is None:
@@ -103,13 +102,13 @@ async def answer(services: Services, *, model: str, authorization: str | None, i
                 claim = await _claim_once(replays, ledger, client_id, idempotency_key, batch.digest(), n)
                 if claim.status is ClaimStatus.ANSWERED:
                     metrics.replayed_inputs.labels(client=client_id, model=model).inc(n)
-                    client = await ledger.get_client(client_id)
+                    client = await ledger.clients.get(client_id)
                     return Answer(client_id, decode_npy(claim.labels_npy), client.remaining if client else 0,
                                   replayed=True, headers=detection_headers)
                 assert claim.charge is not None
                 charge = claim.charge
             else:
-                charge = await ledger.charge(client_id, n)
+                charge = await ledger.budgets.charge(client_id, n)
     except ApiError as e:
         reason = e.code if e.code in _REFUSAL_REASONS else "bad_input"
         metrics.refusals.labels(reason=reason, model=model if model in predictor.models else "").inc()
@@ -124,7 +123,7 @@ async def answer(services: Services, *, model: str, authorization: str | None, i
         labels = await predictor.predict(model, x)
     except Exception:
         # The charge bought nothing: give it back before reporting the failure.
-        await ledger.refund(client_id, n)
+        await ledger.budgets.refund(client_id, n)
         if idempotency_key is not None:
             await replays.release(client_id, idempotency_key)
         metrics.refusals.labels(reason="internal_error", model=model).inc()
@@ -174,7 +173,7 @@ async def _claim_once(replays: ReplayStore, ledger: Ledger, client_id: str, key:
     if not IDEMPOTENCY_KEY.match(key):
         raise ApiError(422, "bad_idempotency_key", "Idempotency-Key must be 1 to 128 characters of "
                                                    "A-Z a-z 0-9 . _ : -")
-    claim = await replays.claim_and_charge(ledger.client_key(client_id), client_id, key, digest, n)
+    claim = await replays.claim_and_charge(ledger.keys.client(client_id), client_id, key, digest, n)
     if claim.status is ClaimStatus.KEY_REUSED:
         raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key came before with another request "
                                                       "(model, content type or body); send a new key per batch")
@@ -182,11 +181,3 @@ async def _claim_once(replays: ReplayStore, ledger: Ledger, client_id: str, key:
         raise ApiError(409, "request_in_progress", "a request with this Idempotency-Key is still being "
                                                    "answered; retry shortly", headers={"Retry-After": "1"})
     return claim
-
-
-def get_services(request: Request) -> Services:
-    state = request.app.state
-    return Services(state.settings, state.metrics, state.ledger, state.replays, state.predictor, state.detector)
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]

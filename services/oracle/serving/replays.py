@@ -25,7 +25,7 @@ from enum import Enum
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from bbrange.oracle.accounts.ledger import CHARGE_FUNCTION, ChargeResult, ChargeStatus
+from bbrange.oracle.accounts.budgets import CHARGE_FUNCTION, ChargeResult, ChargeStatus
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from bbrange.attacker.campaigns.api.body_limit import BodyLimit
 from bbrange.attacker.campaigns.api.dependencies import AttackerServices
 from bbrange.attacker.campaigns.api.routes import campaigns, ops, reports, samples, users
 from bbrange.attacker.campaigns.settings import AttackerSettings
+from bbrange.attacker.campaigns.storage.job_queue import is_enqueued
 from bbrange.attacker.campaigns.storage.records import CampaignState
-from bbrange.attacker.campaigns.worker.jobs import is_enqueued
 from bbrange.shared.http_errors import error_response, install_error_handlers
 
 log = logging.getLogger(__name__)

@@ -101,7 +101,7 @@ def worker(
     from prometheus_client import start_http_server
 
     from bbrange.attacker.campaigns.campaign_metrics import attack_metrics, enable_multiprocess, exposition_registry
-    from bbrange.attacker.campaigns.worker import jobs
+    from bbrange.attacker.campaigns.worker import entry
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(redis_url=redis_url, data_dir=data_dir, metrics_dir=metrics_dir, torch_threads=torch_threads)
@@ -111,9 +111,9 @@ def worker(
     attack_metrics().show_zeros()
     if metrics_port:
         start_http_server(metrics_port, addr=metrics_host, registry=exposition_registry())
-    jobs.configure(settings)
+    entry.configure(settings)
     try:
-        jobs.run_worker(settings, name, burst=burst, logging_level=log_level.upper())
+        entry.run_worker(settings, name, burst=burst, logging_level=log_level.upper())
     finally:
         if settings.metrics_dir is None:  # a private directory nobody else reads
             shutil.rmtree(directory, ignore_errors=True)

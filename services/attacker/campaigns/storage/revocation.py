@@ -10,10 +10,10 @@ import logging
 import redis
 
 from bbrange.attacker.campaigns.storage.campaign_store import CampaignStore
+from bbrange.attacker.campaigns.storage.job_queue import drop_queued_job
 from bbrange.attacker.campaigns.storage.records import CampaignError, CampaignRecord, CampaignState, utcnow
 from bbrange.attacker.campaigns.storage.samples import SampleStore
 from bbrange.attacker.campaigns.storage.users import UserStore
-from bbrange.attacker.campaigns.worker.jobs import drop_queued_job
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from bbrange.attacker.campaigns.errors import InvalidCampaign
 from bbrange.shared.wire import WireFormatError, decode_npy, to_unit_interval
 
 MAX_IMAGES = 100_000
@@ -30,8 +31,8 @@ _UNREADABLE = (OSError, ValueError, EOFError, RuntimeError, NotImplementedError,
                lzma.LZMAError)
 
 
-class UserDataError(ValueError):
-    """The images are unusable; the message says why."""
+class UserDataError(InvalidCampaign):
+    """The images are unusable; the message says why (a campaign they reach ends invalid_campaign)."""
 
 
 class UploadTooLarge(UserDataError):

@@ -267,7 +267,10 @@ class TargetClient(ABC):
         if status == 429 or wait_s is not None or status in TRANSIENT_STATUS or code == "request_in_progress":
             raise Transient(f"HTTP {status} {code}: {message}", wait_s if wait_s is not None
                             else (1.0 if status == 429 else None))
-        raise OracleError(code, f"the oracle refused the request ({status} {code}): {message}", status)
+        refusal = f"the oracle refused the request ({status} {code}): {message}"
+        if code == "suspected_extraction":  # the oracle's detector blocked the key: say after how much
+            refusal += f" (the campaign had {self.inputs_answered} queries answered)"
+        raise OracleError(code, refusal, status)
 
     def _note_flag(self, response: httpx.Response) -> None:
         value = response.headers.get(FLAG_HEADER)

@@ -18,16 +18,7 @@ from dataclasses import asdict, dataclass
 
 from bbrange.attacker.campaigns import targets
 from bbrange.attacker.campaigns.campaign_metrics import ClientReport, attack_metrics
-from bbrange.attacker.campaigns.errors import (
-    CampaignCancelled,
-    CampaignLost,
-    CampaignStopped,
-    InvalidCampaign,
-    OracleError,
-    OracleProtocolError,
-    OracleUnavailable,
-    TargetNotAllowed,
-)
+from bbrange.attacker.campaigns.errors import BudgetSpent, CampaignCancelled, CampaignFailure, CampaignLost, InvalidCampaign
 from bbrange.attacker.campaigns.report.pictures import grid_png
 from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.attacker.campaigns.spec.allowlist import OracleAllowlist
@@ -46,24 +37,13 @@ from bbrange.attacker.campaigns.storage.revocation import cancel_if_owner_revoke
 from bbrange.attacker.campaigns.storage.samples import SampleStore
 from bbrange.attacker.campaigns.storage.sealing import KeySealer, open_spec
 from bbrange.attacker.campaigns.storage.users import UserStore
+from bbrange.attacker.campaigns.worker import lifecycle
 from bbrange.attacker.campaigns.worker.plan import campaign_inputs, engine_attack, epoch_weights, query_counter
 from bbrange.attacker.campaigns.worker.results import campaign_results, sample_set
-from bbrange.attacker.engine import (
-    BudgetExhausted,
-    EpochReport,
-    QueryCounter,
-    QueryPhase,
-    Stage,
-    run_blackbox_attack,
-)
+from bbrange.attacker.engine import EpochReport, QueryCounter, QueryPhase, Stage, run_blackbox_attack
 from bbrange.shared.devices import resolve_device
 
 log = logging.getLogger(__name__)
-
-# Share of the progress bar per phase; the substitute's share is split by the size of each epoch's set.
-_SPAN = {CampaignPhase.connecting: (0.0, 0.02), CampaignPhase.agreement: (0.02, 0.07),
-         CampaignPhase.substitute: (0.07, 0.82), CampaignPhase.crafting: (0.82, 0.87),
-         CampaignPhase.evaluation: (0.87, 0.97), CampaignPhase.saving: (0.97, 1.0)}
 
 
 @dataclass
@@ -130,11 +110,11 @@ class _CampaignRun:
         return record
 
     def enter(self, phase: CampaignPhase, fraction: float = 0.0) -> None:
-        low, high = _SPAN.get(phase, (1.0, 1.0))
+        """The record is `fraction` of the way through `phase`; its bar never moves back."""
 
         def set_phase(r: CampaignRecord) -> None:
             r.phase = phase
-            r.progress = round(max(r.progress, low + (high - low) * min(max(fraction, 0.0), 1.0)), 4)
+            r.progress = max(r.progress, lifecycle.progress(phase, fraction))
 
         self.publish(set_phase)
 
@@ -150,10 +130,7 @@ class _CampaignRun:
         if answered:
             metrics.oracle_queries.labels(phase=phase).inc(answered)
         self._report_client()
-        if phase == "labelling":
-            self.publish(lambda r: setattr(r, "phase", CampaignPhase.substitute))
-        elif phase == "agreement":
-            self.enter(CampaignPhase.agreement, 1.0)
+        self.enter(lifecycle.phase_of_query(phase))
 
     def _report_client(self) -> None:
         if self.oracle is not None:
@@ -182,38 +159,21 @@ class _CampaignRun:
         record = self.store.get(self.cid)
         phase = record.phase.value if record else "?"
         try:
-            state = self._attack()
-            return state, self.results
+            with lifecycle.engine_failures():
+                return self._attack(), self.results
         except CampaignLost:
             log.warning("campaign %s was finalised elsewhere (lease lost); dropping this run", self.cid)
             return None, None
-        except CampaignStopped as e:
-            state = CampaignState.cancelled if isinstance(e, CampaignCancelled) else CampaignState.failed
-            failure = (state, CampaignError(code=e.code, message=e.message))
-        except BudgetExhausted as e:  # the agreement labels were refused: nothing can be measured
-            failure = (CampaignState.failed, CampaignError(code="budget_exhausted",
-                                                           message=f"{e} (during the agreement phase)"))
-        except TargetNotAllowed as e:
-            failure = (CampaignState.failed, CampaignError(code="target_not_allowed", message=str(e)))
-        except OracleError as e:
-            if e.code == "suspected_extraction":  # the oracle's detector blocked the key: say after how much
-                answered = self.oracle.inputs_answered if self.oracle else 0
-                e.message += f" (the campaign had {answered} queries answered)"
-            failure = (CampaignState.failed, CampaignError(
-                code=e.code if e.code == "suspected_extraction" else "oracle_refused", message=e.message))
-        except OracleProtocolError as e:
-            failure = (CampaignState.failed, CampaignError(code=e.code, message=str(e)))
-        except OracleUnavailable as e:
-            failure = (CampaignState.failed, CampaignError(code="oracle_unavailable", message=str(e)))
+        except CampaignFailure as e:
+            state, error = e.state, e.record_error()
         except Exception as e:  # noqa: BLE001 - whatever it was, the campaign must not stay "running"
             log.exception("campaign %s failed", self.cid)
-            failure = (CampaignState.failed,
-                       CampaignError(code="internal_error", message=f"{type(e).__name__}: {e} (see the worker log)"))
+            state, error = CampaignState.failed, CampaignError(
+                code="internal_error", message=f"{type(e).__name__}: {e} (see the worker log)")
         finally:
             self._report_client()
             if self.oracle is not None:
                 self.oracle.close()
-        state, error = failure
         if error.code == "budget_exhausted" and self.counter is not None:
             self.client.budget_stop(self.counter.usage.refused, self.counter.usage.refused_by_oracle)
         current = self.store.get(self.cid)
@@ -256,7 +216,7 @@ class _CampaignRun:
                                      device=device, on_epoch=self.on_epoch, on_progress=self.on_stage)
         self.results = campaign_results(result)
         if not result.substitute.completed:
-            raise CampaignStopped("budget_exhausted", result.stop_reason or "substitute training stopped")
+            raise BudgetSpent(result.stop_reason or "substitute training stopped")
 
         self.enter(CampaignPhase.saving)
         n = len(result.label_after)
@@ -269,24 +229,22 @@ class _CampaignRun:
             if self.results.transfer_rate is not None:
                 attack_metrics().transfer_rate.labels(method=spec.crafting.method).observe(self.results.transfer_rate)
         if not result.completed:
-            raise CampaignStopped("budget_exhausted", result.stop_reason or "the budget ran out during evaluation")
+            raise BudgetSpent(result.stop_reason or "the budget ran out during evaluation")
         self.finish(CampaignState.succeeded, None, samples=n > 0)
         return CampaignState.succeeded
 
     def on_stage(self, stage: Stage, fraction: float) -> None:
-        if stage in ("crafting", "evaluation"):
-            self.check_cancel()
-            self.enter(CampaignPhase(stage), fraction)
+        self.check_cancel()
+        self.enter(lifecycle.phase_of_stage(stage), fraction)
 
     def on_epoch(self, report: EpochReport) -> None:
-        done = sum(self.epoch_weights[: report.rho + 1]) / max(sum(self.epoch_weights), 1e-9)
-        low, high = _SPAN[CampaignPhase.substitute]
+        done = lifecycle.substitute_progress(self.epoch_weights, report.rho)
         epoch = EpochMetrics.model_validate(asdict(report))
 
         def add(r: CampaignRecord) -> None:
             r.epochs.append(epoch)
             r.phase = CampaignPhase.substitute
-            r.progress = round(max(r.progress, low + (high - low) * min(done, 1.0)), 4)
+            r.progress = max(r.progress, done)
 
         self.publish(add)
         self.check_cancel()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from bbrange.oracle.accounts.ledger import Client
+from bbrange.oracle.accounts.keys import Client
 from bbrange.oracle.api.bodies import ClientCreate, ClientCreated, ClientList, ClientView, TopUp
 from bbrange.oracle.api.dependencies import LedgerDep, require_admin
 from bbrange.shared.http_errors import ApiError, error_responses
@@ -21,25 +21,25 @@ def _found(client: Client | None, client_id: str) -> ClientView:
 
 @router.post("/clients", status_code=201, response_model=ClientCreated)
 async def create_client(spec: ClientCreate, ledger: LedgerDep) -> ClientCreated:
-    client, api_key = await ledger.create_client(spec.name, spec.budget, spec.rate_per_minute)
+    client, api_key = await ledger.clients.create(spec.name, spec.budget, spec.rate_per_minute)
     return ClientCreated(client=ClientView.of(client), api_key=api_key)
 
 
 @router.get("/clients", response_model=ClientList)
 async def list_clients(ledger: LedgerDep) -> ClientList:
-    return ClientList(clients=[ClientView.of(c) for c in await ledger.list_clients()])
+    return ClientList(clients=[ClientView.of(c) for c in await ledger.clients.list_all()])
 
 
 @router.get("/clients/{client_id}", response_model=ClientView)
 async def get_client(client_id: str, ledger: LedgerDep) -> ClientView:
-    return _found(await ledger.get_client(client_id), client_id)
+    return _found(await ledger.clients.get(client_id), client_id)
 
 
 @router.post("/clients/{client_id}/top-up", response_model=ClientView)
 async def top_up(client_id: str, body: TopUp, ledger: LedgerDep) -> ClientView:
-    return _found(await ledger.top_up(client_id, body.amount), client_id)
+    return _found(await ledger.clients.top_up(client_id, body.amount), client_id)
 
 
 @router.post("/clients/{client_id}/revoke", response_model=ClientView)
 async def revoke(client_id: str, ledger: LedgerDep) -> ClientView:
-    return _found(await ledger.revoke(client_id), client_id)
+    return _found(await ledger.clients.revoke(client_id), client_id)

@@ -23,7 +23,7 @@ async def list_models(predictor: PredictorDep) -> ModelList:
 
 @router.get("/usage", response_model=ClientView, responses=error_responses(401, 403, 503))
 async def usage(client_id: ClientIdDep, ledger: LedgerDep) -> ClientView:
-    client = await ledger.get_client(client_id)
+    client = await ledger.clients.get(client_id)
     if client is None:
         raise ApiError(401, "unauthorized", "unknown API key")
     return ClientView.of(client)

@@ -7,9 +7,9 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Header, Request, Response
 
-from bbrange.oracle.api.dependencies import AuthorizationHeader, source_address
+from bbrange.oracle.api.dependencies import AuthorizationHeader, ServicesDep, source_address
 from bbrange.oracle.api.request_body import PREDICT_BODY, body_limit, decode_body, read_capped_body
-from bbrange.oracle.serving.answering import Batch, ServicesDep, answer
+from bbrange.oracle.serving.answering import Batch, answer
 from bbrange.oracle.serving.predictor import ServedModel
 from bbrange.shared.http_errors import ApiError, error_responses
 from bbrange.shared.schemas import PredictResponse

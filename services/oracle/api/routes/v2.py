@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from bbrange import __version__
-from bbrange.oracle.api.dependencies import AuthorizationHeader, LedgerDep, PredictorDep, source_address
+from bbrange.oracle.api.dependencies import AuthorizationHeader, LedgerDep, PredictorDep, ServicesDep, source_address
 from bbrange.oracle.api.request_body import json_body_limit, parse_json, read_capped_body
 from bbrange.oracle.api.routes.predict import IdempotencyKeyHeader
 from bbrange.oracle.api.v2_codec import (
@@ -31,7 +31,7 @@ from bbrange.oracle.api.v2_codec import (
     parse_infer,
 )
 from bbrange.oracle.query_metrics import OracleMetrics
-from bbrange.oracle.serving.answering import Batch, ServicesDep, answer
+from bbrange.oracle.serving.answering import Batch, answer
 from bbrange.oracle.serving.predictor import Predictor, ServedModel
 from bbrange.shared.http_errors import ApiError
 

@@ -23,10 +23,10 @@ from bbrange.attacker.campaigns.spec.limits import (
     too_many_active,
 )
 from bbrange.attacker.campaigns.storage.campaign_store import TooManyActive
+from bbrange.attacker.campaigns.storage.job_queue import drop_queued_job, enqueue_campaign
 from bbrange.attacker.campaigns.storage.records import CampaignRecord, CampaignState, utcnow
 from bbrange.attacker.campaigns.storage.sealing import sealed_spec_json
 from bbrange.attacker.campaigns.storage.user_data import UserDataError, volume_file
-from bbrange.attacker.campaigns.worker.jobs import drop_queued_job, enqueue_campaign
 from bbrange.shared.http_errors import ApiError, error_responses
 
 log = logging.getLogger(__name__)

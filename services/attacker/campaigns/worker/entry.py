@@ -1,4 +1,5 @@
-"""The job queue: campaigns are RQ jobs on Redis, run by `bbrange attack worker` processes.
+"""The worker's side of the job queue: the RQ job that runs one campaign, its failure callback, and the worker
+process (`bbrange attack worker`) that takes campaigns from the queue (storage.job_queue).
 
 Why RQ (see the README): one forked work horse per job isolates each campaign's torch memory and
 crashes from the worker, which notices a dead horse and fails the job; it is plain synchronous Python,
@@ -10,7 +11,6 @@ expiry (CampaignStore.reap_lost).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -22,14 +22,15 @@ from types import FrameType, TracebackType
 from typing import Any
 
 import redis
-from rq import Callback, Queue, Worker
-from rq.exceptions import InvalidJobOperation, NoSuchJobError, StopRequested
+from rq import Worker
+from rq.exceptions import StopRequested
 from rq.job import Job
 from tenacity import Retrying, before_sleep_log, retry_if_exception_type, retry_never, wait_fixed
 
 from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.attacker.campaigns.storage.campaign_store import CampaignStore
 from bbrange.attacker.campaigns.storage.connections import connect
+from bbrange.attacker.campaigns.storage.job_queue import queue_for
 from bbrange.attacker.campaigns.storage.records import CampaignRecord, CampaignState
 from bbrange.attacker.campaigns.storage.samples import SampleStore
 from bbrange.shared.processes import die_with_parent
@@ -68,10 +69,6 @@ def run_campaign_job(campaign_id: str) -> str | None:
     return None if state is None else state.value
 
 
-def queue_for(connection: redis.Redis, settings: AttackerSettings) -> Queue:
-    return Queue(settings.queue_name, connection=connection)
-
-
 def campaign_job_failed(job: Job, connection: redis.Redis, exc_type: type[BaseException], exc_value: BaseException,
                         traceback: TracebackType | None) -> None:
     """RQ's failure callback. The runner records every outcome once it has claimed the campaign; a job that
@@ -85,24 +82,6 @@ def campaign_job_failed(job: Job, connection: redis.Redis, exc_type: type[BaseEx
                   {CampaignState.queued, CampaignState.running}) is not None:
         SampleStore(settings.data_dir).remove_upload(job.id)
         log.warning("campaign %s failed: its job raised %s", job.id, reason)
-
-
-def enqueue_campaign(queue: Queue, campaign_id: str, settings: AttackerSettings) -> Job:
-    return queue.enqueue_call(
-        run_campaign_job, args=(campaign_id,), job_id=campaign_id, timeout=settings.job_timeout_s,
-        result_ttl=7 * 24 * 3600, failure_ttl=7 * 24 * 3600, description=f"campaign {campaign_id}",
-        on_failure=Callback(campaign_job_failed),
-    )
-
-
-def drop_queued_job(connection: redis.Redis, campaign_id: str) -> None:
-    """Take a cancelled campaign's job off the queue (a worker would skip it anyway)."""
-    with contextlib.suppress(NoSuchJobError, InvalidJobOperation):
-        Job.fetch(campaign_id, connection=connection).cancel()
-
-
-def is_enqueued(connection: redis.Redis, campaign_id: str) -> bool:
-    return Job.exists(campaign_id, connection=connection)
 
 
 def forget_dead_namesake(connection: redis.Redis, name: str) -> bool:
