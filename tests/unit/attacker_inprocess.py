@@ -20,10 +20,10 @@ from bbrange.attacker.campaigns.campaign_metrics import exposition_registry
 from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.attacker.campaigns.spec.allowlist import OracleAllowlist
 from bbrange.attacker.campaigns.storage.campaign_store import CampaignStore
+from bbrange.attacker.campaigns.storage.job_queue import queue_for
 from bbrange.attacker.campaigns.storage.samples import SampleStore
 from bbrange.attacker.campaigns.storage.sealing import KeySealer
 from bbrange.attacker.campaigns.storage.users import UserStore
-from bbrange.attacker.campaigns.worker.jobs import queue_for
 from tests.specs import DEFAULT_ORACLE
 
 ADMIN = "in-process-admin"

@@ -1,5 +1,5 @@
 """The oracle's predict path in-process: FastAPI's TestClient over `create_app`, what `answer` needs
-(`answering.get_services`) overridden by small typed fakes: a ledger of one client that records its charges, a
+(`api.dependencies.get_services`) overridden by small typed fakes: a ledger of one client that records its charges, a
 model that answers label 7 for each input, a detector that admits everyone. Request validation is tested
 without Redis, a model or a process; tests/oracle proves the same path against the real ones."""
 
@@ -14,10 +14,13 @@ import numpy as np
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from bbrange.oracle.accounts.ledger import ChargeResult, ChargeStatus, KeyLookup, Ledger
+from bbrange.oracle.accounts.budgets import Budgets, ChargeResult, ChargeStatus
+from bbrange.oracle.accounts.keys import AccountKeys, ClientStore, KeyLookup
+from bbrange.oracle.accounts.ledger import Ledger
 from bbrange.oracle.api.app import create_app
+from bbrange.oracle.api.dependencies import get_services
 from bbrange.oracle.detection.detector import Detector
-from bbrange.oracle.serving.answering import Services, get_services
+from bbrange.oracle.serving.answering import Services
 from bbrange.oracle.serving.predictor import Predictor, ServedModel
 from bbrange.oracle.serving.replays import ReplayStore
 from bbrange.oracle.settings import OracleSettings
@@ -29,11 +32,11 @@ LABEL = 7
 BUDGET = 1000
 
 
-class OneClientLedger(Ledger):
-    """One client with API_KEY and BUDGET; every charge is recorded."""
+class OneClientStore(ClientStore):
+    """One client, API_KEY; every lookup is recorded."""
 
     def __init__(self) -> None:  # no Redis
-        self.charges: list[int] = []
+        self.keys = AccountKeys("inprocess")
         self.lookups: list[str] = []
 
     def cached_client(self, api_key: str) -> str | None:
@@ -43,9 +46,33 @@ class OneClientLedger(Ledger):
         self.lookups.append(api_key)
         return KeyLookup(CLIENT_ID if api_key == API_KEY else None, 0 if api_key == API_KEY else 1, 60)
 
+
+class RecordedBudgets(Budgets):
+    """A budget of BUDGET for the one client; every charge is recorded."""
+
+    def __init__(self) -> None:  # no Redis
+        self.charges: list[int] = []
+
     async def charge(self, client_id: str, inputs: int) -> ChargeResult:
         self.charges.append(inputs)
         return ChargeResult(ChargeStatus.CHARGED, BUDGET - sum(self.charges), 0)
+
+
+class OneClientLedger(Ledger):
+    """One client with API_KEY and BUDGET; `charges` and `lookups` record what the predict path asked."""
+
+    def __init__(self) -> None:  # no Redis
+        self.clients = OneClientStore()
+        self.keys = self.clients.keys
+        self.budgets = RecordedBudgets()
+
+    @property
+    def charges(self) -> list[int]:
+        return self.budgets.charges
+
+    @property
+    def lookups(self) -> list[str]:
+        return self.clients.lookups
 
 
 class _ConstantBackend:

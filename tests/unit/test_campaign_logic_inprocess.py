@@ -64,7 +64,7 @@ def test_a_spec_that_does_not_fit_the_model_is_refused_before_any_query(
         data_dir: Path, shape: tuple[int, int, int], classes: int, says: str) -> None:
     with pytest.raises(InvalidCampaign) as e:
         campaign_inputs(spec(), NO_UPLOADS, shape, classes)
-    assert says in str(e.value) and e.value.code == "invalid_campaign"
+    assert says in str(e.value) and e.value.error_code == "invalid_campaign"
 
 
 def test_images_beyond_the_split_are_refused(data_dir: Path) -> None:
