@@ -19,6 +19,7 @@ from rich.table import Table
 from bbrange.attacker.campaigns.cli.reports import app as reports_app
 from bbrange.attacker.campaigns.cli.users import app as users_app
 from bbrange.attacker.campaigns.settings import AttackerSettings
+from bbrange.attacker.campaigns.spec.attacks.registry import load_attacks
 from bbrange.attacker.engine.cli import app as engine_app
 from bbrange.attacker.engine.vocabulary import DEFAULT_ATTACK, DEFAULT_STEP_SIZE
 from bbrange.shared.cli_requests import request_or_exit
@@ -73,6 +74,7 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(redis_url=redis_url, data_dir=data_dir, metrics_dir=metrics_dir)
     _require_secret_key(settings)
+    load_attacks()  # the built-in attacks and the BBRANGE_ATTACK_PLUGINS plug-ins: a broken plug-in stops the start
     if settings.metrics_dir is not None:
         enable_multiprocess(settings.metrics_dir)
     from bbrange.attacker.campaigns.api.app import create_app
@@ -106,6 +108,7 @@ def worker(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(redis_url=redis_url, data_dir=data_dir, metrics_dir=metrics_dir, torch_threads=torch_threads)
     _require_secret_key(settings)
+    load_attacks()  # before the work horses fork, so that each inherits the registered plug-ins
     # Campaigns run in forked work horses: their metrics only reach this process through files.
     directory = enable_multiprocess(settings.metrics_dir)
     attack_metrics().show_zeros()

@@ -15,7 +15,7 @@ import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, Union
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +59,8 @@ def register_attack(method: str, spec: type[S], build: Callable[[S], Attack]) ->
     if _sealed and method not in _ATTACKS:
         raise RuntimeError(f"attack {method!r} registered after the campaign spec was built: name its module in "
                            f"{PLUGINS_ENV} so that it is imported first")
+    if get_args(spec.model_fields["method"].annotation) != (method,):
+        raise TypeError(f"{spec.__name__}.method must be declared Literal[{method!r}] to register it as {method!r}")
     known = _ATTACKS.get(method)
     if known is not None and known.spec is not spec:
         raise ValueError(f"an attack named {method!r} is registered already ({known.spec.__module__})")
