@@ -24,8 +24,8 @@ def brightness_oracle() -> CallableOracle:
 
 
 def test_the_spec_takes_one_eps_or_a_list_headline_first() -> None:
-    assert spec(0.3).crafting.sizes == [0.3] and spec(0.3).public()["crafting"]["eps"] == 0.3  # unchanged shape
-    assert spec([0.3, 0.1, 0.2]).crafting.sizes == [0.3, 0.1, 0.2]
+    assert spec(0.3).crafting.sizes() == [0.3] and spec(0.3).public()["crafting"]["eps"] == 0.3  # unchanged shape
+    assert spec([0.3, 0.1, 0.2]).crafting.sizes() == [0.3, 0.1, 0.2]
     attack = engine_attack(spec([0.3, 0.1, 0.2]))
     assert attack.crafting == FGSM(eps=0.3, more_sizes=(0.1, 0.2))
     assert [(e, a) for e, a in attack.crafting.size_sweep()] == [(0.3, attack.crafting), (0.1, FGSM(eps=0.1)),

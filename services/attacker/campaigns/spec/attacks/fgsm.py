@@ -29,16 +29,18 @@ class FgsmCrafting(CraftingSpec):
             raise ValueError("give each ε once")
         return value
 
-    @property
     def sizes(self) -> list[float]:
         """Every ε, the headline first."""
         return list(self.eps) if isinstance(self.eps, list) else [self.eps]
+
+    def label(self) -> str:
+        return "FGSM ε=" + ", ".join(f"{e:g}" for e in self.sizes())
 
 
 def engine_fgsm(spec: FgsmCrafting) -> Attack:
     from bbrange.attacker.engine.fgsm import FGSM
 
-    first, *more = spec.sizes
+    first, *more = spec.sizes()
     return FGSM(eps=first, more_sizes=tuple(more))
 
 

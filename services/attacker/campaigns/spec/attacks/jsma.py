@@ -33,6 +33,9 @@ class JsmaCrafting(CraftingSpec):
             raise ValueError("θ must be 1.0 (increase features) or -1.0 (decrease them)")
         return value
 
+    def label(self) -> str:
+        return f"JSMA θ={self.theta:+g} Υ={self.upsilon:.1%}"
+
     @model_validator(mode="after")
     def _fixed_needs_class(self) -> JsmaCrafting:
         if (self.target == "fixed") != (self.target_class is not None):

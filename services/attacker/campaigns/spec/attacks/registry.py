@@ -34,6 +34,15 @@ class CraftingSpec(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
     method: str
 
+    def label(self) -> str:
+        """The attack and its settings in a few characters, for reports (e.g. "FGSM ε=0.3")."""
+        return self.method
+
+    def sizes(self) -> list[float]:
+        """The perturbation sizes crafted from the one substitute, the headline first; empty when the attack
+        has no single size."""
+        return []
+
 
 S = TypeVar("S", bound=CraftingSpec)
 
@@ -98,6 +107,22 @@ def crafting_type() -> Any:
     models = tuple(entry.spec for entry in load_attacks().values())
     _sealed = True
     return Annotated[Union[models], Field(discriminator="method")]  # noqa: UP007 - a union built at run time
+
+
+def stored_crafting(crafting: dict[str, Any]) -> CraftingSpec | None:
+    """A stored spec's `crafting` as its spec model; None where its attack is not registered in this process,
+    or its plug-in no longer accepts it."""
+    try:
+        spec: CraftingSpec = registered(str(crafting.get("method"))).spec.model_validate(crafting)
+    except ValueError:  # pydantic's ValidationError is one
+        return None
+    return spec
+
+
+def crafting_label(crafting: dict[str, Any]) -> str:
+    """The label of a stored spec's `crafting` (its method alone where its attack is unknown here)."""
+    spec = stored_crafting(crafting)
+    return spec.label() if spec is not None else str(crafting.get("method", "?"))
 
 
 def default_crafting() -> CraftingSpec:
