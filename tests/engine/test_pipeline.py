@@ -96,3 +96,8 @@ def test_jsma_results_carry_the_thesis_measures_on_the_substitute(quick_oracle: 
     assert h.shape == (10, 10)
     pairs = set(zip(result.label_before.tolist(), result.targets.tolist(), strict=True))
     assert all(np.isnan(h[s, t]) == ((s, t) not in pairs) for s in range(10) for t in range(10))
+    # What a campaign's results keep of them, as before attacks were plug-ins: the mean A(X, t), H(s, t) rounded.
+    kept = result.measures.as_results()
+    assert set(kept) == {"mean_adversarial_distance", "hardness"} and kept["mean_adversarial_distance"] == float(a.mean())
+    assert all((v is None) == np.isnan(h[s, t]) and (v is None or v == round(float(h[s, t]), 6))
+               for s, row in enumerate(kept["hardness"]) for t, v in enumerate(row))
