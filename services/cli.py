@@ -13,7 +13,7 @@ from rich.table import Table
 
 from bbrange.attacker.campaigns.cli.main import app as attack_app
 from bbrange.attacker.campaigns.cli.main import percent
-from bbrange.attacker.campaigns.spec.campaign import DEFAULT_STEP_SIZE
+from bbrange.attacker.engine.vocabulary import DEFAULT_STEP_SIZE
 from bbrange.oracle.cli import app as oracle_app
 from bbrange.shared.datasets import DATA_DIR_ENV
 
@@ -131,7 +131,7 @@ def demo(
                 record = run_campaign(oracle_url=endpoints.oracle_url, model="mnist", api_key=endpoints.api_key,
                              dataset="mnist", s0=150, s0_offset=0, preset="papernot-mnist", rho=6, lam=DEFAULT_STEP_SIZE,
                              periodic_step=False, tau=3, reservoir=False, sigma=3, kappa=400, train_epochs=10,
-                             method="fgsm", eps=list(DEMO_SIZES), theta=1.0, upsilon=0.145, target="random", target_class=None,
+                             method="fgsm", crafting_settings=[f"eps={e}" for e in DEMO_SIZES],
                              eval_size=eval_size, budget=None, seed=0, spec_file=None, api=endpoints.attacker_url,
                              token=endpoints.user_token, wait=True, grid_out=grid)
             finally:

@@ -4,6 +4,7 @@ engine is a library without the web stack, the attacker API runs without torch, 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -86,6 +87,30 @@ def test_the_engine_is_a_library_without_the_web_stack() -> None:
 @pytest.mark.parametrize("app", ["bbrange.attacker.campaigns.api.app"])
 def test_the_attacker_api_does_not_load_torch(app: str) -> None:
     assert "torch" not in loaded_after(f"import {app}")
+
+
+def test_the_engine_s_face_does_not_load_torch() -> None:
+    """The API validates specs with the engine's own words (vocabulary.py) and the attack registry; the engine
+    package loads its torch parts on first use only."""
+    for statement in ("import bbrange.attacker.engine", "from bbrange.attacker.engine import vocabulary, errors",
+                      "from bbrange.attacker.engine import DEFAULT_STEP_SIZE, QUERY_PHASES, epoch_set_sizes",
+                      "from bbrange.attacker.campaigns.spec.attacks.registry import load_attacks; load_attacks()"):
+        assert "torch" not in loaded_after(statement), statement
+    assert "torch" in loaded_after("from bbrange.attacker.engine import FGSM")
+
+
+# The modules that run any attack name none: an attack is a plug-in (engine/attack.py, spec/attacks/).
+ATTACK_AGNOSTIC = ["services/attacker/engine/pipeline.py", "services/attacker/engine/sizes.py",
+                   "services/attacker/campaigns/worker/plan.py", "services/attacker/campaigns/worker/results.py",
+                   "services/attacker/campaigns/worker/runner.py", "services/attacker/campaigns/spec/campaign.py",
+                   *(str(p.relative_to(ROOT)) for p in sorted((ROOT / "services/attacker/campaigns/cli").glob("*.py")))]
+
+
+@pytest.mark.parametrize("path", ATTACK_AGNOSTIC)
+def test_the_pipeline_plan_results_and_cli_name_no_attack(path: str) -> None:
+    named = [f"{path}:{i}: {line.strip()}" for i, line in enumerate((ROOT / path).read_text().splitlines(), 1)
+             if re.search(r"FGSM|JSMA|Fgsm|Jsma", line)]
+    assert not named, "\n".join(named)
 
 
 def test_the_engine_exports_the_pipeline_and_its_parts() -> None:

@@ -11,6 +11,7 @@ from bbrange.attacker.engine import (
     BlackBoxAttack,
     CallableOracle,
     InProcessOracle,
+    JsmaMeasures,
     QueryCounter,
     SubstituteConfig,
     run_blackbox_attack,
@@ -88,10 +89,15 @@ def test_jsma_results_carry_the_thesis_measures_on_the_substitute(quick_oracle: 
     x_eval, y_eval = mnist_test.x[100:106], mnist_test.y[100:106]
     result = run_blackbox_attack(quick_oracle, mnist_test.x[:20], x_eval, y_eval,
                                  BlackBoxAttack(QUICK, JSMA(target="next", batch_size=6), noise_baseline=False))
-    assert result.jsma is not None and result.targets is not None
-    a = result.jsma.adversarial_distance
+    assert isinstance(result.measures, JsmaMeasures) and result.targets is not None
+    a = result.measures.adversarial_distance
     assert a.shape == (6,) and ((a >= 0) & (a <= 1)).all()
-    h = result.jsma.hardness
+    h = result.measures.hardness
     assert h.shape == (10, 10)
     pairs = set(zip(result.label_before.tolist(), result.targets.tolist(), strict=True))
     assert all(np.isnan(h[s, t]) == ((s, t) not in pairs) for s in range(10) for t in range(10))
+    # What a campaign's results keep of them, as before attacks were plug-ins: the mean A(X, t), H(s, t) rounded.
+    kept = result.measures.as_results()
+    assert set(kept) == {"mean_adversarial_distance", "hardness"} and kept["mean_adversarial_distance"] == float(a.mean())
+    assert all((v is None) == np.isnan(h[s, t]) and (v is None or v == round(float(h[s, t]), 6))
+               for s, row in enumerate(kept["hardness"]) for t, v in enumerate(row))

@@ -24,11 +24,13 @@ def brightness_oracle() -> CallableOracle:
 
 
 def test_the_spec_takes_one_eps_or_a_list_headline_first() -> None:
-    assert spec(0.3).crafting.sizes == [0.3] and spec(0.3).public()["crafting"]["eps"] == 0.3  # unchanged shape
-    assert spec([0.3, 0.1, 0.2]).crafting.sizes == [0.3, 0.1, 0.2]
+    assert spec(0.3).crafting.sizes() == [0.3] and spec(0.3).public()["crafting"]["eps"] == 0.3  # unchanged shape
+    assert spec([0.3, 0.1, 0.2]).crafting.sizes() == [0.3, 0.1, 0.2]
     attack = engine_attack(spec([0.3, 0.1, 0.2]))
-    assert attack.crafting == FGSM(eps=0.3) and attack.more_sizes == (FGSM(eps=0.1), FGSM(eps=0.2))
-    assert engine_attack(spec(0.3)).more_sizes == ()
+    assert attack.crafting == FGSM(eps=0.3, more_sizes=(0.1, 0.2))
+    assert [(e, a) for e, a in attack.crafting.size_sweep()] == [(0.3, attack.crafting), (0.1, FGSM(eps=0.1)),
+                                                                (0.2, FGSM(eps=0.2))]
+    assert engine_attack(spec(0.3)).crafting == FGSM(eps=0.3) and FGSM(eps=0.3).size_sweep() == ()
     for bad in ([], [0.1, 0.1], [0.1, 1.5], [0.0], [0.1] * 9, "0.3"):
         with pytest.raises(ValidationError):
             spec(bad)
@@ -40,7 +42,7 @@ def test_further_sizes_cost_evaluation_queries_only_and_leave_the_headline_as_it
     headline = run_blackbox_attack(alone, x0, x_eval, y_eval, BlackBoxAttack(QUICK, FGSM(eps=0.3)))
     swept = QueryCounter(brightness_oracle())
     result = run_blackbox_attack(swept, x0, x_eval, y_eval,
-                                 BlackBoxAttack(QUICK, FGSM(eps=0.3), more_sizes=(FGSM(eps=0.1), FGSM(eps=0.5))))
+                                 BlackBoxAttack(QUICK, FGSM(eps=0.3, more_sizes=(0.1, 0.5))))
     assert headline.sizes == [] and result.completed
     assert result.report == headline.report and np.array_equal(result.x_adv, headline.x_adv)
     assert [s.eps for s in result.sizes] == [0.3, 0.1, 0.5] and result.sizes[0].report == headline.report
@@ -61,7 +63,7 @@ def test_a_budget_that_runs_out_among_the_sizes_keeps_those_measured(mnist_test)
     # 40 labelling + 50 agreement + 2 × 50 at ε = 0.3 + 50 adversarial examples at ε = 0.1; its noise does not fit.
     counter = QueryCounter(brightness_oracle(), budget=240)
     result = run_blackbox_attack(counter, x0, x_eval, y_eval,
-                                 BlackBoxAttack(QUICK, FGSM(eps=0.3), more_sizes=(FGSM(eps=0.1), FGSM(eps=0.2))))
+                                 BlackBoxAttack(QUICK, FGSM(eps=0.3, more_sizes=(0.1, 0.2))))
     assert not result.completed and "at ε=0.1" in (result.stop_reason or "")
     assert [s.eps for s in result.sizes] == [0.3, 0.1]
     assert result.sizes[1].report.samples == 50 and result.sizes[1].report.noise_rate is None

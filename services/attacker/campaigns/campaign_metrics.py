@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from bbrange.attacker.campaigns.spec.attacks.registry import load_attacks
 from bbrange.attacker.campaigns.storage.campaign_store import CampaignStore
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -90,7 +91,7 @@ class AttackMetrics:
         for state in ("succeeded", "failed", "cancelled"):
             self.campaigns_finished.labels(state=state)
             self.job_seconds.labels(state=state)
-        for method in ("fgsm", "jsma"):
+        for method in load_attacks():  # the built-in attacks and the plug-ins
             self.transfer_rate.labels(method=method)
 
 

@@ -1,18 +1,59 @@
-"""The crafting family: every attack is an `Attack` (as torchattacks' `Attack`), crafted white-box on the
-substitute the black-box attack trained, then sent to the oracle.
+"""The crafting family: every attack is an `Attack` (as torchattacks' `Attack`), a plug-in of the pipeline.
 
-An attack is a small frozen value (its settings) with a `craft` method, so a pipeline, a campaign spec
-and a benchmark can name the same attack and get the same examples.
+An attack is a small frozen value (its settings) that owns everything in which attacks differ, so that the
+pipeline names none of them:
+
+    choose_targets  which class each image is pushed to (targeted attacks; untargeted ones: None)
+    craft_set       the adversarial examples of a set; by default `craft` on the substitute, in batches
+    noise           the honest baseline: random noise of the same size as the attack's
+    measures        what the attack measures beyond transfer (JSMA: A(X, t), H(s, t)), for the results
+    size_sweep      the same attack at further sizes from the one substitute (FGSM: several ε)
+
+How an attack spends queries: a transfer attack (`needs_substitute = True`, all of today's) crafts white-box
+on the substitute the pipeline trained, and its examples cost the oracle evaluation queries only. A query
+attack (decision-based: HopSkipJump and its kind) sets `needs_substitute = False` and overrides `craft_set`
+to ask the oracle itself through `context.counter`, a `QueryCounter` that books and caps every query.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import torch
 from torch import nn
+
+from bbrange.shared.devices import as_batch
+
+if TYPE_CHECKING:
+    from bbrange.attacker.engine.evaluation import Distortion
+    from bbrange.attacker.engine.oracles import QueryCounter
+
+CraftingProgress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class CraftingContext:
+    """What an attack may use to craft a set: the substitute (None for a query attack), the oracle behind its
+    query counter, the images with the oracle's labels of them, and the campaign's seed and device."""
+
+    substitute: nn.Module | None
+    counter: QueryCounter
+    x: np.ndarray
+    label_before: np.ndarray  # the oracle's labels of the clean images (never the true ones)
+    num_classes: int
+    seed: int
+    device: torch.device
+
+
+class Measures(Protocol):
+    """An attack's own measures of its crafted set (typed for the library user), and their JSON-able form,
+    whose keys join a campaign's results."""
+
+    def as_results(self) -> dict[str, Any]: ...
 
 
 class Attack(ABC):
@@ -20,11 +61,12 @@ class Attack(ABC):
 
     `targeted` attacks need one target class per image and succeed when the oracle answers it;
     untargeted ones succeed when the oracle's label differs from the true one. `batch_size` is how
-    many images one `craft` call should be given (the pipeline splits a set into such batches).
+    many images one `craft` call should be given (`craft_set` splits a set into such batches).
     """
 
     name: ClassVar[str]
     targeted: ClassVar[bool]
+    needs_substitute: ClassVar[bool] = True  # False: a query attack, which asks the oracle in `craft_set`
     batch_size: int
 
     @abstractmethod
@@ -37,3 +79,31 @@ class Attack(ABC):
 
         A transfer rate means something only above what this noise alone does to the same oracle on
         the same images (on some oracles random ±ε noise is misclassified most of the time)."""
+
+    def choose_targets(self, context: CraftingContext) -> np.ndarray | None:
+        """One target class per image for a targeted attack; None for an untargeted one."""
+        return None
+
+    def craft_set(self, context: CraftingContext, targets: np.ndarray | None,
+                  progress: CraftingProgress) -> np.ndarray:
+        """Every x*, float32 on the CPU: `craft` on the substitute, `batch_size` images at a time."""
+        if context.substitute is None:
+            raise TypeError(f"{type(self).__name__} crafts on a substitute; a query attack overrides craft_set")
+        x, out = context.x, []
+        for start in range(0, len(x), self.batch_size):
+            progress(start / len(x))
+            xb = as_batch(x[start : start + self.batch_size], context.device)
+            tb = None if targets is None else torch.from_numpy(targets[start : start + self.batch_size]).to(context.device)
+            out.append(self.craft(context.substitute, xb, tb).detach().cpu().numpy().astype(np.float32, copy=False))
+        progress(1.0)
+        return np.concatenate(out) if out else np.zeros_like(x)
+
+    def measures(self, context: CraftingContext, x_adv: np.ndarray, targets: np.ndarray | None,
+                 crafted: Distortion) -> Measures | None:
+        """The attack's own measures of the crafted set, beyond transfer (None: it has none)."""
+        return None
+
+    def size_sweep(self) -> tuple[tuple[float, Attack], ...]:
+        """(size, attack) of the headline and of each further size to craft from the one substitute, each
+        measured beside its own noise baseline at evaluation queries only; empty for one size."""
+        return ()

@@ -12,12 +12,8 @@ re-raises the original error unchanged.
 
 from __future__ import annotations
 
-from typing import Literal
-
-# labelling: S_ρ for the substitute; agreement: the clean evaluation images; evaluation: the adversarial
-# examples; baseline: the same images moved by random noise of the same size.
-QueryPhase = Literal["labelling", "agreement", "evaluation", "baseline"]
-QUERY_PHASES: tuple[QueryPhase, ...] = ("labelling", "agreement", "evaluation", "baseline")
+from bbrange.attacker.engine.vocabulary import QUERY_PHASES as QUERY_PHASES  # re-exported: defined torch-free
+from bbrange.attacker.engine.vocabulary import QueryPhase as QueryPhase
 
 
 class EngineError(Exception):

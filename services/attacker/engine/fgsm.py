@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
@@ -56,7 +56,8 @@ def fgsm(
 
 @dataclass(frozen=True)
 class FGSM(Attack):
-    """Untargeted FGSM with L∞ size `eps`, crafted with the model's own labels."""
+    """Untargeted FGSM with L∞ size `eps`, crafted with the model's own labels; with `more_sizes`, also each
+    further ε from the same substitute (`size_sweep`), after the headline."""
 
     name: ClassVar[str] = "fgsm"
     targeted: ClassVar[bool] = False
@@ -64,6 +65,7 @@ class FGSM(Attack):
     clip_min: float = 0.0
     clip_max: float = 1.0
     batch_size: int = 1000
+    more_sizes: tuple[float, ...] = ()
 
     def craft(self, model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         return fgsm(model, x, self.eps, clip_min=self.clip_min, clip_max=self.clip_max, batch_size=self.batch_size)
@@ -72,3 +74,8 @@ class FGSM(Attack):
         """Random ±ε on every feature: the same L∞ step as FGSM, in a direction that knows nothing."""
         signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=x.shape)
         return np.clip(x + self.eps * signs, self.clip_min, self.clip_max).astype(np.float32)
+
+    def size_sweep(self) -> tuple[tuple[float, Attack], ...]:
+        if not self.more_sizes:
+            return ()
+        return ((self.eps, self), *((e, replace(self, eps=e, more_sizes=())) for e in self.more_sizes))

@@ -24,16 +24,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
-from bbrange.attacker.engine.attack import Attack
-from bbrange.attacker.engine.target_classes import TargetChoice
-
-SearchDomain = Literal["all", "movable"]
+from bbrange.attacker.engine.vocabulary import SearchDomain
 
 
 @dataclass(frozen=True)
@@ -234,32 +229,3 @@ def jsma(
     return JSMAResult(
         torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]), torch.cat([o[2] for o in outs]), max_iter
     )
-
-
-@dataclass(frozen=True)
-class JSMA(Attack):
-    """Targeted JSMA (θ, Υ, Γ at the start) with the rule that picks each image's target class."""
-
-    name: ClassVar[str] = "jsma"
-    targeted: ClassVar[bool] = True
-    theta: float = 1.0
-    upsilon: float = 0.145
-    search_domain: SearchDomain = "all"
-    target: TargetChoice = "random"
-    target_class: int | None = None
-    batch_size: int = 100
-
-    def noise(self, x: np.ndarray, x_adv: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """As many features as JSMA changed in each image, chosen at random, saturated in θ's direction."""
-        flat = x.reshape(len(x), -1).copy()
-        changed = (x_adv.reshape(len(x), -1) != flat).sum(1)
-        value = 1.0 if self.theta > 0 else 0.0
-        for i, k in enumerate(changed):
-            flat[i, rng.choice(flat.shape[1], size=int(k), replace=False)] = value
-        return flat.reshape(x.shape).astype(np.float32)
-
-    def craft(self, model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-        if targets is None:
-            raise ValueError("JSMA is targeted: give one target class per image")
-        return jsma(model, x, targets, theta=self.theta, max_distortion=self.upsilon,
-                    search_domain=self.search_domain, batch_size=self.batch_size).x_adv

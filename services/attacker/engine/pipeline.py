@@ -3,7 +3,8 @@
 
     1. agreement   the oracle's labels of the evaluation images, before any perturbation
     2. substitute  Algorithm 1: label S_ρ, train the substitute, Jacobian augmentation (substitute.py)
-    3. crafting    the attack (FGSM, JSMA) on the substitute, white-box, in batches
+    3. crafting    the attack (any `Attack` plug-in: it chooses its targets, crafts, and adds its own measures)
+                   on the substitute, white-box, in batches
     4. evaluation  the oracle's labels of the adversarial examples, then (phase "baseline") of the same
                    images moved by random noise of the same size, the honest baseline of the transfer rate
 
@@ -22,26 +23,15 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch import nn
 
-from bbrange.attacker.engine.attack import Attack
-from bbrange.attacker.engine.errors import BudgetExhausted, QueryPhase
-from bbrange.attacker.engine.evaluation import (
-    Distortion,
-    TransferReport,
-    adversarial_distance,
-    distortion,
-    hardness_by_distortion,
-    success_of,
-    summarise,
-)
-from bbrange.attacker.engine.fgsm import FGSM
-from bbrange.attacker.engine.jsma import JSMA
+from bbrange.attacker.engine.attack import Attack, CraftingContext, Measures
+from bbrange.attacker.engine.errors import BudgetExhausted, EngineError
+from bbrange.attacker.engine.evaluation import Distortion, TransferReport, distortion, success_of, summarise
 from bbrange.attacker.engine.oracles import LabelOracle, QueryCounter
+from bbrange.attacker.engine.registry import default_attack
 from bbrange.attacker.engine.sizes import SizedReport, transfer_at_sizes
 from bbrange.attacker.engine.substitute import EpochReport, SubstituteConfig, SubstituteResult, train_substitute
-from bbrange.attacker.engine.target_classes import choose_targets
-from bbrange.shared.devices import as_batch
+from bbrange.attacker.engine.vocabulary import QueryPhase
 
 Stage = Literal["agreement", "substitute", "crafting", "evaluation"]
 ProgressCallback = Callable[[Stage, float], None]
@@ -53,13 +43,11 @@ class BlackBoxAttack:
     """Everything that decides the attack's outcome, besides the oracle and the images."""
 
     substitute: SubstituteConfig = field(default_factory=SubstituteConfig)
-    crafting: Attack = field(default_factory=FGSM)
+    crafting: Attack = field(default_factory=default_attack)
     stop_when_training_stops: bool = False  # no crafting with a substitute whose training the budget cut short
     # Random noise of the same size on the same images, labelled by the same oracle (its own query phase):
     # the baseline every transfer rate is read against.
     noise_baseline: bool = True
-    # FGSM at further sizes from the same substitute, after the headline attack: evaluation queries only.
-    more_sizes: tuple[FGSM, ...] = ()
 
 
 @dataclass
@@ -76,18 +64,9 @@ class BlackBoxResult:
     report: TransferReport | None
     completed: bool
     stop_reason: str | None = None
-    jsma: JsmaMeasures | None = None  # targeted JSMA: the thesis's measures, on the substitute
-    # With `more_sizes`: the headline FGSM's report first, then one per further size measured
+    measures: Measures | None = None  # the attack's own (`Attack.measures`), if it has any
+    # An attack with a `size_sweep`: the headline's report first, then one per further size measured
     sizes: list[SizedReport] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class JsmaMeasures:
-    """The JSMA thesis's A(X, t) and H(s, t), measured on the substitute (white-box, where they are defined)."""
-
-    adversarial_distance: np.ndarray  # A(X, t) per example: 1 − share of features with a positive saliency
-    hardness: np.ndarray  # (C, C) H(s, t) over Υ_k = Υ·k/5, k = 1..5; NaN where no sample
-    substitute_success: np.ndarray  # per example: the substitute labels it as its target
 
 
 def run_blackbox_attack(
@@ -108,6 +87,8 @@ def run_blackbox_attack(
     called with each stage and the fraction of it done; it may raise to stop the attack there.
     """
     attack = attack or BlackBoxAttack()
+    if not attack.crafting.needs_substitute:
+        raise EngineError(f"{attack.crafting.name} is a query attack; this pipeline runs transfer attacks only")
     counter = oracle if isinstance(oracle, QueryCounter) else QueryCounter(oracle)
     device = device or torch.device("cpu")
     progress = on_progress or (lambda stage, fraction: None)
@@ -128,13 +109,12 @@ def run_blackbox_attack(
     model = sub.model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    targets = _targets(attack.crafting, model, x_eval, label_before, counter.num_classes, attack.substitute.seed,
-                       device)
-    x_adv = _craft(attack.crafting, model, x_eval, targets, device, progress)
+    context = CraftingContext(model, counter, x_eval, label_before, counter.num_classes, attack.substitute.seed, device)
+    targets = attack.crafting.choose_targets(context)
+    x_adv = attack.crafting.craft_set(context, targets, lambda fraction: progress("crafting", fraction))
 
     crafted = distortion(x_eval, x_adv)
-    jsma = _jsma_measures(attack.crafting, model, x_eval, x_adv, crafted, label_before, targets, counter.num_classes,
-                          device)
+    measures = attack.crafting.measures(context, x_adv, targets, crafted)
     label_after, stop_reason = _evaluate(counter, x_adv, "evaluation", progress)
     x_noise = label_noise = None
     if attack.noise_baseline and stop_reason is None:
@@ -146,11 +126,12 @@ def run_blackbox_attack(
     report = summarise(label_after, y_eval, clean_oracle_labels=label_before, targets=targets, distortions=d,
                        queries=len(label_after), noise_labels=label_noise)
     sizes: list[SizedReport] = []
-    if attack.more_sizes and isinstance(attack.crafting, FGSM):
-        sizes.append(SizedReport(attack.crafting.eps, report))
+    sweep = attack.crafting.size_sweep()
+    if sweep:
+        sizes.append(SizedReport(sweep[0][0], report))
         if stop_reason is None:
             more, stop_reason = transfer_at_sizes(
-                counter, model, x_eval, y_eval, label_before, attack.more_sizes, noise_baseline=attack.noise_baseline,
+                counter, model, x_eval, y_eval, label_before, sweep[1:], noise_baseline=attack.noise_baseline,
                 seed=attack.substitute.seed, device=device,
                 evaluate=lambda c, x, phase: _evaluate(c, x, phase, progress))
             sizes += more
@@ -158,45 +139,7 @@ def run_blackbox_attack(
         stop_reason = f"substitute training stopped: {sub.stop_reason}" + (f"; {stop_reason}" if stop_reason else "")
     return BlackBoxResult(sub, label_before, x_adv, targets, label_after, x_noise, label_noise,
                           success_of(label_after, y_eval, targets), d, report, completed=stop_reason is None,
-                          stop_reason=stop_reason, jsma=jsma, sizes=sizes)
-
-
-def _targets(crafting: Attack, model: nn.Module, x: np.ndarray, label_before: np.ndarray, num_classes: int,
-             seed: int, device: torch.device) -> np.ndarray | None:
-    if not isinstance(crafting, JSMA):
-        return None
-    return choose_targets(crafting.target, label_before, num_classes, seed=seed, target_class=crafting.target_class,
-                          model=model, x=x, device=device)
-
-
-def _jsma_measures(crafting: Attack, model: nn.Module, x: np.ndarray, x_adv: np.ndarray, crafted: Distortion,
-                   sources: np.ndarray, targets: np.ndarray | None, num_classes: int, device: torch.device
-                   ) -> JsmaMeasures | None:
-    if not isinstance(crafting, JSMA) or targets is None or not len(x):
-        return None
-    target_t = torch.from_numpy(targets).to(device)
-    with torch.no_grad():
-        reached = torch.cat([model(as_batch(x_adv[i : i + 1000], device)).argmax(1)
-                             for i in range(0, len(x_adv), 1000)]) == target_t
-    a = np.concatenate([adversarial_distance(model, as_batch(x[i : i + 100], device), target_t[i : i + 100],
-                                             theta=crafting.theta) for i in range(0, len(x), 100)])
-    upsilons = crafting.upsilon * np.arange(1, 6) / 5
-    success = reached.cpu().numpy()
-    h = hardness_by_distortion(sources, targets, success, crafted.l0, num_classes, upsilons)
-    return JsmaMeasures(a, h, success)
-
-
-def _craft(crafting: Attack, model: nn.Module, x: np.ndarray, targets: np.ndarray | None, device: torch.device,
-           progress: ProgressCallback) -> np.ndarray:
-    out = []
-    batch = crafting.batch_size
-    for start in range(0, len(x), batch):
-        progress("crafting", start / len(x))
-        xb = as_batch(x[start : start + batch], device)
-        tb = None if targets is None else torch.from_numpy(targets[start : start + batch]).to(device)
-        out.append(crafting.craft(model, xb, tb).detach().cpu().numpy().astype(np.float32, copy=False))
-    progress("crafting", 1.0)
-    return np.concatenate(out) if out else np.zeros_like(x)
+                          stop_reason=stop_reason, measures=measures, sizes=sizes)
 
 
 def _evaluate(counter: QueryCounter, x: np.ndarray, phase: QueryPhase,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bbrange.attacker.engine.vocabulary import SUBSTITUTE_PRESET_NAMES
 from bbrange.shared.architectures import ARCHITECTURES
 
 
@@ -34,6 +35,11 @@ SUBSTITUTE_PRESETS: dict[str, SubstitutePreset] = {
                          "a GTSRB CNN substitute (the paper's GTSRB substitutes are CNNs of this size)"),
     )
 }
+
+
+if tuple(SUBSTITUTE_PRESETS) != SUBSTITUTE_PRESET_NAMES:  # the spec validates names from the torch-free list
+    raise RuntimeError(f"vocabulary.SUBSTITUTE_PRESET_NAMES {SUBSTITUTE_PRESET_NAMES} differ from the presets "
+                       f"{tuple(SUBSTITUTE_PRESETS)}")
 
 
 def get_preset(name: str) -> SubstitutePreset:

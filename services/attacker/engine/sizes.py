@@ -1,5 +1,6 @@
-"""Transfer at several perturbation sizes from one substitute: each further ε costs only evaluation queries
-(the adversarial examples, then the same images moved by random noise of that size), no labelling.
+"""Transfer at several perturbation sizes from one substitute (an attack's `size_sweep`): each further ε costs
+only evaluation queries (the adversarial examples, then the same images moved by random noise of that size),
+no labelling.
 
 The pipeline measures its own attack first (the headline figures and the samples); this module measures
 the further sizes after it, in the order given, each beside its own noise baseline.
@@ -14,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from bbrange.attacker.engine.attack import Attack
 from bbrange.attacker.engine.errors import QueryPhase
 from bbrange.attacker.engine.evaluation import TransferReport, distortion, summarise
-from bbrange.attacker.engine.fgsm import FGSM
 from bbrange.attacker.engine.oracles import QueryCounter
 from bbrange.shared.devices import as_batch
 
@@ -25,21 +26,21 @@ Evaluate = Callable[[QueryCounter, np.ndarray, QueryPhase], tuple[np.ndarray, st
 
 @dataclass(frozen=True)
 class SizedReport:
-    """The transfer report of FGSM at one ε (rates over the examples the oracle labelled)."""
+    """The transfer report of an attack at one size ε (rates over the examples the oracle labelled)."""
 
     eps: float
     report: TransferReport
 
 
 def transfer_at_sizes(counter: QueryCounter, model: nn.Module, x_eval: np.ndarray, y_eval: np.ndarray,
-                      label_before: np.ndarray, attacks: tuple[FGSM, ...], *, noise_baseline: bool, seed: int,
+                      label_before: np.ndarray, attacks: tuple[tuple[float, Attack], ...], *, noise_baseline: bool, seed: int,
                       device: torch.device, evaluate: Evaluate) -> tuple[list[SizedReport], str | None]:
-    """FGSM at each size of `attacks` on the substitute `model`, labelled by the oracle with its noise baseline.
+    """The attack at each (size, attack) of `attacks` on the substitute `model`, labelled by the oracle with its noise baseline.
 
     A budget that runs out keeps the sizes measured so far (the last one over the examples it labelled)
     and stops there, with the reason."""
     reports: list[SizedReport] = []
-    for i, attack in enumerate(attacks):
+    for i, (eps, attack) in enumerate(attacks):
         x_adv = np.concatenate([attack.craft(model, as_batch(x_eval[s : s + attack.batch_size], device))
                                 .detach().cpu().numpy().astype(np.float32, copy=False)
                                 for s in range(0, len(x_eval), attack.batch_size)]) if len(x_eval) else x_eval
@@ -53,7 +54,7 @@ def transfer_at_sizes(counter: QueryCounter, model: nn.Module, x_eval: np.ndarra
         if n:
             report = summarise(label_after, y_eval, clean_oracle_labels=label_before,
                                distortions=distortion(x_eval[:n], x_adv[:n]), queries=n, noise_labels=label_noise)
-            reports.append(SizedReport(attack.eps, report))
+            reports.append(SizedReport(eps, report))
         if stop_reason is not None:
-            return reports, f"at ε={attack.eps:g}: {stop_reason}"
+            return reports, f"at ε={eps:g}: {stop_reason}"
     return reports, None

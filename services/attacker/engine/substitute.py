@@ -38,10 +38,9 @@ from bbrange.attacker.engine.augmentation import jacobian_augment, reservoir_sam
 from bbrange.attacker.engine.errors import BudgetExhausted
 from bbrange.attacker.engine.oracles import LabelOracle, QueryCounter
 from bbrange.attacker.engine.presets import get_preset
+from bbrange.attacker.engine.vocabulary import DEFAULT_STEP_SIZE  # λ; see the module docstring for the sign
 from bbrange.shared.architectures import build_model
 from bbrange.shared.devices import as_batch
-
-DEFAULT_STEP_SIZE = -0.1  # λ; see the module docstring for the sign
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,12 @@ the clean image, and the substitute."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import torch
 from torch import nn
 
+from bbrange.attacker.engine.vocabulary import TARGET_CHOICES, TargetChoice
 from bbrange.shared.devices import as_batch
-
-TargetChoice = Literal["random", "next", "least_likely", "fixed"]
-TARGET_CHOICES: tuple[TargetChoice, ...] = ("random", "next", "least_likely", "fixed")
 
 
 def choose_targets(

@@ -19,8 +19,9 @@ from rich.table import Table
 from bbrange.attacker.campaigns.cli.reports import app as reports_app
 from bbrange.attacker.campaigns.cli.users import app as users_app
 from bbrange.attacker.campaigns.settings import AttackerSettings
-from bbrange.attacker.campaigns.spec.campaign import DEFAULT_STEP_SIZE
+from bbrange.attacker.campaigns.spec.attacks.registry import load_attacks
 from bbrange.attacker.engine.cli import app as engine_app
+from bbrange.attacker.engine.vocabulary import DEFAULT_ATTACK, DEFAULT_STEP_SIZE
 from bbrange.shared.cli_requests import request_or_exit
 
 app = typer.Typer(help="The attacker: black-box campaigns against a remote oracle, and the attack engine.",
@@ -73,6 +74,7 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(redis_url=redis_url, data_dir=data_dir, metrics_dir=metrics_dir)
     _require_secret_key(settings)
+    load_attacks()  # the built-in attacks and the BBRANGE_ATTACK_PLUGINS plug-ins: a broken plug-in stops the start
     if settings.metrics_dir is not None:
         enable_multiprocess(settings.metrics_dir)
     from bbrange.attacker.campaigns.api.app import create_app
@@ -106,6 +108,7 @@ def worker(
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(redis_url=redis_url, data_dir=data_dir, metrics_dir=metrics_dir, torch_threads=torch_threads)
     _require_secret_key(settings)
+    load_attacks()  # before the work horses fork, so that each inherits the registered plug-ins
     # Campaigns run in forked work horses: their metrics only reach this process through files.
     directory = enable_multiprocess(settings.metrics_dir)
     attack_metrics().show_zeros()
@@ -162,7 +165,7 @@ def print_result(record: dict[str, Any], api: str) -> None:
         table.add_row(k, v)
     console.print(table)
     if results.get("by_eps"):
-        sizes = Table("ε", "transfer", "noise baseline", "over noise", "examples", title="FGSM at each ε (one substitute)")
+        sizes = Table("ε", "transfer", "noise baseline", "over noise", "examples", title="at each ε (one substitute)")
         for s in results["by_eps"]:
             sizes.add_row(f"{s['eps']:g}", percent(s["transfer_rate"]), percent(s["noise_rate"]),
                           "-" if s["lift_over_noise"] is None else f"{s['lift_over_noise']:+.2%}", str(s["samples"]))
@@ -195,6 +198,21 @@ def follow(client: httpx.Client, cid: str, poll_s: float = 1.0) -> dict[str, Any
             time.sleep(poll_s)
 
 
+def crafting_options(settings: list[str]) -> dict[str, Any]:
+    """`-c KEY=VALUE` options as the spec's `crafting` fields: a key given twice or more becomes a list."""
+    values: dict[str, list[Any]] = {}
+    for item in settings:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r}: give KEY=VALUE", param_hint="--crafting")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        values.setdefault(key.strip(), []).append(value)
+    return {k: v[0] if len(v) == 1 else v for k, v in values.items()}
+
+
 @app.command()
 def run(
     oracle_url: Annotated[str, typer.Option(envvar="BBRANGE_ORACLE_URL", help="Oracle base URL.")] = "http://127.0.0.1:8000",
@@ -213,13 +231,13 @@ def run(
     sigma: int = 3,
     kappa: int = 400,
     train_epochs: int = 10,
-    method: Annotated[str, typer.Option(help="fgsm or jsma.")] = "fgsm",
-    eps: Annotated[list[float] | None, typer.Option(help="FGSM ε; repeat it (--eps 0.3 --eps 0.1) to craft several "
-                                                          "sizes from one substitute, the first the headline.")] = None,
-    theta: float = 1.0,
-    upsilon: float = 0.145,
-    target: Annotated[str, typer.Option(help="JSMA target: random, next, least_likely or fixed.")] = "random",
-    target_class: int | None = None,
+    method: Annotated[str, typer.Option(help="The attack: a registered crafting method (built in: fgsm, jsma; "
+                                             "plug-ins add theirs).")] = DEFAULT_ATTACK,
+    crafting_settings: Annotated[list[str] | None, typer.Option(
+        "--crafting", "-c", help="KEY=VALUE, a setting of the attack (its spec's `crafting` fields: eps=0.3, "
+                                 "theta=-1, target=next ...); repeat a key for a list (-c eps=0.3 -c eps=0.1: "
+                                 "several sizes from one substitute, the first the headline). Values are read as "
+                                 "JSON, else as text.")] = None,
     eval_size: Annotated[int, typer.Option(help="Evaluation images (outside S0).")] = 1000,
     budget: Annotated[int | None, typer.Option(help="Query budget cap of the campaign.")] = None,
     seed: int = 0,
@@ -234,11 +252,7 @@ def run(
     if spec_file is not None:
         spec: dict[str, Any] = json.loads(spec_file.read_text())
     else:
-        sizes = eps or [0.3]
-        crafting: dict[str, Any] = ({"method": "fgsm", "eps": sizes[0] if len(sizes) == 1 else sizes}
-                                    if method == "fgsm" else
-                                    {"method": method, "theta": theta, "upsilon": upsilon, "target": target,
-                                     "target_class": target_class})
+        crafting = {"method": method, **crafting_options(crafting_settings or [])}
         spec = {
             "target": {"oracle_url": oracle_url, "model": model, "api_key": api_key},
             "dataset": dataset,

@@ -10,6 +10,7 @@ from bbrange.attacker.campaigns.report import figures
 from bbrange.attacker.campaigns.report.pages import page
 from bbrange.attacker.campaigns.report.section import Section
 from bbrange.attacker.campaigns.report.templating import percent, render, trusted_svg
+from bbrange.attacker.campaigns.spec.attacks.registry import crafting_label, stored_crafting
 from bbrange.attacker.campaigns.storage.records import CampaignRecord
 
 PLOTTED = 8  # campaigns drawn in the plots (the newest); the table lists all of them
@@ -26,24 +27,20 @@ class ModelCampaigns:
 
 
 def attack_label(spec: dict[str, Any]) -> str:
-    c = spec.get("crafting", {})
-    if c.get("method") == "fgsm":
-        eps = c.get("eps")
-        return "FGSM ε=" + (", ".join(f"{e:g}" for e in eps) if isinstance(eps, list) else f"{eps:g}")
-    if c.get("method") == "jsma":
-        return f"JSMA θ={c.get('theta', 1):+g} Υ={c.get('upsilon', 0):.1%}"
-    return str(c.get("method", "?"))
+    return crafting_label(spec.get("crafting", {}))
 
 
 def sizes_of(record: CampaignRecord) -> list[tuple[float, float | None, float | None]]:
-    """(ε, transfer, noise) at each size an FGSM campaign measured; empty for other attacks."""
+    """(ε, transfer, noise) at each size a campaign measured (`results.by_eps`, or its one size); empty for an
+    attack without a size."""
     r = record.results
-    if r is None or record.spec.get("crafting", {}).get("method") != "fgsm":
+    if r is None:
         return []
     if r.by_eps:
         return [(s.eps, s.transfer_rate, s.noise_rate) for s in r.by_eps]
-    eps = record.spec["crafting"].get("eps")
-    return [(float(eps), r.transfer_rate, r.noise_rate)] if r.transfer_rate is not None and eps is not None else []
+    crafting = stored_crafting(record.spec.get("crafting", {}))
+    sizes = crafting.sizes() if crafting is not None else []
+    return [(sizes[0], r.transfer_rate, r.noise_rate)] if r.transfer_rate is not None and len(sizes) == 1 else []
 
 
 def _row(record: CampaignRecord, api_url: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@ a person understands before any worker or oracle is involved."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -13,6 +13,7 @@ from pydantic import (
     model_validator,
 )
 
+from bbrange.attacker.campaigns.spec.attacks.registry import CraftingSpec, crafting_type, default_crafting
 from bbrange.attacker.campaigns.spec.data import (
     DatasetInitialSet,
     Domain,
@@ -27,13 +28,9 @@ from bbrange.attacker.campaigns.spec.data import (
     UploadedInitialSet as UploadedInitialSet,  # re-exported: the routes and the runner import it from here
 )
 from bbrange.attacker.campaigns.spec.target import Target
+from bbrange.attacker.engine.vocabulary import DEFAULT_STEP_SIZE, SubstitutePresetName  # torch-free
 
 Dataset = Literal["mnist", "gtsrb", "custom"]
-
-# The API process validates specs without loading the engine (and torch): the preset names and the default
-# step size are written here, and tests/engine/test_spec_matches_engine.py holds them equal to the engine's.
-SubstitutePresetName = Literal["papernot-mnist", "lenet", "mlp", "gtsrb-substitute"]
-DEFAULT_STEP_SIZE = -0.1
 
 _STRICT = ConfigDict(strict=True, extra="forbid")
 
@@ -71,60 +68,11 @@ class Substitute(BaseModel):
         return value
 
 
-Epsilon = Annotated[float, Field(gt=0, le=1)]
-MAX_SIZES = 8
-
-
-class FgsmCrafting(BaseModel):
-    model_config = _STRICT
-    method: Literal["fgsm"]
-    eps: Epsilon | Annotated[list[Epsilon], Field(min_length=1, max_length=MAX_SIZES)] = Field(
-        0.3, description="ε: L∞ size of the perturbation; or a list of sizes, all crafted on the one substitute "
-                         "(each further size costs evaluation and noise-baseline queries, no labelling); the "
-                         "headline results and the samples are the first size's, `results.by_eps` has them all")
-
-    @field_validator("eps")
-    @classmethod
-    def _distinct_sizes(cls, value: float | list[float]) -> float | list[float]:
-        if isinstance(value, list) and len(set(value)) != len(value):
-            raise ValueError("give each ε once")
-        return value
-
-    @property
-    def sizes(self) -> list[float]:
-        """Every ε, the headline first."""
-        return list(self.eps) if isinstance(self.eps, list) else [self.eps]
-
-
-class JsmaCrafting(BaseModel):
-    model_config = _STRICT
-    method: Literal["jsma"]
-    theta: float = Field(1.0, description="θ: +1 increases features, −1 decreases them")
-    upsilon: float = Field(0.145, gt=0, le=1, description="Υ: maximum distortion, a fraction of the features")
-    search_domain: Literal["all", "movable"] = Field(
-        "all", description="Γ at the start: every feature (the thesis's Algorithm 2; a pair may then hold a feature "
-                           "that cannot move, which changes one feature and drops it from Γ), or only the features "
-                           "that can move in θ's direction (cleverhans)")
-    target: Literal["random", "next", "least_likely", "fixed"] = Field(
-        "random", description="Target class per sample: uniform among the other classes, (source + 1) mod C, "
-                              "the substitute's least likely class, or `target_class` for all")
-    target_class: int | None = Field(None, ge=0, description="The class every sample is pushed to when target = fixed")
-
-    @field_validator("theta")
-    @classmethod
-    def _unit_theta(cls, value: float) -> float:
-        if value not in (1.0, -1.0):
-            raise ValueError("θ must be 1.0 (increase features) or -1.0 (decrease them)")
-        return value
-
-    @model_validator(mode="after")
-    def _fixed_needs_class(self) -> JsmaCrafting:
-        if (self.target == "fixed") != (self.target_class is not None):
-            raise ValueError("give target_class exactly when target is 'fixed'")
-        return self
-
-
-Crafting = Annotated[FgsmCrafting | JsmaCrafting, Field(discriminator="method")]
+# The attacks a spec may name, discriminated by `method`: the built-in ones and the plug-ins (spec/attacks/).
+if TYPE_CHECKING:
+    Crafting = CraftingSpec
+else:
+    Crafting = crafting_type()
 
 
 class CampaignSpec(BaseModel):
@@ -159,7 +107,7 @@ class CampaignSpec(BaseModel):
     domain: Domain | None = Field(None, description="dataset = custom: shape, classes and value range of the images")
     initial_set: InitialSet = Field(default_factory=DatasetInitialSet)
     substitute: Substitute = Field(default_factory=Substitute)
-    crafting: Crafting = Field(default_factory=lambda: FgsmCrafting(method="fgsm"))
+    crafting: Crafting = Field(default_factory=default_crafting)
     evaluation: Evaluation = Field(default_factory=Evaluation)
     query_budget: int | None = Field(None, ge=1, le=10**9, description="Most oracle queries this campaign may spend, "
                                      "all phases together (the oracle's own budget for the key applies as well)")

@@ -10,17 +10,8 @@ from bbrange.attacker.campaigns.spec.campaign import CampaignSpec
 from bbrange.attacker.campaigns.spec.data import DatasetInitialSet
 from bbrange.attacker.campaigns.storage.campaign_store import CampaignStore
 from bbrange.attacker.campaigns.storage.samples import SampleStore
+from bbrange.attacker.engine.vocabulary import epoch_set_sizes  # torch-free
 from bbrange.shared.http_errors import ApiError
-
-
-def epoch_set_sizes(s0: int, rho: int, reservoir: bool, sigma: int, kappa: int) -> list[int]:
-    """|S_ρ| of each substitute epoch 0..ρ: each epoch doubles the set, or adds κ points (at most as many as it
-    has) from σ on with reservoir sampling."""
-    sizes, size = [], s0
-    for r in range(rho + 1):
-        sizes.append(size)
-        size += min(kappa, size) if reservoir and r >= sigma else size
-    return sizes
 
 
 def check_spec_limits(spec: CampaignSpec, s0_size: int, settings: AttackerSettings) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class CampaignState(str, Enum):
@@ -70,6 +70,10 @@ class SizeResults(BaseModel):
 
 
 class CampaignResults(BaseModel):
+    # An attack plug-in's own measures (`Attack.measures`) join the results under the keys it names; JSMA's
+    # are declared below so that the schema documents them.
+    model_config = ConfigDict(extra="allow")
+
     substitute_accuracy: float | None = Field(None, description="Last substitute epoch, on the evaluation images")
     oracle_agreement: float | None = Field(None, description="Last substitute epoch: share of evaluation images "
                                                              "the substitute labels as the oracle does")

@@ -9,21 +9,19 @@ from pathlib import Path
 import numpy as np
 
 from bbrange.attacker.campaigns.errors import InvalidCampaign
-from bbrange.attacker.campaigns.spec.campaign import CampaignSpec, FgsmCrafting
+from bbrange.attacker.campaigns.spec.attacks.registry import registered
+from bbrange.attacker.campaigns.spec.campaign import CampaignSpec
 from bbrange.attacker.campaigns.spec.data import DatasetInitialSet, FileImages, FileInitialSet, UploadedImages
-from bbrange.attacker.campaigns.spec.limits import epoch_set_sizes
 from bbrange.attacker.campaigns.storage.user_data import Uploads, UserDataError, read_npz, to_unit, volume_file
 from bbrange.attacker.engine import (
-    FGSM,
-    JSMA,
     AfterQuery,
-    Attack,
     BeforeQuery,
     BlackBoxAttack,
     CamouflagedCounter,
     LabelOracle,
     QueryCounter,
     SubstituteConfig,
+    epoch_set_sizes,
 )
 from bbrange.shared.datasets import load_dataset
 
@@ -46,18 +44,10 @@ def engine_attack(spec: CampaignSpec) -> BlackBoxAttack:
         reservoir=sub.reservoir, sigma=sub.sigma, kappa=sub.kappa, train_epochs=sub.training.epochs,
         batch_size=sub.training.batch_size, learning_rate=sub.training.learning_rate, seed=spec.seed,
     )
-    crafting: Attack
-    more_sizes: tuple[FGSM, ...] = ()
-    if isinstance(spec.crafting, FgsmCrafting):
-        first, *more = spec.crafting.sizes
-        crafting, more_sizes = FGSM(eps=first), tuple(FGSM(eps=e) for e in more)
-    else:
-        c = spec.crafting
-        crafting = JSMA(theta=c.theta, upsilon=c.upsilon, search_domain=c.search_domain, target=c.target,
-                        target_class=c.target_class)
+    crafting = registered(spec.crafting.method).engine_attack(spec.crafting)
     # A campaign whose budget ran out while labelling is over: its record says so, with what it has.
     return BlackBoxAttack(substitute=config, crafting=crafting, stop_when_training_stops=True,
-                          noise_baseline=spec.evaluation.noise_baseline, more_sizes=more_sizes)
+                          noise_baseline=spec.evaluation.noise_baseline)
 
 
 def campaign_inputs(spec: CampaignSpec, uploads: Uploads, input_shape: tuple[int, int, int],

@@ -18,16 +18,9 @@ def campaign_results(result: BlackBoxResult) -> CampaignResults:
         "oracle_agreement": reports[-1].oracle_agreement if reports else None,
         "stop_reason": result.substitute.stop_reason,
         "by_eps": [{"eps": s.eps, **s.report.as_dict()} for s in result.sizes] or None,
-        **_jsma_results(result),
+        # The attack's own measures (`Attack.measures`), under the keys it names
+        **(result.measures.as_results() if result.measures is not None else {}),
     })
-
-
-def _jsma_results(result: BlackBoxResult) -> dict[str, object]:
-    if result.jsma is None:
-        return {}
-    h = result.jsma.hardness
-    return {"mean_adversarial_distance": float(result.jsma.adversarial_distance.mean()),
-            "hardness": [[None if np.isnan(v) else round(float(v), 6) for v in row] for row in h]}
 
 
 def sample_set(inputs: CampaignInputs, result: BlackBoxResult) -> SampleSet:
