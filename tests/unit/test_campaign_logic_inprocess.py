@@ -39,9 +39,9 @@ def test_the_engine_attack_is_the_spec_said_in_the_engine_s_terms() -> None:
                                 evaluation={"noise_baseline": False}, seed=5))
     assert (attack.substitute.substitute_epochs, attack.substitute.lam, attack.substitute.seed) == (3, 0.2, 5)
     assert attack.substitute.train_epochs == 2 and attack.stop_when_training_stops and not attack.noise_baseline
-    assert attack.crafting == FGSM(eps=0.2) and attack.more_sizes == (FGSM(eps=0.3),)
+    assert attack.crafting == FGSM(eps=0.2, more_sizes=(0.3,))
     jsma = engine_attack(spec(crafting={"method": "jsma", "target": "fixed", "target_class": 4}))
-    assert isinstance(jsma.crafting, JSMA) and jsma.crafting.target_class == 4 and jsma.more_sizes == ()
+    assert isinstance(jsma.crafting, JSMA) and jsma.crafting.target_class == 4
 
 
 def test_s0_from_the_evaluation_split_is_kept_out_of_the_evaluation_images(data_dir: Path) -> None:
