@@ -1,0 +1,156 @@
+"""Per-image query accounting for decision-based attacks, advanced across a whole batch of images.
+
+A decision-based attack (HopSkipJump, Sign-OPT, RayS) asks the oracle one question per query: is this input
+adversarial? `PerImageQueries` is the one door through which such an attack asks. Each step sends the queries
+of every image still in play as one call of the attack's `LabelBatch` (a `QueryCounter` phase, which splits
+it by the endpoint's batch limit and books every input), and keeps, per image:
+
+    queries         how many of its queries the oracle answered (initialisation, binary searches, gradient
+                    estimates alike: every input sent is one)
+    best            the least distorted adversarial input seen so far, among everything the oracle answered
+                    (an image whose budget is spent keeps it)
+    at_checkpoints  the distortion of `best` once the image had used each checkpoint's number of queries
+                    (inf: no adversarial yet), the curve the results report
+
+so that no attack can report an example the oracle did not confirm, nor a query it did not count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+Norm = Literal["l2", "linf"]
+LabelBatch = Callable[[np.ndarray], np.ndarray]  # labels of a batch of inputs, one query per row
+DEFAULT_CHECKPOINTS = (100, 200, 500, 1_000, 2_000, 5_000, 10_000)
+
+
+def distances(x_clean: np.ndarray, x: np.ndarray, norm: Norm) -> np.ndarray:
+    """Per-row L2 or L∞ distance between inputs of the same shape."""
+    d = (x.reshape(len(x), -1) - x_clean.reshape(len(x_clean), -1)).astype(np.float64)
+    return np.sqrt((d * d).sum(1)) if norm == "l2" else np.abs(d).max(1)
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """What a decision-based attack found for each image."""
+
+    x_adv: np.ndarray  # (N, ...) best adversarial per image; the clean image where none was found
+    success: np.ndarray  # (N,) bool: an adversarial was found
+    distortion: np.ndarray  # (N,) its distortion in the attack's norm (inf where none)
+    queries: np.ndarray  # (N,) queries the oracle answered for the image
+    checkpoints: tuple[int, ...]
+    at_checkpoints: np.ndarray  # (N, K) distortion of the best adversarial within each checkpoint's queries
+    norm: Norm
+    stop_reason: str | None = None  # the campaign budget ran out before every image was done
+
+
+class PerImageQueries:
+    """The queries of N images, each with its own budget, asked through one `LabelBatch`.
+
+    `adversarial(labels, images)` says which answers count as adversarial for which image (untargeted: the
+    label differs from the oracle's clean label; targeted: it is the image's target)."""
+
+    def __init__(self, label_batch: LabelBatch, x_clean: np.ndarray, adversarial: Callable[[np.ndarray, np.ndarray],
+                 np.ndarray], *, norm: Norm, max_queries_per_image: int,
+                 checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS) -> None:
+        if list(checkpoints) != sorted(set(checkpoints)) or (len(checkpoints) and checkpoints[0] < 1):
+            raise ValueError("checkpoints must be positive and strictly increasing")
+        self._label_batch = label_batch
+        self._adversarial = adversarial
+        self.x_clean = np.asarray(x_clean, dtype=np.float32)
+        self.norm: Norm = norm
+        self.max_queries = int(max_queries_per_image)
+        self.checkpoints = tuple(int(c) for c in checkpoints)
+        n = len(self.x_clean)
+        self.queries = np.zeros(n, np.int64)
+        self.best = self.x_clean.copy()
+        self.best_distortion = np.full(n, np.inf)
+        self.at_checkpoints = np.full((n, len(self.checkpoints)), np.inf)
+
+    def remaining(self, images: np.ndarray | None = None) -> np.ndarray:
+        """Queries each image (all, or `images`) may still spend."""
+        q = self.queries if images is None else self.queries[images]
+        return np.maximum(self.max_queries - q, 0)
+
+    def active(self) -> np.ndarray:
+        """Indices of the images with budget left."""
+        return np.flatnonzero(self.queries < self.max_queries)
+
+    def ask(self, images: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """Whether each row of x (a query for image images[i]) is adversarial: one call to the oracle.
+
+        Rows beyond an image's remaining budget are not sent and come back False, so an attack may ask for
+        more than is left and simply gets no answer for the excess. Raises what the `LabelBatch` raises
+        (a spent campaign budget) with nothing booked for the refused call."""
+        images = np.asarray(images, dtype=np.int64)
+        x = np.asarray(x, dtype=np.float32)
+        if len(images) != len(x):
+            raise ValueError(f"{len(images)} image indices for {len(x)} queries")
+        sent = self._within_budget(images)
+        answer = np.zeros(len(images), bool)
+        if not sent.any():
+            return answer
+        idx, xs = images[sent], x[sent]
+        labels = np.asarray(self._label_batch(xs))
+        answer[sent] = is_adv = np.asarray(self._adversarial(labels, idx), dtype=bool)
+        self._book(idx, xs, is_adv)
+        return answer
+
+    def offer(self, images: np.ndarray, x: np.ndarray) -> None:
+        """Inputs already known to be adversarial (asked before, e.g. a binary search's adversarial end):
+        kept as the best of their image where less distorted, at no query."""
+        images = np.asarray(images, dtype=np.int64)
+        self._improve(images, np.asarray(x, dtype=np.float32), np.ones(len(images), bool))
+
+    def result(self, stop_reason: str | None = None) -> DecisionResult:
+        """The best per image; a checkpoint an image never reached carries what it had when it stopped."""
+        at = self.at_checkpoints.copy()
+        for k, c in enumerate(self.checkpoints):
+            short = self.queries < c
+            at[short, k] = self.best_distortion[short]
+        return DecisionResult(self.best.copy(), np.isfinite(self.best_distortion), self.best_distortion.copy(),
+                              self.queries.copy(), self.checkpoints, at, self.norm, stop_reason)
+
+    def _within_budget(self, images: np.ndarray) -> np.ndarray:
+        """Which rows fit their image's remaining budget, taken in order."""
+        return _rank_within_image(images) < self.remaining(images)
+
+    def _book(self, images: np.ndarray, x: np.ndarray, is_adv: np.ndarray) -> None:
+        before = self.queries[images]
+        np.add.at(self.queries, images, 1)
+        after = self.queries[images]
+        rank = _rank_within_image(images)
+        # A checkpoint crossed within this call sees only the rows its image sent before reaching it.
+        for k, c in enumerate(self.checkpoints):
+            crossing = (before < c) & (after >= c)
+            if not crossing.any():
+                continue
+            within = crossing & (rank < c - before)
+            self._improve(images[within], x[within], is_adv[within])
+            crossed = np.unique(images[crossing])
+            self.at_checkpoints[crossed, k] = self.best_distortion[crossed]
+        self._improve(images, x, is_adv)
+
+    def _improve(self, images: np.ndarray, x: np.ndarray, is_adv: np.ndarray) -> None:
+        if not is_adv.any():
+            return
+        images, x = images[is_adv], x[is_adv]
+        d = distances(self.x_clean[images], x, self.norm)
+        for i, row, di in zip(images, x, d, strict=True):
+            if di < self.best_distortion[i]:
+                self.best_distortion[i] = di
+                self.best[i] = row
+
+
+def _rank_within_image(images: np.ndarray) -> np.ndarray:
+    """For each row, how many earlier rows of the call belong to the same image."""
+    order = np.argsort(images, kind="stable")
+    sorted_images = images[order]
+    first = np.searchsorted(sorted_images, sorted_images, side="left")
+    rank = np.empty(len(images), np.int64)
+    rank[order] = np.arange(len(images)) - first
+    return rank
