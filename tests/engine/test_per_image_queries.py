@@ -3,13 +3,15 @@ its budget, the best adversarial is kept, and the distortion curve only uses the
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import pytest
 
 from bbrange.attacker.engine.query_attacks.budget import PerImageQueries
 
 
-def scalar_oracle(sent: list[int]):
+def scalar_oracle(sent: list[int]) -> Callable[[np.ndarray], np.ndarray]:
     """Label 1 when the mean pixel is above 0.5, else 0; records the size of each call."""
     def label(x: np.ndarray) -> np.ndarray:
         sent.append(len(x))
@@ -17,7 +19,7 @@ def scalar_oracle(sent: list[int]):
     return label
 
 
-def make(sent: list[int], n: int = 3, budget: int = 5, checkpoints=(2, 4)) -> PerImageQueries:
+def make(sent: list[int], n: int = 3, budget: int = 5, checkpoints: Sequence[int] = (2, 4)) -> PerImageQueries:
     x = np.zeros((n, 1, 2, 2), np.float32)
     return PerImageQueries(scalar_oracle(sent), x, lambda labels, images: labels != 0, norm="linf",
                            max_queries_per_image=budget, checkpoints=checkpoints)

@@ -31,7 +31,8 @@ DEFAULT_CHECKPOINTS = (100, 200, 500, 1_000, 2_000, 5_000, 10_000)
 def distances(x_clean: np.ndarray, x: np.ndarray, norm: Norm) -> np.ndarray:
     """Per-row L2 or L∞ distance between inputs of the same shape."""
     d = (x.reshape(len(x), -1) - x_clean.reshape(len(x_clean), -1)).astype(np.float64)
-    return np.sqrt((d * d).sum(1)) if norm == "l2" else np.abs(d).max(1)
+    out: np.ndarray = np.sqrt((d * d).sum(1)) if norm == "l2" else np.abs(d).max(1)
+    return out
 
 
 @dataclass(frozen=True)
