@@ -20,6 +20,7 @@ import httpx
 import numpy as np
 
 from bbrange.shared.datasets import load_dataset
+from bbrange.shared.oracle_admin import OracleAdmin
 from bbrange.shared.processes import Process, free_port, redis_pong, start_process
 from bbrange.shared.wire import NPY_MEDIA_TYPE, encode_npy
 
@@ -57,11 +58,8 @@ def _cell(redis_url: str, enabled: bool, bodies: list[bytes], duration_s: float,
     url = f"http://127.0.0.1:{port}"
     try:
         oracle.wait_ready(url + "/healthz", timeout_s=60)
-        keys = []
-        for i in range(4):
-            r = httpx.post(url + "/v1/admin/clients", headers={"Authorization": f"Bearer {TOKEN}"},
-                           json={"name": f"bench-{i}", "budget": 10**9})
-            keys.append(r.raise_for_status().json()["api_key"])
+        with OracleAdmin(url, TOKEN) as admin:
+            keys = [admin.create_client(f"bench-{i}", 10**9).api_key for i in range(4)]
         asyncio.run(_load(url, keys, bodies, 1.0))  # warm-up
         started = time.perf_counter()
         answered = asyncio.run(_load(url, keys, bodies, duration_s))

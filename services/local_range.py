@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-import httpx
 from cryptography.fernet import Fernet
 from rich.console import Console
 
+from bbrange.attacker.campaigns.client import AttackerClient
 from bbrange.shared.devices import resolve_device
 from bbrange.shared.model_card import card_path, unusable_reason
+from bbrange.shared.oracle_admin import OracleAdmin
 from bbrange.shared.processes import (
     Process,
     ProcessNotReady,
@@ -160,19 +161,14 @@ class LocalRange:
                         bbrange + ["attack", "worker", "--name", f"range-worker-{i + 1}"], env)
         self._wait_ready(oracle, endpoints.oracle_url + "/readyz", 120)
         self._wait_ready(attacker, endpoints.attacker_url + "/healthz", 120)
-        created = httpx.post(
-            endpoints.oracle_url + "/v1/admin/clients", timeout=10,
-            headers={"Authorization": f"Bearer {endpoints.admin_token}"},
-            json={"name": "local-range", "budget": self.client_budget},
-        ).raise_for_status().json()
-        endpoints.client_id = created["client"]["client_id"]
-        endpoints.api_key = created["api_key"]
-        user = httpx.post(
-            endpoints.attacker_url + "/users", timeout=10, json={"name": "local-range"},
-            headers={"Authorization": f"Bearer {endpoints.attack_admin_token}"},
-        ).raise_for_status().json()
-        endpoints.user_id = user["user"]["id"]
-        endpoints.user_token = user["token"]
+        with OracleAdmin(endpoints.oracle_url, endpoints.admin_token) as oracle_admin:
+            created = oracle_admin.create_client("local-range", self.client_budget)
+        endpoints.client_id = created.client.client_id
+        endpoints.api_key = created.api_key
+        with AttackerClient(endpoints.attacker_url, endpoints.attack_admin_token) as attacker_admin:
+            user = attacker_admin.create_user("local-range")
+        endpoints.user_id = user.user.id
+        endpoints.user_token = user.token
         return endpoints
 
     def check_alive(self) -> None:

@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,10 @@ import pytest
 import redis
 from cryptography.fernet import Fernet
 
-from bbrange.shared.processes import Process, free_port, start_process, wait_until
+from bbrange.attacker.campaigns.client import AttackerClient, CampaignTimeout
+from bbrange.attacker.campaigns.spec.builder import bbrange_target, campaign_spec
+from bbrange.shared.processes import Process, free_port, start_process
+from bbrange.shared.service_client import ServiceError
 from tests.conftest import BBRANGE, OracleProcess, RedisServer
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -48,9 +52,9 @@ class AttackerStack:
 
     def create_user(self, name: str) -> tuple[str, str]:
         """A new user of the API: (id, token)."""
-        with self.admin() as api:
-            created = api.post("/users", json={"name": name}).raise_for_status().json()
-        return created["user"]["id"], created["token"]
+        with AttackerClient(self.url, ADMIN_TOKEN) as admin:
+            created = admin.create_user(name)
+        return created.user.id, created.token
 
     def start_api(self) -> None:
         port = int(self.url.rsplit(":", 1)[1])
@@ -111,47 +115,31 @@ def oracle_key(oracle: OracleProcess, request: pytest.FixtureRequest) -> tuple[s
 
 
 def small_spec(oracle_url: str, api_key: str, **overrides: Any) -> dict[str, Any]:
-    """S0 = 30, ρ = 2, two training epochs per substitute epoch, 60 evaluation images, FGSM ε = 0.3."""
-    spec: dict[str, Any] = {
-        "target": {"oracle_url": oracle_url, "model": "mnist", "api_key": api_key},
-        "dataset": "mnist",
-        "initial_set": {"kind": "dataset", "split": "test", "offset": 0, "size": 30},
-        "substitute": {"preset": "papernot-mnist", "rho": 2, "lam": 0.1, "training": {"epochs": 2}},
-        "crafting": {"method": "fgsm", "eps": 0.3},
-        "evaluation": {"split": "test", "size": 60},
-        "seed": 0,
-    }
-    for key, value in overrides.items():
-        # Sections that are unions (initial_set, crafting) are replaced whole; the others are merged.
-        if key in ("target", "substitute", "evaluation") and isinstance(value, dict):
-            spec[key] = {**spec[key], **value}
-        else:
-            spec[key] = value
-    return spec
+    """S0 = 30, ρ = 2, two training epochs per substitute epoch, 60 evaluation images, FGSM ε = 0.3; `overrides`
+    as campaign_spec takes them (target, substitute and evaluation merged, other sections replaced)."""
+    return campaign_spec(bbrange_target(oracle_url, api_key), s0=30, rho=2, lam=0.1, train_epochs=2, eval_size=60,
+                         **overrides)
 
 
 def submit(client: httpx.Client, spec: dict[str, Any]) -> str:
-    r = client.post("/attacks", json=spec)
-    assert r.status_code == 202, r.text
-    return r.json()["id"]
-
-
-def wait_for(client: httpx.Client, cid: str, predicate, timeout: float = 120, what: str = "") -> dict:
-    record: dict = {}
-
-    def check() -> bool:
-        nonlocal record
-        record = client.get(f"/attacks/{cid}").raise_for_status().json()
-        return predicate(record)
-
     try:
-        wait_until(check, timeout, what or f"campaign {cid}")
-    except TimeoutError as e:
-        raise AssertionError(f"{e}; last record: {record}") from None
-    return record
+        return AttackerClient(http=client).submit(spec).id
+    except ServiceError as e:
+        raise AssertionError(f"submission refused: {e}; {e.error.details}") from None
 
 
-def wait_final(client: httpx.Client, cid: str, timeout: float = 120) -> dict:
+def wait_for(client: httpx.Client, cid: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 120,
+             what: str = "") -> dict[str, Any]:
+    """Poll the campaign until predicate holds for its record (as the API's JSON); AssertionError on timeout."""
+    try:
+        record = AttackerClient(http=client).wait_for(cid, lambda r: predicate(r.model_dump(mode="json")), timeout,
+                                                      poll_s=0.1, what=what)
+    except CampaignTimeout as e:
+        raise AssertionError(f"{e}; last record: {e.record}") from None
+    return record.model_dump(mode="json")
+
+
+def wait_final(client: httpx.Client, cid: str, timeout: float = 120) -> dict[str, Any]:
     return wait_for(client, cid, lambda r: r["state"] in FINAL_STATES, timeout, f"campaign {cid} to finish")
 
 
