@@ -31,6 +31,7 @@ import typer
 
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.model_card import load_model, read_card
+from bbrange.shared.oracle_admin import OracleAdmin
 from bbrange.shared.processes import Process, free_port, http_ok, redis_pong, start_process
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
