@@ -10,14 +10,22 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, stop_never, wait_fixed
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_delay,
+    stop_never,
+    wait_fixed,
+)
 
 from bbrange.attacker.campaigns.api.responses import CampaignAccepted, CampaignPage, CreatedUser, SamplePage
 from bbrange.attacker.campaigns.spec.campaign import CampaignSpec
 from bbrange.attacker.campaigns.spec.target import REVEAL_SECRETS
 from bbrange.attacker.campaigns.storage.records import CampaignRecord, CampaignState
 from bbrange.attacker.campaigns.storage.users import User
-from bbrange.shared.service_client import bearer, send
+from bbrange.shared.service_client import ServiceError, bearer, send
 
 SERVICE = "attacker API"
 Progress = Callable[[CampaignRecord], None]
@@ -86,8 +94,10 @@ class AttackerClient:
         return CampaignRecord.model_validate(self._call("DELETE", self._path(cid)).json())
 
     def wait_for(self, cid: str, predicate: Callable[[CampaignRecord], bool], timeout_s: float | None = None,
-                 poll_s: float = 1.0, on_progress: Progress | None = None, what: str = "") -> CampaignRecord:
-        """Read the campaign every poll_s until predicate holds; CampaignTimeout after timeout_s (None: never)."""
+                 poll_s: float = 1.0, on_progress: Progress | None = None, what: str = "",
+                 through_outages: bool = False) -> CampaignRecord:
+        """Read the campaign every poll_s until predicate holds; CampaignTimeout after timeout_s (None: never).
+        through_outages: an unreachable API or its 503 (its Redis down) is waited out instead of raised."""
         last: list[CampaignRecord] = []
 
         def read() -> CampaignRecord:
@@ -97,8 +107,11 @@ class AttackerClient:
                 on_progress(record)
             return record
 
+        retry = retry_if_result(lambda r: not predicate(r))
+        if through_outages:
+            retry = retry | retry_if_exception(lambda e: isinstance(e, ServiceError) and e.status in (0, 503))
         poll = Retrying(stop=stop_never if timeout_s is None else stop_after_delay(timeout_s), wait=wait_fixed(poll_s),
-                        retry=retry_if_result(lambda r: not predicate(r)), reraise=True)
+                        retry=retry)
         try:
             return poll(read)
         except RetryError:
