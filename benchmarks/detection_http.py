@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -21,7 +20,7 @@ import numpy as np
 
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.oracle_admin import OracleAdmin
-from bbrange.shared.processes import Process, free_port, redis_pong, start_process
+from bbrange.shared.stack import Stack, commands
 from bbrange.shared.wire import NPY_MEDIA_TYPE, encode_npy
 
 BBRANGE = Path(sys.executable).parent / "bbrange"
@@ -48,16 +47,14 @@ async def _load(url: str, keys: list[str], bodies: list[bytes], duration_s: floa
     return answered
 
 
-def _cell(redis_url: str, enabled: bool, bodies: list[bytes], duration_s: float, logs: Path) -> float:
-    port = free_port()
-    env = {**os.environ, "BBRANGE_ADMIN_TOKEN": TOKEN, "BBRANGE_REDIS_PREFIX": f"bench{port}",
-           "BBRANGE_DETECTION_ENABLED": "true" if enabled else "false"}
-    oracle = start_process("oracle", [str(BBRANGE), "oracle", "serve", "--port", str(port), "--model-dir",
-                                      str(MODEL_DIR), "--redis-url", redis_url, "--device", "cpu", "--log-level",
-                                      "warning", "--model", "mnist"], logs / f"oracle-{port}.log", env=env)
-    url = f"http://127.0.0.1:{port}"
+def _cell(stack: Stack, redis_url: str, enabled: bool, bodies: list[bytes], duration_s: float) -> float:
+    env = {**commands.oracle_env(TOKEN), "BBRANGE_DETECTION_ENABLED": "true" if enabled else "false"}
+    port = stack.port()
+    env["BBRANGE_REDIS_PREFIX"] = f"bench{port}"
+    oracle = stack.start_oracle(MODEL_DIR, redis_url, port=port, env=env, models=["mnist"],
+                                log=stack.log_dir / f"oracle-{port}.log")
+    url = oracle.url
     try:
-        oracle.wait_ready(url + "/healthz", timeout_s=60)
         with OracleAdmin(url, TOKEN) as admin:
             keys = [admin.create_client(f"bench-{i}", 10**9).api_key for i in range(4)]
         asyncio.run(_load(url, keys, bodies, 1.0))  # warm-up
@@ -65,7 +62,7 @@ def _cell(redis_url: str, enabled: bool, bodies: list[bytes], duration_s: float,
         answered = asyncio.run(_load(url, keys, bodies, duration_s))
         return answered / (time.perf_counter() - started)
     finally:
-        oracle.stop(grace_s=10)
+        oracle.process.stop(grace_s=10)
 
 
 def throughput_ratio(duration_s: float) -> tuple[float, float, float]:
@@ -73,19 +70,11 @@ def throughput_ratio(duration_s: float) -> tuple[float, float, float]:
     test = load_dataset("mnist", "test", download=False)
     rng = np.random.default_rng(0)
     bodies = [encode_npy(test.x[rng.choice(len(test.x), 100, replace=False)]) for _ in range(200)]
-    exe = shutil.which("redis-server")
-    assert exe, "redis-server must be on PATH"
     logs = Path(tempfile.mkdtemp(prefix="bbrange-detection-"))
-    port = free_port()
-    redis: Process = start_process("redis-server", [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                                    "--appendonly", "no"], logs / "redis.log")
-    try:
-        redis.wait_ready(lambda: redis_pong(port), timeout_s=10)
-        url = f"redis://127.0.0.1:{port}/0"
+    with Stack(logs, launcher=[str(BBRANGE)], stop_grace_s=5) as stack:
+        redis = stack.start_redis()
         results: dict[bool, list[float]] = {True: [], False: []}
         for enabled in (False, True, False, True):
-            results[enabled].append(_cell(url, enabled, bodies, duration_s, logs))
+            results[enabled].append(_cell(stack, redis.url, enabled, bodies, duration_s))
         on, off = float(np.mean(results[True])), float(np.mean(results[False]))
         return on, off, on / off
-    finally:
-        redis.stop(grace_s=5)

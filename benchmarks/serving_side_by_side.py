@@ -32,11 +32,11 @@ import typer
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.model_card import load_model, read_card
 from bbrange.shared.oracle_admin import OracleAdmin
-from bbrange.shared.processes import Process, free_port, http_ok, redis_pong, start_process
+from bbrange.shared.stack import Stack, commands
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving_ab import AbResult, MachineLoad, run_ab, write_v2_body  # noqa: E402  (beside this file)
-from serving_report import CELLS, Cell, markdown_table, raw_forward  # noqa: E402
+from serving.ab import AbResult, MachineLoad, run_ab, write_v2_body  # noqa: E402  (beside this file)
+from serving.side_by_side_table import CELLS, Cell, markdown_table, raw_forward  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0])
@@ -50,13 +50,8 @@ class Server:
     client_id: str | None = None
 
 
-def start(name: str, command: list[str], workdir: Path, ready_url: str, stack: contextlib.ExitStack,
-          env: dict[str, str] | None = None, timeout_s: float = 180.0) -> Process:
-    log = workdir / f"{name.replace(' ', '-').replace(',', '')}.log"
-    process = start_process(name, command, log, env=env, cwd=ROOT, own_session=True, die_with_parent=True)
-    stack.callback(process.stop)
-    process.wait_ready(lambda: http_ok(ready_url, timeout_s=2.0), timeout_s=timeout_s)
-    return process
+def _log_name(name: str) -> str:
+    return name.replace(" ", "-").replace(",", "")
 
 
 def labels_of(response: httpx.Response) -> np.ndarray:
@@ -123,27 +118,23 @@ def main(
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bbrange-serving-")))
         bodies = {n: write_v2_body(workdir, images[:n], "input") for n in (1, 100)}
-        redis_port = free_port()
-        redis = start_process("redis-server", [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
-                                               "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-                              workdir / "redis.log", cwd=workdir, own_session=True, die_with_parent=True)
-        stack.callback(redis.stop)
-        redis.wait_ready(lambda: redis_pong(redis_port, timeout_s=1.0), timeout_s=15.0)
+        # Every server in its own process group, stopped with the run (and with this process if it is killed).
+        processes = stack.enter_context(Stack(workdir, cwd=ROOT, own_session=True, die_with_parent=True,
+                                              launcher=[str(Path(py).with_name("bbrange"))]))
+        redis = processes.start_redis(directory=workdir, executable=redis_server)
 
         admin_token = secrets.token_urlsafe(24)
-        env = {**os.environ, "BBRANGE_ADMIN_TOKEN": admin_token, "BBRANGE_REDIS_PREFIX": "serving-bench"}
+        env = commands.oracle_env(admin_token, redis_prefix="serving-bench")
         ours = {"ours, defaults": {}, "ours, detection off": {"BBRANGE_DETECTION_ENABLED": "false"},
                 "ours, batching off": {"BBRANGE_DYNAMIC_BATCHING": "false"},
                 "ours, defaults, 2 worker processes": {"BBRANGE_WORKERS": "2"}}
         servers: list[Server] = []
         admin: OracleAdmin | None = None
         for name, extra in ours.items():
-            port = free_port()
-            base = f"http://127.0.0.1:{port}"
-            start(name, [str(Path(py).with_name("bbrange")), "oracle", "serve", "--port", str(port), "--model-dir",
-                         str(card_file.parent), "--model", model, "--redis-url",
-                         f"redis://127.0.0.1:{redis_port}/0", "--device", "cpu", "--log-level", "warning"],
-                  workdir, f"{base}/readyz", stack, env={**env, **extra})
+            oracle = processes.start_oracle(card_file.parent, redis.url, name=name, env={**env, **extra},
+                                            models=[model], log=workdir / f"{_log_name(name)}.log",
+                                            ready_path="/readyz", ready_timeout_s=180.0)
+            base = oracle.url
             if admin is None:
                 admin = stack.enter_context(OracleAdmin(base, admin_token, timeout_s=30.0))
             created = admin.create_client(name.replace(",", ""), 10**12)
@@ -152,17 +143,17 @@ def main(
 
         weights = workdir / "state.pt"
         torch.save(module.state_dict(), weights)
-        port = free_port()
         shape = ",".join(str(v) for v in card.input_shape)
-        start("kserve", [str(kserve_python), str(ROOT / "benchmarks" / "serving_kserve.py"), "--port", str(port),
-                         "--name", model, "--architecture", card.architecture, "--weights", str(weights),
-                         "--shape", shape, "--classes", str(card.num_classes)],
-              workdir, f"http://127.0.0.1:{port}/v2/models/{model}/ready", stack)
-        servers.append(Server("KServe ModelServer", f"http://127.0.0.1:{port}/v2/models/{model}/infer"))
-        port = free_port()
-        start("floor", [py, str(ROOT / "benchmarks" / "serving_floor.py"), "--port", str(port), "--card",
-                        str(card_file)], workdir, f"http://127.0.0.1:{port}/", stack)
-        servers.append(Server("uvicorn + uvloop, forward only", f"http://127.0.0.1:{port}/v2/models/{model}/infer"))
+        kserve = processes.start_service(
+            "kserve", lambda port: [str(kserve_python), str(ROOT / "benchmarks" / "serving_kserve.py"), "--port",
+                                    str(port), "--name", model, "--architecture", card.architecture, "--weights",
+                                    str(weights), "--shape", shape, "--classes", str(card.num_classes)],
+            ready_path=f"/v2/models/{model}/ready", ready_timeout_s=180.0)
+        servers.append(Server("KServe ModelServer", f"{kserve.url}/v2/models/{model}/infer"))
+        floor = processes.start_service(
+            "floor", lambda port: [py, str(ROOT / "benchmarks" / "serving_floor.py"), "--port", str(port), "--card",
+                                   str(card_file)], ready_path="/", ready_timeout_s=180.0)
+        servers.append(Server("uvicorn + uvloop, forward only", f"{floor.url}/v2/models/{model}/infer"))
 
         body, json_length = bodies[100]
         for server in servers:  # every server labels the batch as the model does

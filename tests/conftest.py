@@ -15,31 +15,11 @@ import pytest
 
 from bbrange.shared.datasets import Dataset
 from bbrange.shared.oracle_admin import OracleAdmin
-from bbrange.shared.processes import Process, free_port, redis_pong, start_process
+from bbrange.shared.processes import Process, free_port
+from bbrange.shared.stack import RedisServer, Stack, commands
 
 REPO = Path(__file__).resolve().parents[1]
 BBRANGE = Path(sys.executable).parent / "bbrange"
-
-
-@dataclass
-class RedisServer:
-    port: int
-    process: Process | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        exe = shutil.which("redis-server")
-        assert exe, "redis-server must be on PATH for the tests"
-        self.process = start_process(
-            "redis-server", [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-        self.process.wait_ready(lambda: redis_pong(self.port), timeout_s=10, interval_s=0.1)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop(grace_s=10)
 
 
 @dataclass
@@ -75,16 +55,11 @@ class OracleProcess:
 def start_oracle(model_dir: Path, redis_url: str, prefix: str, log_dir: Path, *, admin_token: str = "test-admin",
                  extra_env: dict[str, str] | None = None, wait: bool = True) -> OracleProcess:
     port = free_port()
-    env = {**os.environ, "BBRANGE_ADMIN_TOKEN": admin_token, "BBRANGE_REDIS_PREFIX": prefix,
-           **(extra_env or {})}
-    process = start_process(
-        "oracle", [str(BBRANGE), "oracle", "serve", "--port", str(port), "--model-dir", str(model_dir),
-                   "--redis-url", redis_url, "--device", "cpu", "--log-level", "warning"],
-        log_dir / f"oracle-{port}.log", env=env)
-    oracle = OracleProcess(f"http://127.0.0.1:{port}", process, admin_token)
-    if wait:
-        process.wait_ready(oracle.url + "/healthz", timeout_s=60, interval_s=0.1)
-    return oracle
+    service = Stack(log_dir, launcher=[str(BBRANGE)]).start_oracle(
+        model_dir, redis_url, port=port, log=log_dir / f"oracle-{port}.log",
+        env={**commands.oracle_env(admin_token, redis_prefix=prefix), **(extra_env or {})},
+        ready_path="/healthz" if wait else None)
+    return OracleProcess(service.url, service.process, admin_token)
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ against the real oracle processes of tests/conftest.py."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
@@ -17,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from cryptography.fernet import Fernet
 
 from bbrange.attacker.campaigns.client import AttackerClient, CampaignTimeout
 from bbrange.attacker.campaigns.spec.builder import bbrange_target, campaign_spec
-from bbrange.shared.processes import Process, free_port, start_process
+from bbrange.shared.processes import Process, free_port
 from bbrange.shared.service_client import ServiceError
+from bbrange.shared.stack import Stack, commands
 from tests.conftest import BBRANGE, OracleProcess, RedisServer
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
@@ -40,6 +39,7 @@ class AttackerStack:
     api: Process | None = None
     workers: list[Process] = field(default_factory=list)
     token: str = ""  # a user's, created when the API first starts
+    harness: Stack | None = None
 
     def client(self, token: str | None = None) -> httpx.Client:
         """A client of the API as the stack's user (or with the token given; "" sends none)."""
@@ -56,20 +56,22 @@ class AttackerStack:
             created = admin.create_user(name)
         return created.user.id, created.token
 
+    def _harness(self) -> Stack:
+        if self.harness is None:  # every variable comes from self.env, which a test may change between starts
+            self.harness = Stack(self.log_dir, env={}, launcher=[str(BBRANGE)])
+        return self.harness
+
     def start_api(self) -> None:
         port = int(self.url.rsplit(":", 1)[1])
-        self.api = start_process(
-            "attacker API", [str(BBRANGE), "attack", "serve", "--port", str(port), "--log-level", "warning"],
-            self.log_dir / f"api-{port}-{time.monotonic_ns()}.log", env=self.env)
-        self.api.wait_ready(self.url + "/readyz", timeout_s=60, interval_s=0.1)
+        self.api = self._harness().start_attacker_api(
+            port=port, name="attacker API", env=self.env, log_level="warning",
+            log=self.log_dir / f"api-{port}-{time.monotonic_ns()}.log").process
         if not self.token:
             self.token = self.create_user("tests")[1]
 
     def start_worker(self, name: str) -> Process:
-        worker = start_process(
-            f"worker {name}",
-            [str(BBRANGE), "attack", "worker", "--name", name, "--torch-threads", "1", "--log-level", "warning"],
-            self.log_dir / f"worker-{name}.log", env=self.env)
+        worker = self._harness().start_worker(name, name=f"worker {name}", env=self.env, torch_threads=1,
+                                              log_level="warning", log=self.log_dir / f"worker-{name}.log")
         self.workers.append(worker)
         return worker
 
@@ -90,10 +92,8 @@ def start_stack(redis: RedisServer, db: int, tmp: Path, workers: int, extra_env:
     for sub in ("data", "metrics", "logs"):
         (tmp / sub).mkdir(parents=True, exist_ok=True)
     redis_url = f"redis://127.0.0.1:{redis.port}/{db}"
-    env = {**os.environ, "BBRANGE_ATTACK_REDIS_URL": redis_url, "BBRANGE_ATTACK_DATA_DIR": str(tmp / "data"),
-           "BBRANGE_ATTACK_METRICS_DIR": str(tmp / "metrics"), "BBRANGE_ATTACK_ADMIN_TOKEN": ADMIN_TOKEN,
-           "BBRANGE_ATTACK_SECRET_KEY": Fernet.generate_key().decode(),
-           "BBRANGE_ATTACK_ORACLE_ALLOWLIST": json.dumps([o.url for o in oracles]), **(extra_env or {})}
+    env = {**os.environ, **commands.attacker_env(redis_url, tmp / "data", ADMIN_TOKEN, metrics_dir=tmp / "metrics",
+                                                 oracle_allowlist=[o.url for o in oracles]), **(extra_env or {})}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     stack = AttackerStack(f"http://127.0.0.1:{free_port()}", redis_url, tmp / "data", tmp / "metrics", tmp / "logs",
                           env)

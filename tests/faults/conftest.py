@@ -4,7 +4,6 @@ port (as a restarted server, nothing lost), the process tree of a command, and p
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,8 @@ from typing import Any
 import httpx
 
 from bbrange.attacker.campaigns.client import AttackerClient, CampaignTimeout
-from bbrange.shared.processes import Process, redis_pong, start_process
+from bbrange.shared.processes import Process
+from bbrange.shared.stack import RedisServer
 
 
 @dataclass
@@ -25,13 +25,10 @@ class PersistentRedis:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     def start(self) -> None:
-        exe = shutil.which("redis-server")
-        assert exe, "redis-server must be on PATH for the tests"
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.process = start_process("redis-server", [
-            exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory), "--save", "",
-            "--appendonly", "yes", "--appendfsync", "always"], self.directory / "redis.log", append=True)
-        self.process.wait_ready(lambda: redis_pong(self.port), timeout_s=10, interval_s=0.05)
+        server = RedisServer(self.port, directory=self.directory, log=self.directory / "redis.log", append_only=True,
+                             fsync_always=True, append_log=True)
+        server.start()
+        self.process = server.process
 
     def stop(self) -> None:
         if self.process is not None:

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from bbrange.attacker.campaigns.spec.builder import campaign_spec
-from bbrange.shared.processes import Process, free_port, start_process
+from bbrange.shared.processes import Process, free_port
+from bbrange.shared.stack import Stack
 from tests.attacker.conftest import AttackerStack, start_stack
 from tests.conftest import REPO, RedisServer
 from tests.targets.foreign_apps import PREFIXES
@@ -73,18 +74,15 @@ def kserve_server(weights: Weights, kserve_port: int, tmp_path_factory: pytest.T
             pytest.fail(f"{KSERVE_PYTHON} is missing: `make test` creates the test-only KServe environment")
         pytest.skip(f"no KServe environment at {KSERVE_PYTHON}: `make kserve-env` (or `make test`) creates it")
     folder = tmp_path_factory.mktemp("kserve")
-    port = kserve_port
-    process = start_process(
-        "kserve", [str(KSERVE_PYTHON), str(REPO / "tests" / "targets" / "kserve_server.py"), "--port", str(port),
-                   "--counts", str(folder / "counts.jsonl"), "--model", f"mnist:{weights.mnist}:1,28,28:10",
-                   "--model", f"blobs:{weights.blobs}:3,48,48:5"],
-        folder / "kserve.log", env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
-    server = KServeServer(f"http://127.0.0.1:{port}", folder / "counts.jsonl", process)
-    try:
-        process.wait_ready(server.url + "/v2/health/ready", timeout_s=120, interval_s=0.2)
-        yield server
-    finally:
-        process.stop(grace_s=10)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    with Stack(folder, env=env, stop_grace_s=10) as processes:
+        service = processes.start_service(
+            "kserve", lambda port: [
+                str(KSERVE_PYTHON), str(REPO / "tests" / "targets" / "kserve_server.py"), "--port", str(port),
+                "--counts", str(folder / "counts.jsonl"), "--model", f"mnist:{weights.mnist}:1,28,28:10",
+                "--model", f"blobs:{weights.blobs}:3,48,48:5"],
+            port=kserve_port, ready_path="/v2/health/ready", ready_timeout_s=120)
+        yield KServeServer(service.url, folder / "counts.jsonl", service.process)
 
 
 @dataclass
@@ -119,16 +117,13 @@ def kserve_port() -> int:
 @pytest.fixture(scope="session")
 def foreign(weights: Weights, foreign_ports: ForeignApps, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[ForeignApps]:
-    env = {**os.environ, "FOREIGN_MNIST_WEIGHTS": str(weights.mnist), "FOREIGN_BLOBS_WEIGHTS": str(weights.blobs),
+    env = {"FOREIGN_MNIST_WEIGHTS": str(weights.mnist), "FOREIGN_BLOBS_WEIGHTS": str(weights.blobs),
            "FOREIGN_PORTS": json.dumps(foreign_ports.ports)}
-    process = start_process("foreign apps", [sys.executable, "-m", "tests.targets.foreign_apps"],
-                            tmp_path_factory.mktemp("foreign") / "foreign.log", env=env, cwd=REPO)
-    apps = ForeignApps(foreign_ports.url, foreign_ports.ports, process)
-    try:
-        process.wait_ready(apps.url + "/_counts", timeout_s=60, interval_s=0.2)
-        yield apps
-    finally:
-        process.stop(grace_s=10)
+    # One process serves every endpoint, each on its own port; it is ready when the counts endpoint answers.
+    with Stack(tmp_path_factory.mktemp("foreign"), cwd=REPO, stop_grace_s=10) as processes:
+        service = processes.start_service("foreign", lambda _: [sys.executable, "-m", "tests.targets.foreign_apps"],
+                                          port=foreign_ports.ports[""], env=env, ready_path="/_counts")
+        yield ForeignApps(foreign_ports.url, foreign_ports.ports, service.process)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""The oracle's models: training recipes (plain and adversarial), ONNX import and export."""
