@@ -19,6 +19,7 @@ from tenacity import (
     stop_never,
     wait_fixed,
 )
+from tenacity.retry import retry_base
 
 from bbrange.attacker.campaigns.api.responses import CampaignAccepted, CampaignPage, CreatedUser, SamplePage
 from bbrange.attacker.campaigns.spec.campaign import CampaignSpec
@@ -107,7 +108,7 @@ class AttackerClient:
                 on_progress(record)
             return record
 
-        retry = retry_if_result(lambda r: not predicate(r))
+        retry: retry_base = retry_if_result(lambda r: not predicate(r))
         if through_outages:
             retry = retry | retry_if_exception(lambda e: isinstance(e, ServiceError) and e.status in (0, 503))
         poll = Retrying(stop=stop_never if timeout_s is None else stop_after_delay(timeout_s), wait=wait_fixed(poll_s),
