@@ -41,9 +41,10 @@ chromium: $(CHROMIUM)
 test: install kserve-env chromium
 	$(BIN)/pytest -q
 
-# Standard library only: needs no .venv. BBRANGE_SMOKE_IMAGES=public uses the public images (internet).
-compose-smoke:
-	$(PYTHON) deploy/smoke/smoke.py
+# The user's step goes through the project's typed clients: the .venv's python. BBRANGE_SMOKE_IMAGES=public uses
+# the public images (internet).
+compose-smoke: install
+	$(BIN)/python deploy/smoke/smoke.py
 
 clean:
 	rm -rf $(VENV) $(KSERVE_VENV) models runs .pytest_cache

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -34,10 +35,14 @@ from blackbox_mnist import attack  # noqa: I001 - benchmarks/ is the script's di
 from oracles import MODEL_DIR
 from rich.console import Console
 
+from bbrange.attacker.campaigns.client import AttackerClient
+from bbrange.attacker.campaigns.spec.builder import bbrange_target, campaign_spec, fgsm
+from bbrange.attacker.campaigns.storage.records import CampaignRecord
 from bbrange.attacker.engine import DEFAULT_STEP_SIZE, SubstituteConfig
 from bbrange.local_range import LocalRange, RangeEndpoints
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.devices import resolve_device
+from bbrange.shared.oracle_admin import OracleAdmin
 from bbrange.shared.wire import NPY_MEDIA_TYPE, decode_npy, encode_npy
 
 QUERIES_PER_CAMPAIGN = 40_000  # 9,600 labelling + 9,850 agreement + 9,850 evaluation, with room to spare
@@ -49,23 +54,24 @@ def oracle_answered(oracle_url: str, client_id: str) -> int:
     return int(sum(float(v) for v in re.findall(pattern, text, flags=re.MULTILINE)))
 
 
-def run_campaign(client: httpx.Client, spec: dict) -> tuple[dict, float]:
+def run_campaign(client: AttackerClient, spec: dict[str, Any]) -> tuple[dict[str, Any], float]:
     started = time.perf_counter()
-    cid = client.post("/attacks", json=spec).raise_for_status().json()["id"]
+    cid = client.submit(spec).id
     print(f"campaign {cid} submitted", flush=True)
     seen, last_phase = 0, ""
-    while True:
-        record = client.get(f"/attacks/{cid}").raise_for_status().json()
-        for e in record["epochs"][seen:]:
-            print(f"  ρ={e['rho']} |S|={e['set_size']} substitute accuracy {e['substitute_accuracy']:.2%} "
-                  f"agreement {e['oracle_agreement']:.2%} ({e['wall_s']:.0f}s)", flush=True)
-        seen = len(record["epochs"])
-        if record["phase"] != last_phase:
-            last_phase = record["phase"]
+
+    def show(record: CampaignRecord) -> None:
+        nonlocal seen, last_phase
+        for e in record.epochs[seen:]:
+            print(f"  ρ={e.rho} |S|={e.set_size} substitute accuracy {e.substitute_accuracy:.2%} "
+                  f"agreement {e.oracle_agreement:.2%} ({e.wall_s:.0f}s)", flush=True)
+        seen = len(record.epochs)
+        if record.phase.value != last_phase:
+            last_phase = record.phase.value
             print(f"  [{time.perf_counter() - started:6.0f}s] phase {last_phase}", flush=True)
-        if record["state"] in ("succeeded", "failed", "cancelled"):
-            return record, time.perf_counter() - started
-        time.sleep(2)
+
+    record = client.follow(cid, on_progress=show, poll_s=2)
+    return record.model_dump(mode="json"), time.perf_counter() - started
 
 
 def direct_labels(endpoints: RangeEndpoints, api_key: str, x: np.ndarray) -> np.ndarray:
@@ -91,40 +97,30 @@ def main(
 ) -> None:
     data = load_dataset("mnist", "test")
     held_out = np.arange(s0, s0 + eval_size)
-    admin = {}
     runs = []
     with tempfile.TemporaryDirectory(prefix="bbrange-attacker-bench-") as tmp, \
             LocalRange(Path(tmp), MODEL_DIR, client_budget=QUERIES_PER_CAMPAIGN * seeds, device="cpu",
                        console=Console(stderr=True)) as endpoints:
-        admin = {"Authorization": f"Bearer {endpoints.admin_token}"}
+        oracle_admin = OracleAdmin(endpoints.oracle_url, endpoints.admin_token)
         print(f"oracle {endpoints.oracle_url}, attacker API {endpoints.attacker_url}, logs in {tmp}/logs", flush=True)
-        checker = httpx.post(endpoints.oracle_url + "/v1/admin/clients", headers=admin, timeout=10,
-                             json={"name": "direct-check", "budget": eval_size * seeds}).raise_for_status().json()
+        checker = oracle_admin.create_client("direct-check", eval_size * seeds)
         for seed in range(seeds):
             print(f"\n-- seed {seed}: campaign over HTTP --", flush=True)
-            spec = {
-                "name": f"done-when: FGSM eps={eps}, S0={s0}, rho={rho}, seed {seed}",
-                "target": {"oracle_url": endpoints.oracle_url, "model": "mnist", "api_key": endpoints.api_key},
-                "dataset": "mnist",
-                "initial_set": {"kind": "dataset", "split": "test", "offset": 0, "size": s0},
-                "substitute": {"preset": "papernot-mnist", "rho": rho, "lam": lam, "training": {"epochs": train_epochs}},
-                "crafting": {"method": "fgsm", "eps": eps},
-                "evaluation": {"split": "test", "size": eval_size},
-                "seed": seed,
-            }
+            spec = campaign_spec(bbrange_target(endpoints.oracle_url, endpoints.api_key), s0=s0, rho=rho, lam=lam,
+                                 train_epochs=train_epochs, crafting=fgsm(eps), eval_size=eval_size, seed=seed,
+                                 name=f"done-when: FGSM eps={eps}, S0={s0}, rho={rho}, seed {seed}")
             before = oracle_answered(endpoints.oracle_url, endpoints.client_id)
-            with httpx.Client(base_url=endpoints.attacker_url, timeout=60,
-                              headers={"Authorization": f"Bearer {endpoints.user_token}"}) as client:
+            with AttackerClient(endpoints.attacker_url, endpoints.user_token, timeout_s=60) as client:
                 record, wall = run_campaign(client, spec)
                 if record["state"] != "succeeded":
                     sys.exit(f"campaign {record['state']}: {record.get('error')}")
                 cid = record["id"]
-                npz = client.get(f"/attacks/{cid}/samples.npz").raise_for_status()
-                page = client.get(f"/attacks/{cid}/samples", params={"limit": 500}).raise_for_status().json()
+                npz = client.samples_npz(cid)
+                page = client.samples(cid, limit=500).model_dump(mode="json")
             answered = oracle_answered(endpoints.oracle_url, endpoints.client_id) - before
-            with np.load(io.BytesIO(npz.content)) as s:
+            with np.load(io.BytesIO(npz)) as s:
                 x_adv, after = s["x_adv"], s["label_after"]
-            direct = direct_labels(endpoints, checker["api_key"], x_adv)
+            direct = direct_labels(endpoints, checker.api_key, x_adv)
 
             print(f"\n-- seed {seed}: the engine in-process (benchmarks/blackbox_mnist.py) --", flush=True)
             config = SubstituteConfig(preset="papernot-mnist", substitute_epochs=rho, lam=lam,
@@ -134,8 +130,8 @@ def main(
             runs.append({"seed": seed, "campaign": record, "wall_s": wall, "engine": engine,
                          "oracle_answered": answered, "direct_mismatches": int((direct != after).sum()),
                          "json_page_match": all(i["oracle_label_after"] == after[i["index"]] for i in page["items"])})
-        ledger = httpx.get(f"{endpoints.oracle_url}/v1/admin/clients/{endpoints.client_id}", headers=admin,
-                           timeout=10).raise_for_status().json()["used"]
+        ledger = oracle_admin.client(endpoints.client_id).used
+        oracle_admin.close()
 
     print(f"\nsettings: S0 = the first {s0} test images, ρ={rho}, λ={lam:+g}, {train_epochs} training epochs per ρ, "
           f"FGSM ε={eps}, evaluation on test images {s0}..{s0 + eval_size - 1}")

@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 
 from bbrange.shared.datasets import load_dataset
+from bbrange.shared.oracle_admin import OracleAdmin
 from bbrange.shared.stack import Stack, commands
 from bbrange.shared.wire import NPY_MEDIA_TYPE, encode_npy
 
@@ -54,11 +55,8 @@ def _cell(stack: Stack, redis_url: str, enabled: bool, bodies: list[bytes], dura
                                 log=stack.log_dir / f"oracle-{port}.log")
     url = oracle.url
     try:
-        keys = []
-        for i in range(4):
-            r = httpx.post(url + "/v1/admin/clients", headers={"Authorization": f"Bearer {TOKEN}"},
-                           json={"name": f"bench-{i}", "budget": 10**9})
-            keys.append(r.raise_for_status().json()["api_key"])
+        with OracleAdmin(url, TOKEN) as admin:
+            keys = [admin.create_client(f"bench-{i}", 10**9).api_key for i in range(4)]
         asyncio.run(_load(url, keys, bodies, 1.0))  # warm-up
         started = time.perf_counter()
         answered = asyncio.run(_load(url, keys, bodies, duration_s))

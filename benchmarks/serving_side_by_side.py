@@ -31,6 +31,7 @@ import typer
 
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.model_card import load_model, read_card
+from bbrange.shared.oracle_admin import OracleAdmin
 from bbrange.shared.stack import Stack, commands
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,11 +62,11 @@ def labels_of(response: httpx.Response) -> np.ndarray:
     return np.asarray(response.json()["outputs"][0]["data"], dtype=np.int64)
 
 
-def used(admin: httpx.Client, client_id: str) -> int:
-    return int(admin.get(f"/v1/admin/clients/{client_id}").raise_for_status().json()["used"])
+def used(admin: OracleAdmin, client_id: str) -> int:
+    return admin.client(client_id).used
 
 
-def settled(admin: httpx.Client, client_id: str) -> int:
+def settled(admin: OracleAdmin, client_id: str) -> int:
     """The client's charged inputs once the requests the warm-up left behind (ab -t stops without their
     answers) have been charged: two readings 0.5 s apart agree."""
     last = used(admin, client_id)
@@ -78,7 +79,7 @@ def settled(admin: httpx.Client, client_id: str) -> int:
 
 
 def measure(server: Server, cell: Cell, bodies: dict[int, tuple[Path, int]], duration_s: float, warmup_s: float,
-            admin: httpx.Client) -> dict[str, object]:
+            admin: OracleAdmin) -> dict[str, object]:
     body, json_length = bodies[cell.batch]
     headers = {"Authorization": f"Bearer {server.api_key}"} if server.api_key else {}
     warm = run_ab(server.url, body, json_length, headers, cell.clients, seconds=warmup_s)
@@ -128,19 +129,16 @@ def main(
                 "ours, batching off": {"BBRANGE_DYNAMIC_BATCHING": "false"},
                 "ours, defaults, 2 worker processes": {"BBRANGE_WORKERS": "2"}}
         servers: list[Server] = []
-        admin: httpx.Client | None = None
+        admin: OracleAdmin | None = None
         for name, extra in ours.items():
             oracle = processes.start_oracle(card_file.parent, redis.url, name=name, env={**env, **extra},
                                             models=[model], log=workdir / f"{_log_name(name)}.log",
                                             ready_path="/readyz", ready_timeout_s=180.0)
             base = oracle.url
             if admin is None:
-                admin = stack.enter_context(httpx.Client(base_url=base, timeout=30.0,
-                                                         headers={"Authorization": f"Bearer {admin_token}"}))
-            created = admin.post("/v1/admin/clients", json={"name": name.replace(",", ""), "budget": 10**12})
-            created = created.raise_for_status().json()
-            servers.append(Server(name, f"{base}/v2/models/{model}/infer", created["api_key"],
-                                  created["client"]["client_id"]))
+                admin = stack.enter_context(OracleAdmin(base, admin_token, timeout_s=30.0))
+            created = admin.create_client(name.replace(",", ""), 10**12)
+            servers.append(Server(name, f"{base}/v2/models/{model}/infer", created.api_key, created.client.client_id))
         assert admin is not None
 
         weights = workdir / "state.pt"

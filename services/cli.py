@@ -5,14 +5,15 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from bbrange.attacker.campaigns.cli.following import percent
 from bbrange.attacker.campaigns.cli.main import app as attack_app
-from bbrange.attacker.campaigns.cli.main import percent
+from bbrange.attacker.campaigns.storage.records import CampaignRecord, CampaignState
 from bbrange.attacker.engine.vocabulary import DEFAULT_STEP_SIZE
 from bbrange.oracle.cli import app as oracle_app
 from bbrange.shared.datasets import DATA_DIR_ENV
@@ -21,8 +22,9 @@ app = typer.Typer(help="blackbox-range: black-box attacks on deployed classifier
 app.add_typer(oracle_app, name="oracle")
 console = Console()
 
-def _beside_the_paper(record: dict[str, Any]) -> Table:
-    r, q = record.get("results") or {}, record.get("queries") or {}
+def _beside_the_paper(record: CampaignRecord) -> Table:
+    r = record.results.model_dump() if record.results is not None else {}
+    q = record.queries.model_dump()
     table = Table("", "paper (MetaMind oracle)", "this run", "settings", title="Papernot et al. 2017, Section 5.1")
     table.add_row("substitute accuracy after ρ=6", "81.20%", percent(r.get("substitute_accuracy")),
                   f"S0 = 150 MNIST test images, λ = {DEFAULT_STEP_SIZE:+g} (the paper prints +0.1)")
@@ -112,11 +114,11 @@ def demo(
 ) -> None:
     """The main job: start the range, run the paper's MNIST campaign (FGSM ε=0.3, S0=150, ρ=6) over HTTP,
     print the results beside the paper's, and write the campaign's report (its path is the last line)."""
-    import httpx
-
-    from bbrange.attacker.campaigns.cli.main import run as run_campaign
-    from bbrange.attacker.campaigns.cli.reports import fetch_report
+    from bbrange.attacker.campaigns.cli.following import submit_and_follow
+    from bbrange.attacker.campaigns.client import AttackerClient
+    from bbrange.attacker.campaigns.spec.builder import bbrange_target, campaign_spec, fgsm
     from bbrange.local_range import LocalRange, RangeError
+    from bbrange.shared.oracle_admin import OracleAdmin
 
     _stop_on_sigterm()
     started = time.perf_counter()
@@ -126,25 +128,24 @@ def demo(
         with LocalRange(workdir, model_dir, data_dir, workers=1, device=device, console=console) as endpoints:
             console.print(f"range up: oracle {endpoints.oracle_url}, attacker {endpoints.attacker_url} "
                           f"(logs in {workdir / 'logs'}); user token {endpoints.user_token}")
+            spec = campaign_spec(bbrange_target(endpoints.oracle_url, endpoints.api_key),
+                                 crafting=fgsm(list(DEMO_SIZES)), eval_size=eval_size)
             record = None
             try:
-                record = run_campaign(oracle_url=endpoints.oracle_url, model="mnist", api_key=endpoints.api_key,
-                             dataset="mnist", s0=150, s0_offset=0, preset="papernot-mnist", rho=6, lam=DEFAULT_STEP_SIZE,
-                             periodic_step=False, tau=3, reservoir=False, sigma=3, kappa=400, train_epochs=10,
-                             method="fgsm", crafting_settings=[f"eps={e}" for e in DEMO_SIZES],
-                             eval_size=eval_size, budget=None, seed=0, spec_file=None, api=endpoints.attacker_url,
-                             token=endpoints.user_token, wait=True, grid_out=grid)
+                record = submit_and_follow(spec, endpoints.attacker_url, endpoints.user_token, grid_out=grid)
             finally:
-                used = httpx.get(endpoints.oracle_url + f"/v1/admin/clients/{endpoints.client_id}", timeout=10,
-                                 headers={"Authorization": f"Bearer {endpoints.admin_token}"}).json()["used"]
+                with OracleAdmin(endpoints.oracle_url, endpoints.admin_token) as oracle:
+                    used = oracle.client(endpoints.client_id).used
                 console.print(f"the oracle charged {used} queries to the campaign's key")
                 if record is not None:
-                    report.write_text(fetch_report(endpoints.attacker_url, endpoints.user_token,
-                                                   f"/attacks/{record['id']}/report"), encoding="utf-8")
+                    with AttackerClient(endpoints.attacker_url, endpoints.user_token) as attacker:
+                        report.write_text(attacker.report(record.id), encoding="utf-8")
     except RangeError as e:
         console.print(f"[red]{e}[/]")
         raise typer.Exit(1) from None
-    console.print(_beside_the_paper(record or {}))
+    if record is None or record.state != CampaignState.succeeded:
+        raise typer.Exit(1)
+    console.print(_beside_the_paper(record))
     console.print(f"grid picture: {grid}")
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s")
     console.print(f"campaign report: {report}", soft_wrap=True)  # the last line: where to look

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-import httpx
 from rich.console import Console
 
+from bbrange.attacker.campaigns.client import AttackerClient
 from bbrange.shared.devices import resolve_device
 from bbrange.shared.model_card import card_path, unusable_reason
+from bbrange.shared.oracle_admin import OracleAdmin
 from bbrange.shared.processes import ProcessNotReady, port_is_free
 from bbrange.shared.stack import NoRedisServer, Stack, commands
 
@@ -113,19 +114,14 @@ class LocalRange:
             attacker.wait_ready("/healthz", 120)
         except (ProcessNotReady, NoRedisServer) as e:
             raise RangeError(str(e)) from None
-        created = httpx.post(
-            endpoints.oracle_url + "/v1/admin/clients", timeout=10,
-            headers={"Authorization": f"Bearer {endpoints.admin_token}"},
-            json={"name": "local-range", "budget": self.client_budget},
-        ).raise_for_status().json()
-        endpoints.client_id = created["client"]["client_id"]
-        endpoints.api_key = created["api_key"]
-        user = httpx.post(
-            endpoints.attacker_url + "/users", timeout=10, json={"name": "local-range"},
-            headers={"Authorization": f"Bearer {endpoints.attack_admin_token}"},
-        ).raise_for_status().json()
-        endpoints.user_id = user["user"]["id"]
-        endpoints.user_token = user["token"]
+        with OracleAdmin(endpoints.oracle_url, endpoints.admin_token) as oracle_admin:
+            created = oracle_admin.create_client("local-range", self.client_budget)
+        endpoints.client_id = created.client.client_id
+        endpoints.api_key = created.api_key
+        with AttackerClient(endpoints.attacker_url, endpoints.attack_admin_token) as attacker_admin:
+            user = attacker_admin.create_user("local-range")
+        endpoints.user_id = user.user.id
+        endpoints.user_token = user.token
         return endpoints
 
     def check_alive(self) -> None:

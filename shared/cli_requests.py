@@ -1,29 +1,24 @@
-"""How the CLI talks to either service: one JSON request, and a readable message and exit code on failure."""
+"""How the CLI shows a refusal of either service: the service's error and exit 1; unreachable, exit 2."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-import httpx
 import typer
 from rich.console import Console
 
+from bbrange.shared.service_client import ServiceError
 
-def request_or_exit(client: httpx.Client, method: str, path: str, service: str, console: Console,
-                    **kwargs: Any) -> dict[str, Any]:
-    """Send one request; on a refusal print the service's error body and exit 1, if unreachable exit 2."""
+
+@contextmanager
+def exit_on_refusal(console: Console) -> Iterator[None]:
+    """Inside it, a ServiceError from a typed client is printed for a person and ends the command."""
     try:
-        r = client.request(method, path, **kwargs)
-    except httpx.HTTPError as e:
-        console.print(f"[red]cannot reach the {service} at {client.base_url}: {e}[/]")
-        raise typer.Exit(2) from None
-    body: dict[str, Any]
-    try:
-        body = r.json()
-    except ValueError:
-        body = {"error": {"message": r.text[:500]}}
-    if r.is_error:
-        error = body.get("error", {})
-        console.print(f"[red]{r.status_code} {error.get('code', '')}: {error.get('message', body)}[/]")
-        raise typer.Exit(1)
-    return body
+        yield
+    except ServiceError as e:
+        if e.status == 0:
+            console.print(f"[red]cannot reach the {e.service} at {e.message}[/]")
+            raise typer.Exit(2) from None
+        console.print(f"[red]{e.status} {e.code}: {e.message}[/]")
+        raise typer.Exit(1) from None

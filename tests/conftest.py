@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from bbrange.shared.datasets import Dataset
+from bbrange.shared.oracle_admin import OracleAdmin
 from bbrange.shared.processes import Process, free_port
 from bbrange.shared.stack import RedisServer, Stack, commands
 
@@ -34,17 +35,18 @@ class OracleProcess:
     def admin(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=10)
 
+    def admin_client(self) -> OracleAdmin:
+        """The typed admin client (the raw one above is for tests of the admin API's answers themselves)."""
+        return OracleAdmin(self.url, self.admin_token)
+
     def create_client(self, budget: int, name: str = "test", rate_per_minute: int | None = None) -> tuple[str, str]:
-        with self.admin() as c:
-            r = c.post("/v1/admin/clients", json={"name": name, "budget": budget, "rate_per_minute": rate_per_minute})
-            r.raise_for_status()
-            body = r.json()
-        return body["client"]["client_id"], body["api_key"]
+        with self.admin_client() as oracle:
+            created = oracle.create_client(name, budget, rate_per_minute)
+        return created.client.client_id, created.api_key
 
     def usage(self, client_id: str) -> dict[str, Any]:
-        with self.admin() as c:
-            usage: dict[str, Any] = c.get(f"/v1/admin/clients/{client_id}").raise_for_status().json()
-            return usage
+        with self.admin_client() as oracle:
+            return oracle.client(client_id).model_dump()
 
     def stop(self) -> None:
         self.process.stop(grace_s=15)

@@ -9,8 +9,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from bbrange.shared.admin_schemas import ClientView
+from bbrange.shared.cli_requests import exit_on_refusal
 from bbrange.shared.datasets import DATA_DIR_ENV, DATASETS
 from bbrange.shared.devices import resolve_device
+from bbrange.shared.oracle_admin import OracleAdmin
 
 app = typer.Typer(help="The victim: label-only predictions of trained classifiers, metered per API key.",
                   no_args_is_help=True)
@@ -118,22 +121,13 @@ UrlOption = Annotated[str, typer.Option("--url", envvar="BBRANGE_ORACLE_URL", he
 AdminTokenOption = Annotated[str, typer.Option("--admin-token", envvar="BBRANGE_ADMIN_TOKEN", help="Admin token.")]
 
 
-def _admin_call(method: str, url: str, path: str, token: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    import httpx
-
-    from bbrange.shared.cli_requests import request_or_exit
-
-    with httpx.Client(base_url=url, timeout=10.0, headers={"Authorization": f"Bearer {token}"}) as client:
-        return request_or_exit(client, method, path, "oracle", console, json=payload)
-
-
-def _print_clients(clients: list[dict[str, Any]]) -> None:
+def _print_clients(clients: list[ClientView]) -> None:
     from rich.table import Table
 
     table = Table("client", "name", "budget", "used", "remaining", "rate/min", "revoked")
     for c in clients:
-        table.add_row(c["client_id"], c["name"], str(c["budget"]), str(c["used"]), str(c["remaining"]),
-                      str(c["rate_per_minute"] or "-"), "yes" if c["revoked"] else "no")
+        table.add_row(c.client_id, c.name, str(c.budget), str(c.used), str(c.remaining),
+                      str(c.rate_per_minute or "-"), "yes" if c.revoked else "no")
     console.print(table)
 
 
@@ -146,22 +140,24 @@ def clients_create(
     admin_token: AdminTokenOption = "",
 ) -> None:
     """Create a client; prints its API key once."""
-    body = _admin_call("POST", url, "/v1/admin/clients", admin_token,
-                       {"name": name, "budget": budget, "rate_per_minute": rate_per_minute})
-    _print_clients([body["client"]])
-    console.print(f"API key (shown once): [bold]{body['api_key']}[/]")
+    with OracleAdmin(url, admin_token) as oracle, exit_on_refusal(console):
+        created = oracle.create_client(name, budget, rate_per_minute)
+    _print_clients([created.client])
+    console.print(f"API key (shown once): [bold]{created.api_key}[/]")
 
 
 @clients_app.command("list")
 def clients_list(url: UrlOption = "http://127.0.0.1:8000", admin_token: AdminTokenOption = "") -> None:
     """List every client with its usage."""
-    _print_clients(_admin_call("GET", url, "/v1/admin/clients", admin_token)["clients"])
+    with OracleAdmin(url, admin_token) as oracle, exit_on_refusal(console):
+        _print_clients(oracle.clients())
 
 
 @clients_app.command("usage")
 def clients_usage(client_id: str, url: UrlOption = "http://127.0.0.1:8000", admin_token: AdminTokenOption = "") -> None:
     """Show one client's budget and usage."""
-    _print_clients([_admin_call("GET", url, f"/v1/admin/clients/{client_id}", admin_token)])
+    with OracleAdmin(url, admin_token) as oracle, exit_on_refusal(console):
+        _print_clients([oracle.client(client_id)])
 
 
 @clients_app.command("top-up")
@@ -172,14 +168,16 @@ def clients_top_up(
     admin_token: AdminTokenOption = "",
 ) -> None:
     """Add to a client's budget."""
-    _print_clients([_admin_call("POST", url, f"/v1/admin/clients/{client_id}/top-up", admin_token, {"amount": amount})])
+    with OracleAdmin(url, admin_token) as oracle, exit_on_refusal(console):
+        _print_clients([oracle.top_up(client_id, amount)])
 
 
 @clients_app.command("revoke")
 def clients_revoke(client_id: str, url: UrlOption = "http://127.0.0.1:8000",
                    admin_token: AdminTokenOption = "") -> None:
     """Revoke a client's key: its requests get 403 from now on."""
-    _print_clients([_admin_call("POST", url, f"/v1/admin/clients/{client_id}/revoke", admin_token)])
+    with OracleAdmin(url, admin_token) as oracle, exit_on_refusal(console):
+        _print_clients([oracle.revoke(client_id)])
 
 
 @app.command("import")

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ import httpx
 import pytest
 import redis
 
-from bbrange.shared.processes import Process, free_port, wait_until
+from bbrange.attacker.campaigns.client import AttackerClient, CampaignTimeout
+from bbrange.attacker.campaigns.spec.builder import bbrange_target, campaign_spec
+from bbrange.shared.processes import Process, free_port
+from bbrange.shared.service_client import ServiceError
 from bbrange.shared.stack import Stack, commands
 from tests.conftest import BBRANGE, OracleProcess, RedisServer
-from tests.specs import campaign_spec
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 ADMIN_TOKEN = "attack-admin-test-token"
@@ -49,9 +52,9 @@ class AttackerStack:
 
     def create_user(self, name: str) -> tuple[str, str]:
         """A new user of the API: (id, token)."""
-        with self.admin() as api:
-            created = api.post("/users", json={"name": name}).raise_for_status().json()
-        return created["user"]["id"], created["token"]
+        with AttackerClient(self.url, ADMIN_TOKEN) as admin:
+            created = admin.create_user(name)
+        return created.user.id, created.token
 
     def _harness(self) -> Stack:
         if self.harness is None:  # every variable comes from self.env, which a test may change between starts
@@ -112,35 +115,31 @@ def oracle_key(oracle: OracleProcess, request: pytest.FixtureRequest) -> tuple[s
 
 
 def small_spec(oracle_url: str, api_key: str, **overrides: Any) -> dict[str, Any]:
-    """tests.specs.campaign_spec against this oracle with this key."""
-    target = {"oracle_url": oracle_url, "model": "mnist", "api_key": api_key}
-    if isinstance(overrides.get("target"), dict):
-        target.update(overrides.pop("target"))
-    return campaign_spec(target=target, **overrides)
+    """S0 = 30, ρ = 2, two training epochs per substitute epoch, 60 evaluation images, FGSM ε = 0.3; `overrides`
+    as campaign_spec takes them (target, substitute and evaluation merged, other sections replaced)."""
+    return campaign_spec(bbrange_target(oracle_url, api_key), s0=30, rho=2, lam=0.1, train_epochs=2, eval_size=60,
+                         **overrides)
 
 
 def submit(client: httpx.Client, spec: dict[str, Any]) -> str:
-    r = client.post("/attacks", json=spec)
-    assert r.status_code == 202, r.text
-    return r.json()["id"]
-
-
-def wait_for(client: httpx.Client, cid: str, predicate, timeout: float = 120, what: str = "") -> dict:
-    record: dict = {}
-
-    def check() -> bool:
-        nonlocal record
-        record = client.get(f"/attacks/{cid}").raise_for_status().json()
-        return predicate(record)
-
     try:
-        wait_until(check, timeout, what or f"campaign {cid}")
-    except TimeoutError as e:
-        raise AssertionError(f"{e}; last record: {record}") from None
-    return record
+        return AttackerClient(http=client).submit(spec).id
+    except ServiceError as e:
+        raise AssertionError(f"submission refused: {e}; {e.error.details}") from None
 
 
-def wait_final(client: httpx.Client, cid: str, timeout: float = 120) -> dict:
+def wait_for(client: httpx.Client, cid: str, predicate: Callable[[dict[str, Any]], bool], timeout: float = 120,
+             what: str = "") -> dict[str, Any]:
+    """Poll the campaign until predicate holds for its record (as the API's JSON); AssertionError on timeout."""
+    try:
+        record = AttackerClient(http=client).wait_for(cid, lambda r: predicate(r.model_dump(mode="json")), timeout,
+                                                      poll_s=0.1, what=what)
+    except CampaignTimeout as e:
+        raise AssertionError(f"{e}; last record: {e.record}") from None
+    return record.model_dump(mode="json")
+
+
+def wait_final(client: httpx.Client, cid: str, timeout: float = 120) -> dict[str, Any]:
     return wait_for(client, cid, lambda r: r["state"] in FINAL_STATES, timeout, f"campaign {cid} to finish")
 
 

@@ -4,13 +4,13 @@ port (as a restarted server, nothing lost), the process tree of a command, and p
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bbrange.attacker.campaigns.client import AttackerClient, CampaignTimeout
 from bbrange.shared.processes import Process
 from bbrange.shared.stack import RedisServer
 
@@ -68,16 +68,9 @@ def alive(process: tuple[int, str]) -> bool:
 
 def poll_record(client: httpx.Client, cid: str, predicate: Any, timeout: float) -> dict[str, Any]:
     """The campaign's record once predicate holds; 503s and dropped connections (Redis down) are waited out."""
-    deadline = time.monotonic() + timeout
-    record: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        try:
-            r = client.get(f"/attacks/{cid}")
-            if r.status_code == 200:
-                record = r.json()
-                if predicate(record):
-                    return record
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s; last record: {record}")
+    try:
+        record = AttackerClient(http=client).wait_for(cid, lambda r: predicate(r.model_dump(mode="json")), timeout,
+                                                      poll_s=0.2, through_outages=True)
+    except CampaignTimeout as e:
+        raise AssertionError(f"{e}; last record: {e.record}") from None
+    return record.model_dump(mode="json")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import get_args
 
 import httpx
 import numpy as np
 import pytest
 
+from bbrange.oracle.detection.config import Policy
+from bbrange.oracle.detection.routes import DetectionView
+from bbrange.shared.admin_schemas import DetectionPolicy, DetectionState
 from bbrange.shared.processes import wait_until
 from tests.conftest import OracleProcess, start_oracle
 from tests.oracle.test_budgets import metric_value, predict
@@ -25,8 +29,8 @@ def flagging_oracle(quick_model_dir, redis_server, tmp_path_factory) -> Iterator
 
 
 def detection(oracle: OracleProcess, client_id: str) -> dict:
-    with oracle.admin() as c:
-        return c.get(f"/v1/admin/clients/{client_id}/detection").raise_for_status().json()
+    with oracle.admin_client() as admin:
+        return admin.detection(client_id).model_dump(mode="json")
 
 
 def test_an_extraction_stream_is_flagged_then_blocked_and_cleared(flagging_oracle, mnist_test):
@@ -51,8 +55,8 @@ def test_an_extraction_stream_is_flagged_then_blocked_and_cleared(flagging_oracl
     assert model["max_bytes"] == 10 * (64 * 196 + 40) + 300 * 6 + 160
 
     # The admin blocks this client: the next request is refused and charged nothing.
-    with oracle.admin() as c:
-        c.put(f"/v1/admin/clients/{client_id}/detection/policy", json={"policy": "block"}).raise_for_status()
+    with oracle.admin_client() as admin:
+        assert admin.set_detection_policy(client_id, "block").policy_override == "block"
     used = oracle.usage(client_id)["used"]
     r = predict(oracle.url, key, mnist_test.x[:5])
     assert r.status_code == 403 and r.json()["error"]["code"] == "suspected_extraction", r.text
@@ -63,9 +67,9 @@ def test_an_extraction_stream_is_flagged_then_blocked_and_cleared(flagging_oracl
     assert metric_value(oracle.url, "bbrange_oracle_detection_flagged", client=client_id) == 1
 
     # Clearing the flag lets it query again, and forgets what it had sent.
-    with oracle.admin() as c:
-        cleared = c.post(f"/v1/admin/clients/{client_id}/detection/clear").raise_for_status().json()
-    assert not cleared["flagged"] and cleared["models"][0]["queries"] == 0
+    with oracle.admin_client() as admin:
+        cleared = admin.clear_detection(client_id)
+    assert not cleared.flagged and cleared.models[0]["queries"] == 0
     assert predict(oracle.url, key, mnist_test.x[:5]).status_code == 200
     assert metric_value(oracle.url, "bbrange_oracle_detection_flagged", client=client_id) == 0
 
@@ -88,3 +92,9 @@ def test_detection_admin_needs_the_token_and_a_known_client(flagging_oracle):
     with flagging_oracle.admin() as c:
         assert c.get("/v1/admin/clients/c_nobody/detection").status_code == 404
         assert c.put("/v1/admin/clients/c_nobody/detection/policy", json={"policy": "nope"}).status_code == 422
+
+
+def test_the_admin_clients_view_of_detection_is_the_oracles() -> None:
+    """DetectionState (bbrange.shared, for the admin client) mirrors the oracle's DetectionView field for field."""
+    assert set(DetectionState.model_fields) == set(DetectionView.model_fields)
+    assert set(get_args(DetectionPolicy)) == {p.value for p in Policy}

@@ -18,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
+from bbrange.attacker.campaigns.spec.builder import campaign_spec
 from bbrange.shared.processes import Process, free_port
 from bbrange.shared.stack import Stack
 from tests.attacker.conftest import AttackerStack, start_stack
@@ -152,14 +153,4 @@ def stack(redis_server: RedisServer, volume: Path, foreign_ports: ForeignApps, k
 
 def tiny_spec(target: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     """MNIST, S0 = 20, ρ = 1, one training epoch, 30 evaluation images, FGSM ε = 0.3."""
-    spec: dict[str, Any] = {
-        "target": target,
-        "dataset": "mnist",
-        "initial_set": {"kind": "dataset", "split": "test", "offset": 0, "size": 20},
-        "substitute": {"preset": "papernot-mnist", "rho": 1, "lam": 0.1, "training": {"epochs": 1}},
-        "crafting": {"method": "fgsm", "eps": 0.3},
-        "evaluation": {"split": "test", "size": 30},
-        "seed": 0,
-    }
-    spec.update(overrides)
-    return spec
+    return campaign_spec(target, s0=20, rho=1, lam=0.1, train_epochs=1, eval_size=30, **overrides)

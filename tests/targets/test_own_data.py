@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from bbrange.attacker.campaigns.spec.builder import campaign_spec
 from tests.attacker.conftest import AttackerStack, submit, wait_final
 from tests.targets.checks import assert_complete
 from tests.targets.conftest import BLOBS_SHAPE, ForeignApps, KServeServer
@@ -20,12 +21,8 @@ DOMAIN = {"input_shape": list(BLOBS_SHAPE), "num_classes": 5,
 
 
 def own_spec(target: dict[str, Any], initial_set: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "target": target, "dataset": "custom", "domain": DOMAIN, "initial_set": initial_set,
-        "substitute": {"preset": "papernot-mnist", "rho": 1, "lam": 0.1, "training": {"epochs": 2}},
-        "crafting": {"method": "fgsm", "eps": 0.3},
-        "evaluation": {"size": 30, "source": source},
-    }
+    return campaign_spec(target, dataset="custom", domain=DOMAIN, initial_set=initial_set, rho=1, lam=0.1,
+                         train_epochs=2, eval_size=30, evaluation={"source": source})
 
 
 def b64(write: Any) -> str:

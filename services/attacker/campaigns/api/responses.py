@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from bbrange.attacker.campaigns.storage.records import CampaignRecord, CampaignState
+from bbrange.attacker.campaigns.storage.users import User
 
 
 class CampaignAccepted(BaseModel):
@@ -49,3 +50,8 @@ class SamplePage(BaseModel):
     offset: int
     limit: int
     next_offset: int | None
+
+
+class CreatedUser(BaseModel):
+    user: User
+    token: str = Field(description="The user's bearer token; shown this once, only its digest is kept")

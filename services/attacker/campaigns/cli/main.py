@@ -6,23 +6,21 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from bbrange.attacker.campaigns.cli.following import submit_and_follow
 from bbrange.attacker.campaigns.cli.reports import app as reports_app
 from bbrange.attacker.campaigns.cli.users import app as users_app
 from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.attacker.campaigns.spec.attacks.registry import load_attacks
+from bbrange.attacker.campaigns.spec.builder import bbrange_target, campaign_spec
+from bbrange.attacker.campaigns.storage.records import CampaignState
 from bbrange.attacker.engine.cli import app as engine_app
 from bbrange.attacker.engine.vocabulary import DEFAULT_ATTACK, DEFAULT_STEP_SIZE
-from bbrange.shared.cli_requests import request_or_exit
 
 app = typer.Typer(help="The attacker: black-box campaigns against a remote oracle, and the attack engine.",
                   no_args_is_help=True)
@@ -125,79 +123,6 @@ def worker(
 # ---------------------------------------------------------------------------------------------- client
 
 
-def _request(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-    return request_or_exit(client, method, path, "attacker API", console, **kwargs)
-
-
-def percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2%}"
-
-
-def print_result(record: dict[str, Any], api: str) -> None:
-    epochs = Table("ρ", "|S_ρ|", "labelling queries", "substitute accuracy", "oracle agreement", "wall s",
-                   title="substitute epochs")
-    for e in record["epochs"]:
-        epochs.add_row(str(e["rho"]), str(e["set_size"]), str(e["labelling_queries"]), percent(e["substitute_accuracy"]),
-                       percent(e["oracle_agreement"]), f"{e['wall_s']:.1f}")
-    console.print(epochs)
-    results = record.get("results") or {}
-    q = record["queries"]
-    table = Table("", "value", title=f"campaign {record['id']}: {record['state']}")
-    rows = [
-        ("substitute accuracy", percent(results.get("substitute_accuracy"))),
-        ("oracle agreement", percent(results.get("oracle_agreement"))),
-        ("oracle accuracy on the clean images", percent(results.get("clean_accuracy"))),
-        ("transfer rate", percent(results.get("transfer_rate"))),
-        ("noise baseline (same images, random noise of the same size)", percent(results.get("noise_rate"))),
-        ("transfer over the noise baseline", "-" if results.get("lift_over_noise") is None else
-         f"{results['lift_over_noise']:+.2%}"),
-        ("transfer on the images the oracle labels correctly", percent(results.get("transfer_rate_on_correct"))),
-        ("misclassified by the oracle", percent(results.get("misclassification_rate"))),
-        ("oracle label changed", percent(results.get("label_change_rate"))),
-        ("samples", str(results.get("samples", 0))),
-        ("mean L0 / L2 / L∞", "-" if results.get("mean_l0") is None else
-         f"{results['mean_l0']:.2%} / {results['mean_l2']:.3f} / {results['mean_linf']:.3f}"),
-        ("queries (labelling / agreement / evaluation / baseline)",
-         f"{q['labelling']} / {q['agreement']} / {q['evaluation']} / {q['baseline']}"),
-        ("queries total", str(q["total"])),
-    ]
-    for k, v in rows:
-        table.add_row(k, v)
-    console.print(table)
-    if results.get("by_eps"):
-        sizes = Table("ε", "transfer", "noise baseline", "over noise", "examples", title="at each ε (one substitute)")
-        for s in results["by_eps"]:
-            sizes.add_row(f"{s['eps']:g}", percent(s["transfer_rate"]), percent(s["noise_rate"]),
-                          "-" if s["lift_over_noise"] is None else f"{s['lift_over_noise']:+.2%}", str(s["samples"]))
-        console.print(sizes)
-    if record.get("error"):
-        console.print(f"[red]{record['error']['code']}: {record['error']['message']}[/]")
-    if record.get("samples_available"):
-        console.print(f"grid picture: {api.rstrip('/')}/attacks/{record['id']}/samples.png")
-    console.print(f"report: bbrange attack report {record['id']} --output report.html "
-                  f"({api.rstrip('/')}/attacks/{record['id']}/report)")
-
-
-def follow(client: httpx.Client, cid: str, poll_s: float = 1.0) -> dict[str, Any]:
-    """Poll the campaign until it finishes, with a progress bar that names the phase."""
-    shown_epochs = 0
-    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
-        task = progress.add_task("queued", total=1.0)
-        while True:
-            record = _request(client, "GET", f"/attacks/{cid}")
-            for e in record["epochs"][shown_epochs:]:
-                progress.console.print(f"  ρ={e['rho']} |S|={e['set_size']} substitute accuracy "
-                                       f"{percent(e['substitute_accuracy'])}, agreement {percent(e['oracle_agreement'])}")
-            shown_epochs = len(record["epochs"])
-            q = record["queries"]["total"]
-            progress.update(task, completed=record["progress"],
-                            description=f"{record['state']}: {record['phase']} ({q} queries)")
-            if record["state"] in ("succeeded", "failed", "cancelled"):
-                return record
-            time.sleep(poll_s)
-
-
 def crafting_options(settings: list[str]) -> dict[str, Any]:
     """`-c KEY=VALUE` options as the spec's `crafting` fields: a key given twice or more becomes a list."""
     values: dict[str, list[Any]] = {}
@@ -247,46 +172,22 @@ def run(
     token: TokenOpt = "",
     wait: Annotated[bool, typer.Option(help="Follow the campaign until it finishes.")] = True,
     grid_out: Annotated[Path | None, typer.Option(help="Also save the grid picture here.")] = None,
-) -> dict[str, Any] | None:
+) -> None:
     """Submit a campaign, follow it with a progress bar, and print the results."""
     if spec_file is not None:
         spec: dict[str, Any] = json.loads(spec_file.read_text())
     else:
         crafting = {"method": method, **crafting_options(crafting_settings or [])}
-        spec = {
-            "target": {"oracle_url": oracle_url, "model": model, "api_key": api_key},
-            "dataset": dataset,
-            "initial_set": {"kind": "dataset", "split": "test", "offset": s0_offset, "size": s0},
-            "substitute": {"preset": preset, "rho": rho, "lam": lam, "periodic_step": periodic_step, "tau": tau,
-                           "reservoir": reservoir, "sigma": sigma, "kappa": kappa,
-                           "training": {"epochs": train_epochs}},
-            "crafting": crafting,
-            "evaluation": {"split": "test", "size": eval_size},
-            "query_budget": budget,
-            "seed": seed,
-        }
+        spec = campaign_spec(
+            bbrange_target(oracle_url, api_key, model), dataset=dataset, s0=s0, s0_offset=s0_offset, preset=preset,
+            rho=rho, lam=lam, train_epochs=train_epochs, crafting=crafting, eval_size=eval_size, seed=seed,
+            substitute={"periodic_step": periodic_step, "tau": tau, "reservoir": reservoir, "sigma": sigma,
+                        "kappa": kappa},
+            query_budget=budget)
     if not token:
         console.print("[red]no user token: give --token or set BBRANGE_ATTACK_TOKEN (an admin creates users with "
                       "`bbrange attack users create`)[/]")
         raise typer.Exit(2)
-    with httpx.Client(base_url=api, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
-        accepted = _request(client, "POST", "/attacks", json=spec)
-        cid = accepted["id"]
-        console.print(f"campaign [bold]{cid}[/] queued: {api.rstrip('/')}{accepted['location']}")
-        if not wait:
-            return None
-        try:
-            record = follow(client, cid)
-        except KeyboardInterrupt:
-            console.print(f"stopped following; the campaign goes on. Cancel it with: curl -X POST "
-                          f"-H 'Authorization: Bearer $BBRANGE_ATTACK_TOKEN' {api.rstrip('/')}/attacks/{cid}/cancel")
-            raise typer.Exit(130) from None
-        print_result(record, api)
-        if grid_out is not None and record.get("samples_available"):
-            r = client.get(f"/attacks/{cid}/samples.png")
-            r.raise_for_status()
-            grid_out.write_bytes(r.content)
-            console.print(f"grid picture saved to {grid_out}")
-    if record["state"] != "succeeded":
+    record = submit_and_follow(spec, api, token, wait=wait, grid_out=grid_out)
+    if record is not None and record.state != CampaignState.succeeded:
         raise typer.Exit(1)
-    return record

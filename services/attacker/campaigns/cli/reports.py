@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import quote
 
-import httpx
 import typer
 from rich.console import Console
+
+from bbrange.attacker.campaigns.client import AttackerClient
+from bbrange.shared.cli_requests import exit_on_refusal
 
 app = typer.Typer()
 console = Console()
@@ -17,24 +18,6 @@ console = Console()
 ApiOpt = Annotated[str, typer.Option("--api", envvar="BBRANGE_ATTACK_API_URL", help="Attacker API base URL.")]
 TokenOpt = Annotated[str, typer.Option("--token", envvar="BBRANGE_ATTACK_TOKEN",
                                        help="Your attacker API token (or the admin's).")]
-
-
-def fetch_report(api: str, token: str, path: str, params: dict[str, str] | None = None) -> str:
-    """The HTML page at `path`; on a refusal, the API's error and exit 1; unreachable, exit 2."""
-    try:
-        r = httpx.get(api.rstrip("/") + path, params=params, timeout=120,
-                      headers={"Authorization": f"Bearer {token}"} if token else {})
-    except httpx.HTTPError as e:
-        console.print(f"[red]cannot reach the attacker API at {api}: {e}[/]")
-        raise typer.Exit(2) from None
-    if r.is_error:
-        try:
-            error = r.json().get("error", {})
-        except ValueError:
-            error = {"message": r.text[:500]}
-        console.print(f"[red]{r.status_code} {error.get('code', '')}: {error.get('message', '')}[/]")
-        raise typer.Exit(1)
-    return r.text
 
 
 def _save(html: str, output: Path) -> None:
@@ -51,7 +34,9 @@ def report(
     token: TokenOpt = "",
 ) -> None:
     """Save a campaign's report: plots, samples, the blue side, and the command that reruns it."""
-    _save(fetch_report(api, token, f"/attacks/{quote(campaign_id, safe='')}/report"), output)
+    with AttackerClient(api, token) as client, exit_on_refusal(console):
+        html = client.report(campaign_id)
+    _save(html, output)
 
 
 @app.command("model-report")
@@ -64,4 +49,6 @@ def model_report(
 ) -> None:
     """Save a model's page: every finished campaign against it (yours; the admin's: everyone's), its robustness."""
     params = {"oracle_url": oracle_url} if oracle_url else None
-    _save(fetch_report(api, token, f"/models/{quote(model, safe='')}/report", params), output)
+    with AttackerClient(api, token) as client, exit_on_refusal(console):
+        html = client.model_report(model, params)
+    _save(html, output)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from bbrange.oracle.accounts.keys import Client
-from bbrange.oracle.api.bodies import ClientCreate, ClientCreated, ClientList, ClientView, TopUp
+from bbrange.oracle.api.bodies import ClientCreate, ClientCreated, ClientList, ClientView, TopUp, client_view
 from bbrange.oracle.api.dependencies import LedgerDep, require_admin
 from bbrange.shared.http_errors import ApiError, error_responses
 
@@ -16,18 +16,18 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(req
 def _found(client: Client | None, client_id: str) -> ClientView:
     if client is None:
         raise ApiError(404, "unknown_client", f"no client {client_id!r}")
-    return ClientView.of(client)
+    return client_view(client)
 
 
 @router.post("/clients", status_code=201, response_model=ClientCreated)
 async def create_client(spec: ClientCreate, ledger: LedgerDep) -> ClientCreated:
     client, api_key = await ledger.clients.create(spec.name, spec.budget, spec.rate_per_minute)
-    return ClientCreated(client=ClientView.of(client), api_key=api_key)
+    return ClientCreated(client=client_view(client), api_key=api_key)
 
 
 @router.get("/clients", response_model=ClientList)
 async def list_clients(ledger: LedgerDep) -> ClientList:
-    return ClientList(clients=[ClientView.of(c) for c in await ledger.clients.list_all()])
+    return ClientList(clients=[client_view(c) for c in await ledger.clients.list_all()])
 
 
 @router.get("/clients/{client_id}", response_model=ClientView)

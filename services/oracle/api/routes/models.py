@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bbrange.oracle.api.bodies import ClientView
+from bbrange.oracle.api.bodies import ClientView, client_view
 from bbrange.oracle.api.dependencies import ClientIdDep, LedgerDep, PredictorDep
 from bbrange.shared.http_errors import ApiError, error_responses
 from bbrange.shared.schemas import ModelInfo, ModelList
@@ -26,4 +26,4 @@ async def usage(client_id: ClientIdDep, ledger: LedgerDep) -> ClientView:
     client = await ledger.clients.get(client_id)
     if client is None:
         raise ApiError(401, "unauthorized", "unknown API key")
-    return ClientView.of(client)
+    return client_view(client)

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from bbrange.attacker.campaigns.api.dependencies import AdminDep, CallerDep, Services
+from bbrange.attacker.campaigns.api.responses import CreatedUser
 from bbrange.attacker.campaigns.storage.revocation import cancel_queued_campaigns
 from bbrange.attacker.campaigns.storage.users import User
 from bbrange.shared.http_errors import ApiError, error_responses
@@ -15,11 +16,6 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 class NewUser(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@ -]+$", description="A label for people")
-
-
-class CreatedUser(BaseModel):
-    user: User
-    token: str = Field(description="The user's bearer token; shown this once, only its digest is kept")
 
 
 class Me(BaseModel):

@@ -1,0 +1,52 @@
+"""Campaign specs as JSON dicts, built from a few knobs: the one place the tests, the benchmarks, the CLI, the
+demo and the smoke run write a spec, so that a change to the spec's shape is made here once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bbrange.attacker.engine.vocabulary import DEFAULT_STEP_SIZE
+
+# Sections merged into the defaults key by key; every other one (initial_set, crafting: unions) is replaced whole.
+MERGED_SECTIONS = ("target", "substitute", "evaluation")
+
+
+def bbrange_target(oracle_url: str, api_key: str, model: str = "mnist") -> dict[str, Any]:
+    """A bbrange oracle's model, spent through one API key."""
+    return {"oracle_url": oracle_url, "model": model, "api_key": api_key}
+
+
+def fgsm(eps: float | list[float] = 0.3) -> dict[str, Any]:
+    """FGSM at one ε, or at several from one substitute (the first the headline)."""
+    sizes = [eps] if isinstance(eps, int | float) else list(eps)
+    return {"method": "fgsm", "eps": sizes[0] if len(sizes) == 1 else sizes}
+
+
+def jsma(theta: float = 1.0, upsilon: float = 0.145, target: str = "random",
+         target_class: int | None = None) -> dict[str, Any]:
+    return {"method": "jsma", "theta": theta, "upsilon": upsilon, "target": target, "target_class": target_class}
+
+
+def campaign_spec(target: Mapping[str, Any], *, dataset: str = "mnist", s0: int = 150, s0_offset: int = 0,
+                  preset: str = "papernot-mnist", rho: int = 6, lam: float = DEFAULT_STEP_SIZE, train_epochs: int = 10,
+                  crafting: Mapping[str, Any] | None = None, eval_size: int = 9850, seed: int = 0,
+                  **sections: Any) -> dict[str, Any]:
+    """The paper's MNIST campaign (S0 = the first 150 test images, ρ = 6, FGSM ε = 0.3, evaluation on the other
+    9,850) against `target`, with the knobs given. `sections` are any other top-level keys of the spec (name,
+    query_budget, camouflage…); a dict for target, substitute or evaluation is merged into the defaults."""
+    spec: dict[str, Any] = {
+        "target": dict(target),
+        "dataset": dataset,
+        "initial_set": {"kind": "dataset", "split": "test", "offset": s0_offset, "size": s0},
+        "substitute": {"preset": preset, "rho": rho, "lam": lam, "training": {"epochs": train_epochs}},
+        "crafting": dict(crafting) if crafting is not None else fgsm(),
+        "evaluation": {"split": "test", "size": eval_size},
+        "seed": seed,
+    }
+    for key, value in sections.items():
+        if key in MERGED_SECTIONS and isinstance(value, Mapping):
+            spec[key] = {**spec[key], **value}
+        else:
+            spec[key] = value
+    return spec
