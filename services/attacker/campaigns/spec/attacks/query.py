@@ -1,0 +1,61 @@
+"""What every decision-based attack's spec says (HopSkipJump, Sign-OPT, RayS register subclasses of it): the
+norm it minimises, targeted or not and how targets are chosen, each image's query budget, and the query counts
+at which its distortion curve is read. Refusals a person can act on, before any worker is involved."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, field_validator, model_validator
+
+from bbrange.attacker.campaigns.spec.attacks.registry import CraftingSpec
+from bbrange.attacker.engine.vocabulary import TargetChoice
+
+# The engine's default checkpoints (query_attacks/budget.py), written here so the API stays torch-free.
+CHECKPOINTS = [100, 200, 500, 1_000, 2_000, 5_000, 10_000]
+Norm = str  # narrowed per attack by `norms`
+MAX_QUERIES_PER_IMAGE = 100_000
+
+
+class QueryCraftingSpec(CraftingSpec):
+    """The settings shared by decision-based attacks; a subclass sets `norms` and `targeting` and adds its own."""
+
+    norms: ClassVar[tuple[str, ...]] = ("l2", "linf")
+    targeting: ClassVar[tuple[bool, ...]] = (False, True)  # untargeted and/or targeted
+    norm: str = Field("l2", description="The distortion the attack minimises: l2 or linf (each attack says which "
+                                        "it supports)")
+    targeted: bool = Field(False, description="Push each image to a target class instead of any other class")
+    target: TargetChoice | None = Field(None, description="Targeted: how each image's target class is chosen "
+                                                          "(random, next, least_likely, fixed)")
+    target_class: int | None = Field(None, ge=0, description="The class every image is pushed to when target = fixed")
+    max_queries_per_image: int = Field(1_000, ge=1, le=MAX_QUERIES_PER_IMAGE,
+                                       description="Queries each image may spend (initialisation, binary searches "
+                                                   "and gradient estimates alike)")
+    checkpoints: list[int] = Field(default_factory=lambda: list(CHECKPOINTS), min_length=1, max_length=32,
+                                   description="Queries per image at which the distortion curve is read")
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if value[0] < 1 or any(b <= a for a, b in zip(value, value[1:], strict=False)):
+            raise ValueError("checkpoints must be positive and strictly increasing, e.g. [100, 500, 1000]")
+        return value
+
+    @model_validator(mode="after")
+    def _supported(self) -> QueryCraftingSpec:
+        if self.norm not in self.norms:
+            raise ValueError(f"{self.method} supports the norm(s) {', '.join(self.norms)}, not {self.norm!r}")
+        if self.targeted not in self.targeting:
+            raise ValueError(f"{self.method} is {'untargeted' if not self.targeted else 'targeted'} only: "
+                             f"targeted must be {self.targeting[0]}")
+        if self.targeted and self.target is None:
+            raise ValueError("a targeted attack needs `target`: random, next, least_likely or fixed")
+        if not self.targeted and (self.target is not None or self.target_class is not None):
+            raise ValueError("target and target_class are for targeted attacks: set targeted to true")
+        if (self.target == "fixed") != (self.target_class is not None):
+            raise ValueError("give target_class exactly when target is 'fixed'")
+        return self
+
+    def label(self) -> str:
+        goal = f", targeted ({self.target})" if self.targeted else ""
+        return f"{self.method} {self.norm.upper()}{goal}, ≤{self.max_queries_per_image:,} queries/image"
