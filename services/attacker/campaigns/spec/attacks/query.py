@@ -13,7 +13,6 @@ from bbrange.attacker.engine.vocabulary import TargetChoice
 
 # The engine's default checkpoints (query_attacks/budget.py), written here so the API stays torch-free.
 CHECKPOINTS = [100, 200, 500, 1_000, 2_000, 5_000, 10_000]
-Norm = str  # narrowed per attack by `norms`
 MAX_QUERIES_PER_IMAGE = 100_000
 
 
