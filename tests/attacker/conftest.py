@@ -18,11 +18,12 @@ import pytest
 import redis
 
 from bbrange.attacker.campaigns.client import AttackerClient, CampaignTimeout
-from bbrange.attacker.campaigns.spec.builder import bbrange_target, campaign_spec
+from bbrange.attacker.campaigns.spec.builder import bbrange_target
 from bbrange.shared.processes import Process, free_port
 from bbrange.shared.service_client import ServiceError
 from bbrange.shared.stack import Stack, commands
 from tests.conftest import BBRANGE, OracleProcess, RedisServer
+from tests.specs import campaign_spec as small_campaign
 
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 ADMIN_TOKEN = "attack-admin-test-token"
@@ -115,10 +116,10 @@ def oracle_key(oracle: OracleProcess, request: pytest.FixtureRequest) -> tuple[s
 
 
 def small_spec(oracle_url: str, api_key: str, **overrides: Any) -> dict[str, Any]:
-    """S0 = 30, ρ = 2, two training epochs per substitute epoch, 60 evaluation images, FGSM ε = 0.3; `overrides`
-    as campaign_spec takes them (target, substitute and evaluation merged, other sections replaced)."""
-    return campaign_spec(bbrange_target(oracle_url, api_key), s0=30, rho=2, lam=0.1, train_epochs=2, eval_size=60,
-                         **overrides)
+    """The tests' small campaign (tests.specs) against this oracle with this key; `overrides` as it takes them
+    (target, substitute and evaluation merged, other sections replaced)."""
+    target = overrides.pop("target", {})
+    return small_campaign(target={**bbrange_target(oracle_url, api_key), **target}, **overrides)
 
 
 def submit(client: httpx.Client, spec: dict[str, Any]) -> str:
