@@ -95,6 +95,9 @@ def run_blackbox_attack(
     called with each stage and the fraction of it done; it may raise to stop the attack there.
     """
     attack = attack or BlackBoxAttack()
+    if not attack.crafting.needs_substitute and type(attack.crafting).craft_set is Attack.craft_set:
+        raise EngineError(f"{attack.crafting.name} is a query attack that does not override craft_set: it would "
+                          "have no substitute to craft on")
     counter = oracle if isinstance(oracle, QueryCounter) else QueryCounter(oracle)
     device = device or torch.device("cpu")
     progress = on_progress or (lambda stage, fraction: None)
