@@ -51,7 +51,7 @@ def test_the_defaults_untargeted_no_measures_one_size() -> None:
         attack.craft_set(context, None, lambda fraction: None)
 
 
-def test_the_pipeline_refuses_a_query_attack_before_any_query() -> None:
+def test_the_pipeline_refuses_a_query_attack_without_its_own_craft_set_before_any_query() -> None:
     c = counter()
     x = np.zeros((4, 1, 4, 4), np.float32)
     with pytest.raises(EngineError, match="query attack"):

@@ -88,8 +88,8 @@ def test_refusals_are_counted_by_whose_budget() -> None:
         counter.label(batch(6), "evaluation")
     with pytest.raises(BudgetExhausted):
         counter.label(batch(2), "baseline")
-    assert counter.usage.refused == {"labelling": 0, "agreement": 0, "evaluation": 1, "baseline": 0}
-    assert counter.usage.refused_by_oracle == {"labelling": 0, "agreement": 0, "evaluation": 0, "baseline": 1}
+    assert counter.usage.refused == {"labelling": 0, "agreement": 0, "attack": 0, "evaluation": 1, "baseline": 0}
+    assert counter.usage.refused_by_oracle == {"labelling": 0, "agreement": 0, "attack": 0, "evaluation": 0, "baseline": 1}
     partly = QueryCounter(SpentOracle(answered=3))
     with pytest.raises(BudgetExhausted):
         partly.label(batch(6))

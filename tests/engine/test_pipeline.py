@@ -28,7 +28,7 @@ def test_fgsm_pipeline_counts_every_query_and_reports_what_the_oracle_said(quick
     result = run_blackbox_attack(counter, mnist_test.x[:20], x_eval, y_eval, BlackBoxAttack(QUICK, FGSM(eps=0.3)),
                                  on_progress=lambda stage, fraction: stages.append(stage))
     assert result.completed and result.report is not None
-    assert counter.usage.by_phase == {"labelling": 40, "agreement": 60, "evaluation": 60, "baseline": 60}
+    assert counter.usage.by_phase == {"labelling": 40, "agreement": 60, "attack": 0, "evaluation": 60, "baseline": 60}
     assert np.array_equal(result.label_before, quick_oracle.label(x_eval))
     assert np.array_equal(result.label_after, quick_oracle.label(result.x_adv))
     assert result.report.transfer_rate == float(np.mean(result.label_after != y_eval))

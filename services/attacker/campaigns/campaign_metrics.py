@@ -84,7 +84,7 @@ class AttackMetrics:
 
     def show_zeros(self) -> None:
         """Create every labelled series up front, so dashboards see zeros rather than gaps."""
-        for phase in ("labelling", "agreement", "evaluation"):
+        for phase in ("labelling", "agreement", "attack", "evaluation"):
             self.oracle_queries.labels(phase=phase)
             for budget in ("campaign", "oracle"):
                 self.budget_stops.labels(budget=budget, phase=phase)

@@ -63,6 +63,8 @@ class AttackerSettings(BaseSettings):
     max_substitute_points: int = Field(100_000, ge=1, description="Most points a substitute may be trained on: "
                                                                  "|S0|·2^ρ, or less with reservoir sampling")
     max_evaluation_size: int = Field(20_000, ge=1, description="Most evaluation images of one campaign")
+    max_attack_queries: int = Field(20_000_000, ge=1, description="Most queries a query attack may plan for one "
+                                                                  "campaign: max_queries_per_image × evaluation size")
     redis_retry_s: float = Field(60.0, ge=0, description="How long a worker rides out a Redis outage (retries with "
                                                          "backoff) before a campaign call fails")
     max_spec_bytes: int = Field(64 * 1024, ge=1024, description="Largest campaign spec as stored (its JSON, each "

@@ -4,7 +4,8 @@ An attack is a small frozen value (its settings) that owns everything in which a
 pipeline names none of them:
 
     choose_targets  which class each image is pushed to (targeted attacks; untargeted ones: None)
-    craft_set       the adversarial examples of a set; by default `craft` on the substitute, in batches
+    craft_set       the adversarial examples of a set; by default `craft` on the substitute, in batches (a query
+                    attack returns a `CraftedSet`: the examples with what its search found, read by `measures`)
     noise           the honest baseline: random noise of the same size as the attack's
     measures        what the attack measures beyond transfer (JSMA: A(X, t), H(s, t)), for the results
     size_sweep      the same attack at further sizes from the one substitute (FGSM: several ε)
@@ -47,6 +48,23 @@ class CraftingContext:
     num_classes: int
     seed: int
     device: torch.device
+    # What `craft_set` handed over beside the examples (a `CraftedSet`'s details), for `measures`
+    details: Any = None
+    noise_baseline: bool = True  # whether the campaign measures random noise (an attack's measures may too)
+
+
+@dataclass(frozen=True)
+class CraftedSet:
+    """What a query attack's `craft_set` returns: the examples, float32 on the CPU; the oracle's labels of them
+    where the search kept them (-1 where it knows only that the label is adversarial); the per-image account
+    the pipeline hands to `measures` through `CraftingContext.details`; why the search stopped early; and the
+    queries each image cost."""
+
+    x_adv: np.ndarray
+    labels: np.ndarray | None = None
+    details: Any = None
+    stop_reason: str | None = None
+    queries: np.ndarray | None = None  # per image, the queries its search spent
 
 
 class Measures(Protocol):
@@ -85,7 +103,7 @@ class Attack(ABC):
         return None
 
     def craft_set(self, context: CraftingContext, targets: np.ndarray | None,
-                  progress: CraftingProgress) -> np.ndarray:
+                  progress: CraftingProgress) -> np.ndarray | CraftedSet:
         """Every x*, float32 on the CPU: `craft` on the substitute, `batch_size` images at a time."""
         if context.substitute is None:
             raise TypeError(f"{type(self).__name__} crafts on a substitute; a query attack overrides craft_set")

@@ -90,7 +90,7 @@ def substitute(
         typer.echo(f"FGSM ε={eps}: oracle misclassifies {result.report.misclassification_rate:.2%}; "
                    f"queries {counter.usage.by_phase}")
     if json_out:
-        json_out.write_text(json.dumps({**result.substitute.summary(),
+        json_out.write_text(json.dumps({**(result.substitute.summary() if result.substitute else {}),
                                         "transfer": result.report and result.report.as_dict(),
                                         "queries": counter.usage.by_phase}, indent=1, default=float))
 

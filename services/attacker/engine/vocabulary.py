@@ -16,9 +16,10 @@ SUBSTITUTE_PRESET_NAMES: tuple[SubstitutePresetName, ...] = get_args(SubstituteP
 # authors' reference code); +0.1 is the paper as printed (substitute.py says why).
 DEFAULT_STEP_SIZE = -0.1
 
-# labelling: S_ρ for the substitute; agreement: the clean evaluation images; evaluation: the adversarial
-# examples; baseline: the same images moved by random noise of the same size.
-QueryPhase = Literal["labelling", "agreement", "evaluation", "baseline"]
+# labelling: S_ρ for the substitute; agreement: the clean evaluation images; attack: a query attack's own
+# questions (initialisation, binary searches, gradient estimates); evaluation: the adversarial examples;
+# baseline: the same images moved by random noise of the same size.
+QueryPhase = Literal["labelling", "agreement", "attack", "evaluation", "baseline"]
 QUERY_PHASES: tuple[QueryPhase, ...] = get_args(QueryPhase)
 
 # How a targeted attack picks each image's target class (target_classes.py).

@@ -35,12 +35,15 @@ class Sample(BaseModel):
                                              "in samples.npz)")
     true_label: int
     oracle_label_before: int = Field(description="The oracle's label of the clean image")
-    oracle_label_after: int = Field(description="The oracle's label of the adversarial image")
+    oracle_label_after: int | None = Field(description="The oracle's label of the adversarial image; null where a "
+                                                       "query attack kept only that it was adversarial")
     target: int | None = Field(description="The JSMA target class; null for untargeted FGSM")
     success: bool = Field(description="FGSM: the oracle's label differs from the true label; JSMA: it is the target")
     l0: float = Field(description="Fraction of features changed")
     l2: float
     linf: float
+    queries: int | None = Field(None, description="A query attack: the oracle queries this example cost; null for a "
+                                                  "transfer attack")
 
 
 class SamplePage(BaseModel):

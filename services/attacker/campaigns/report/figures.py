@@ -26,7 +26,8 @@ ATTACK = "#c0392b"
 NOISE = "#7f8c8d"
 SUBSTITUTE = "#2471a3"
 CLEAN = "#27ae60"
-PHASE_COLOURS = {"agreement": "#85c1e9", "labelling": "#2471a3", "evaluation": "#c0392b", "baseline": "#95a5a6"}
+PHASE_COLOURS = {"agreement": "#85c1e9", "labelling": "#2471a3", "attack": "#8e44ad", "evaluation": "#c0392b",
+                 "baseline": "#95a5a6"}
 _ids = count()
 
 

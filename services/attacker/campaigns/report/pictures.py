@@ -57,6 +57,8 @@ def grid_png(samples: SampleSet, title: str, class_names: list[str] | None = Non
     draw.text((margin, 4), title, fill="black", font=font)
 
     def name(label: int) -> str:
+        if label < 0:  # a query attack kept only that the label changed
+            return "another class"
         return class_names[label] if class_names and 0 <= label < len(class_names) else str(label)
 
     for row, (images, labels, row_title) in enumerate((

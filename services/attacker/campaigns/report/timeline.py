@@ -17,6 +17,7 @@ def query_spans(record: CampaignRecord) -> list[Span]:
         labelled = e.labelling_queries
     if q.labelling > labelled:  # an epoch that was labelling when the campaign stopped
         spans.append(Span("labelling", f"labelling for ρ={len(record.epochs)} (unfinished)", q.labelling - labelled))
+    spans.append(Span("attack", "the query attack's search", q.attack))
     sizes = (record.results.by_eps if record.results is not None else None) or []
     if sizes and sum(s.samples + s.noise_samples for s in sizes) == q.evaluation + q.baseline:
         for s in sizes:

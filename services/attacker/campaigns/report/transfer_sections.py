@@ -8,7 +8,7 @@ from bbrange.attacker.campaigns.report.section import Section
 from bbrange.attacker.campaigns.report.templating import render, trusted_svg
 from bbrange.attacker.campaigns.report.view import CampaignView
 
-PHASES = ("agreement", "labelling", "evaluation", "baseline")
+PHASES = ("agreement", "labelling", "attack", "evaluation", "baseline")
 
 
 def substitute_section(view: CampaignView) -> Section | None:

@@ -6,6 +6,7 @@ queued or running at once (429), so many campaigns in all (the oldest finished o
 from __future__ import annotations
 
 from bbrange.attacker.campaigns.settings import AttackerSettings
+from bbrange.attacker.campaigns.spec.attacks.query import QueryCraftingSpec
 from bbrange.attacker.campaigns.spec.campaign import CampaignSpec
 from bbrange.attacker.campaigns.spec.data import DatasetInitialSet
 from bbrange.attacker.campaigns.storage.campaign_store import CampaignStore
@@ -16,6 +17,38 @@ from bbrange.shared.http_errors import ApiError
 
 def check_spec_limits(spec: CampaignSpec, s0_size: int, settings: AttackerSettings) -> None:
     """Refuse (422 spec_too_large) a campaign larger than this service accepts; s0_size is |S0| as submitted."""
+    if isinstance(spec.crafting, QueryCraftingSpec):
+        _check_query_budget(spec, spec.crafting, settings)
+    else:
+        _check_substitute(spec, s0_size, settings)
+    if spec.evaluation.size > settings.max_evaluation_size:
+        raise ApiError(422, "spec_too_large",
+                       f"an evaluation of {spec.evaluation.size:,} images exceeds this service's limit of "
+                       f"{settings.max_evaluation_size:,} (BBRANGE_ATTACK_MAX_EVALUATION_SIZE)",
+                       {"evaluation_size": spec.evaluation.size, "limit": settings.max_evaluation_size})
+
+
+def _check_query_budget(spec: CampaignSpec, crafting: QueryCraftingSpec, settings: AttackerSettings) -> None:
+    """A query attack plans max_queries_per_image for every image, after one agreement label each: refused when
+    that cannot fit the campaign's query_budget (the search would stop half way by design) or the service's cap."""
+    size = spec.evaluation.size
+    planned = crafting.max_queries_per_image * size
+    if planned > settings.max_attack_queries:
+        raise ApiError(422, "spec_too_large",
+                       f"{crafting.max_queries_per_image:,} queries per image × {size:,} images = {planned:,} attack "
+                       f"queries; this service accepts at most {settings.max_attack_queries:,} per campaign "
+                       "(BBRANGE_ATTACK_MAX_ATTACK_QUERIES): lower max_queries_per_image or the evaluation size",
+                       {"attack_queries": planned, "limit": settings.max_attack_queries})
+    if spec.query_budget is not None and planned + size > spec.query_budget:
+        raise ApiError(422, "budget_too_small",
+                       f"query_budget {spec.query_budget:,} cannot hold the agreement labels ({size:,}) and "
+                       f"{crafting.max_queries_per_image:,} queries per image × {size:,} images ({planned:,}): raise "
+                       "query_budget to at least "
+                       f"{planned + size:,} (the noise baseline needs more), or lower max_queries_per_image",
+                       {"needed": planned + size, "query_budget": spec.query_budget})
+
+
+def _check_substitute(spec: CampaignSpec, s0_size: int, settings: AttackerSettings) -> None:
     sub = spec.substitute
     points = epoch_set_sizes(s0_size, sub.rho, sub.reservoir, sub.sigma, sub.kappa)[-1]
     if points > settings.max_substitute_points:
@@ -24,11 +57,6 @@ def check_spec_limits(spec: CampaignSpec, s0_size: int, settings: AttackerSettin
                        f"{', reservoir' if sub.reservoir else ''}); this service accepts at most "
                        f"{settings.max_substitute_points:,} (BBRANGE_ATTACK_MAX_SUBSTITUTE_POINTS): lower ρ or |S0|, "
                        "or use reservoir sampling", {"points": points, "limit": settings.max_substitute_points})
-    if spec.evaluation.size > settings.max_evaluation_size:
-        raise ApiError(422, "spec_too_large",
-                       f"an evaluation of {spec.evaluation.size:,} images exceeds this service's limit of "
-                       f"{settings.max_evaluation_size:,} (BBRANGE_ATTACK_MAX_EVALUATION_SIZE)",
-                       {"evaluation_size": spec.evaluation.size, "limit": settings.max_evaluation_size})
 
 
 def initial_set_size(spec: CampaignSpec, uploaded_images: int | None) -> int:

@@ -27,6 +27,7 @@ class CampaignPhase(str, Enum):
     agreement = "agreement"  # the oracle's labels of the evaluation images (before any perturbation)
     substitute = "substitute"  # Algorithm 1: labelling, training, Jacobian augmentation
     crafting = "crafting"
+    attack = "attack"  # a query attack's search, asking the oracle itself (no substitute)
     evaluation = "evaluation"  # the oracle's labels of the adversarial examples
     saving = "saving"
     done = "done"
@@ -47,6 +48,8 @@ class EpochMetrics(BaseModel):
 class QueryCounts(BaseModel):
     labelling: int = 0
     agreement: int = 0
+    attack: int = Field(0, description="A query attack's own questions: initialisation, binary searches, gradient "
+                                       "estimates")
     evaluation: int = 0
     baseline: int = Field(0, description="The noise baseline: the evaluation images moved by random noise")
     total: int = 0
@@ -103,6 +106,12 @@ class CampaignResults(BaseModel):
     by_eps: list[SizeResults] | None = Field(
         None, description="FGSM with a list of ε: each size's transfer and noise baseline, the headline's first")
     stop_reason: str | None = Field(None, description="Why substitute training stopped early, if it did")
+    distortion_by_queries: dict[str, Any] | None = Field(
+        None, description="A query attack: the median and quartiles of its examples' distortion (its norm) after "
+                          "each checkpoint's queries per image: {norm, queries, median, q1, q3}")
+    success_by_size: dict[str, Any] | None = Field(
+        None, description="A query attack: success at fixed perturbation sizes beside random noise of the same norm "
+                          "and size on the same images: {norm, points: [{size, success_rate, noise_rate}]}")
     flagged: str | None = Field(None, description="The oracle's extraction detector flagged the key "
                                                   "(its X-Extraction-Flagged: detector and its own query count)")
     flagged_after_queries: int | None = Field(None, description="Queries answered to this campaign before the "

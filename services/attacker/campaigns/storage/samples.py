@@ -39,10 +39,12 @@ class SampleSet:
     label_before: np.ndarray  # int64: the oracle's label of x
     label_after: np.ndarray  # int64: the oracle's label of x_adv
     target: np.ndarray  # int64: the JSMA target, -1 for untargeted attacks
+    # label_after is -1 where a query attack kept only that the oracle's label was adversarial
     success: np.ndarray  # bool
     l0: np.ndarray  # float64: fraction of features changed
     l2: np.ndarray
     linf: np.ndarray
+    queries: np.ndarray | None = None  # int64: a query attack's queries per sample (None: a transfer attack)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -66,7 +68,7 @@ class SampleStore:
         return self.directory(cid) / UPLOAD_FILES[0]
 
     def save(self, cid: str, samples: SampleSet) -> Path:
-        arrays = {f.name: getattr(samples, f.name) for f in fields(SampleSet)}
+        arrays = {f.name: getattr(samples, f.name) for f in fields(SampleSet) if getattr(samples, f.name) is not None}
         return self._atomic_write(self.samples_path(cid), lambda out: np.savez(out, **arrays))
 
     def save_grid(self, cid: str, png: bytes) -> Path:
@@ -129,4 +131,4 @@ def _upload_arrays(uploads: Uploads) -> dict[str, np.ndarray | None]:
 def _load_cached(path: Path, mtime_ns: int) -> SampleSet:
     """Pages of one campaign's samples are read one after another: keep the last few sets in memory."""
     with np.load(path, allow_pickle=False) as npz:
-        return SampleSet(**{f.name: npz[f.name] for f in fields(SampleSet)})
+        return SampleSet(**{f.name: npz[f.name] for f in fields(SampleSet) if f.name in npz.files})

@@ -36,6 +36,7 @@ SPANS: dict[CampaignPhase, Span] = {
     CampaignPhase.agreement: Span(0.02, 0.07),
     CampaignPhase.substitute: Span(0.07, 0.82),
     CampaignPhase.crafting: Span(0.82, 0.87),
+    CampaignPhase.attack: Span(0.07, 0.87),  # a query attack's search, in place of the substitute and crafting
     CampaignPhase.evaluation: Span(0.87, 0.97),
     CampaignPhase.saving: Span(0.97, 1.0),
     CampaignPhase.done: Span(1.0, 1.0),
@@ -46,11 +47,13 @@ _STAGE_PHASES: dict[Stage, CampaignPhase] = {
     "agreement": CampaignPhase.agreement,
     "substitute": CampaignPhase.substitute,
     "crafting": CampaignPhase.crafting,
+    "attack": CampaignPhase.attack,
     "evaluation": CampaignPhase.evaluation,
 }
 _QUERY_PHASES: dict[QueryPhase, CampaignPhase] = {
     "agreement": CampaignPhase.agreement,
     "labelling": CampaignPhase.substitute,
+    "attack": CampaignPhase.attack,
     "evaluation": CampaignPhase.evaluation,
     "baseline": CampaignPhase.evaluation,
 }

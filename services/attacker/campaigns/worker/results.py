@@ -11,12 +11,12 @@ from bbrange.attacker.engine import BlackBoxResult
 
 
 def campaign_results(result: BlackBoxResult) -> CampaignResults:
-    reports = result.substitute.reports
+    reports = result.substitute.reports if result.substitute is not None else []
     return CampaignResults.model_validate({
         **(result.report.as_dict() if result.report else {}),
         "substitute_accuracy": reports[-1].substitute_accuracy if reports else None,
         "oracle_agreement": reports[-1].oracle_agreement if reports else None,
-        "stop_reason": result.substitute.stop_reason,
+        "stop_reason": result.substitute.stop_reason if result.substitute is not None else None,
         "by_eps": [{"eps": s.eps, **s.report.as_dict()} for s in result.sizes] or None,
         # The attack's own measures (`Attack.measures`), under the keys it names
         **(result.measures.as_results() if result.measures is not None else {}),
@@ -33,4 +33,5 @@ def sample_set(inputs: CampaignInputs, result: BlackBoxResult) -> SampleSet:
         x_adv=result.x_adv[:n].astype(np.float32), y_true=inputs.y_eval[:n].astype(np.int64),
         label_before=result.label_before[:n].astype(np.int64), label_after=result.label_after.astype(np.int64),
         target=targets.astype(np.int64), success=result.success.astype(bool), l0=d.l0, l2=d.l2, linf=d.linf,
+        queries=None if result.queries_per_image is None else result.queries_per_image[:n].astype(np.int64),
     )

@@ -215,7 +215,7 @@ class _CampaignRun:
         result = run_blackbox_attack(self.counter, inputs.x0, inputs.x_eval, inputs.y_eval, engine_attack(spec),
                                      device=device, on_epoch=self.on_epoch, on_progress=self.on_stage)
         self.results = campaign_results(result)
-        if not result.substitute.completed:
+        if result.substitute is not None and not result.substitute.completed:
             raise BudgetSpent(result.stop_reason or "substitute training stopped")
 
         self.enter(CampaignPhase.saving)

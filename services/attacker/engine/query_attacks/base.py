@@ -4,6 +4,11 @@ the oracle itself, every image of the set advanced together through one `PerImag
 A subclass is a frozen dataclass of its settings that implements `search`: it drives `queries.ask` (and
 `queries.offer`) until every image's budget is spent or the attack is done, and returns nothing: what it found
 is what the oracle confirmed, read from `queries.result()`. It never labels through anything else.
+
+`craft_set` (crafting.py) runs `search` over the set in chunks of `batch_size` images, every question counted
+under the "attack" query phase; `measures` (measures.py) reads the distortion curve and the success at fixed
+sizes from what the search found. A targeted attack sets `target` (and `target_class` for "fixed"): its
+targets follow engine/target_classes.py, except "least_likely", which needs a substitute.
 """
 
 from __future__ import annotations
@@ -17,8 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from bbrange.attacker.engine.attack import Attack
-from bbrange.attacker.engine.query_attacks.budget import DEFAULT_CHECKPOINTS, Norm, PerImageQueries
+from bbrange.attacker.engine.attack import Attack, CraftedSet, CraftingContext, CraftingProgress
+from bbrange.attacker.engine.evaluation import Distortion
+from bbrange.attacker.engine.query_attacks.budget import DEFAULT_CHECKPOINTS, DecisionResult, Norm, PerImageQueries
+from bbrange.attacker.engine.query_attacks.crafting import craft_by_queries
+from bbrange.attacker.engine.query_attacks.measures import QueryMeasures, query_measures
+from bbrange.attacker.engine.target_classes import choose_targets
+from bbrange.attacker.engine.vocabulary import TargetChoice
 
 SearchProgress = Callable[[float], None]
 
@@ -34,10 +44,37 @@ class QueryAttack(Attack):
     max_queries_per_image: int = 1000
     checkpoints: tuple[int, ...] = DEFAULT_CHECKPOINTS
     batch_size: int = 100  # images advanced together (each step's queries of all of them in one call)
+    target: TargetChoice | None = None  # None: untargeted
+    target_class: int | None = None  # target = "fixed"
+    success_sizes: tuple[float, ...] | None = None  # sizes the success is read at (None: measures.SUCCESS_SIZES)
 
     def __post_init__(self) -> None:
         if self.norm not in self.norms:
             raise ValueError(f"{self.name} supports the norms {', '.join(self.norms)}, not {self.norm}")
+        if self.target == "least_likely":
+            raise ValueError(f"{self.name} has no substitute to find the least likely class: choose random, next or "
+                             "fixed targets")
+
+    def choose_targets(self, context: CraftingContext) -> np.ndarray | None:
+        if self.target is None:
+            return None
+        return choose_targets(self.target, context.label_before, context.num_classes, seed=context.seed,
+                              target_class=self.target_class)
+
+    def craft_set(self, context: CraftingContext, targets: np.ndarray | None,
+                  progress: CraftingProgress) -> CraftedSet:
+        """`search` over the set, `batch_size` images at a time; a campaign budget spent mid-search stops it, every
+        image keeping its best adversarial so far (the set's `stop_reason` says so)."""
+        return craft_by_queries(context, targets, self.search, norm=self.norm,
+                                max_queries_per_image=self.max_queries_per_image, checkpoints=self.checkpoints,
+                                batch_size=self.batch_size, progress=progress)
+
+    def measures(self, context: CraftingContext, x_adv: np.ndarray, targets: np.ndarray | None,
+                 crafted: Distortion) -> QueryMeasures | None:
+        """The distortion against queries and the success at fixed sizes beside noise of the same size."""
+        if not isinstance(context.details, DecisionResult):
+            return None
+        return query_measures(context, context.details, targets, self.max_queries_per_image, self.success_sizes)
 
     @abstractmethod
     def search(self, queries: PerImageQueries, starts: np.ndarray | None, rng: np.random.Generator,
@@ -63,5 +100,5 @@ class QueryAttack(Attack):
             moved = direction * size
         else:
             moved = rng.choice([-1.0, 1.0], size=delta.shape) * np.abs(delta).max(1, keepdims=True)
-        noisy: np.ndarray = np.clip(x.reshape(n, -1) + moved, 0.0, 1.0).reshape(x.shape).astype(np.float32)
-        return noisy
+        out: np.ndarray = np.clip(x.reshape(n, -1) + moved, 0.0, 1.0).reshape(x.shape).astype(np.float32)
+        return out

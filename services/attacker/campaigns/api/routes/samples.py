@@ -46,8 +46,10 @@ def list_samples(
             index=i, source=SourceImage(dataset=dataset, split=split, index=int(s.index[i])),
             adversarial_png=base64.b64encode(png_bytes(s.x_adv[i])).decode(),
             true_label=int(s.y_true[i]), oracle_label_before=int(s.label_before[i]),
-            oracle_label_after=int(s.label_after[i]), target=int(s.target[i]) if s.target[i] >= 0 else None,
+            oracle_label_after=int(s.label_after[i]) if s.label_after[i] >= 0 else None,
+            target=int(s.target[i]) if s.target[i] >= 0 else None,
             success=bool(s.success[i]), l0=float(s.l0[i]), l2=float(s.l2[i]), linf=float(s.linf[i]),
+            queries=int(s.queries[i]) if s.queries is not None else None,
         )
         for i in range(offset, min(offset + limit, len(s)))
     ]
@@ -57,7 +59,7 @@ def list_samples(
 
 @router.get("/samples.npz", response_class=FileResponse,
             responses={200: {"content": {NPZ_MEDIA_TYPE: {}}, "description": "NumPy .npz: index, x, x_adv, y_true, "
-                             "label_before, label_after, target, success, l0, l2, linf"},
+                             "label_before, label_after, target, success, l0, l2, linf (and queries, for a query attack)"},
                        **error_responses(401, 403, 404, 409, 503)})
 def download_samples(record: Campaign, svc: Services) -> FileResponse:
     """The exact float32 arrays and the labels, as an uncompressed .npz (numpy.load reads it)."""

@@ -53,6 +53,9 @@ class QueryCraftingSpec(CraftingSpec):
             raise ValueError("target and target_class are for targeted attacks: set targeted to true")
         if (self.target == "fixed") != (self.target_class is not None):
             raise ValueError("give target_class exactly when target is 'fixed'")
+        if self.target == "least_likely":
+            raise ValueError(f"{self.method} trains no substitute, which least_likely targets need: choose random, "
+                             "next or fixed")
         return self
 
     def label(self) -> str:

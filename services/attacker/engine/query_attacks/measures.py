@@ -1,0 +1,107 @@
+"""What a query attack measures of its set, from what its search found (`DecisionResult`): the distortion against
+queries used (median and interquartile range over the images at each checkpoint) and the success at fixed
+perturbation sizes beside random noise of the same norm and size on the same images (phase "baseline").
+
+An image with no adversarial yet at a checkpoint counts at the largest distortion its domain allows (L2: the
+diagonal of [0, 1]^D, L∞: 1), so that the quartiles are over every image, not only those already fooled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bbrange.attacker.engine.attack import CraftingContext
+from bbrange.attacker.engine.errors import BudgetExhausted
+from bbrange.attacker.engine.query_attacks.budget import DecisionResult, Norm
+from bbrange.attacker.engine.query_attacks.crafting import adversarial_criterion
+
+# Success at these sizes (MNIST's customary ones), per norm the attack minimises.
+SUCCESS_SIZES: dict[str, tuple[float, ...]] = {"l2": (1.5, 2.0, 3.0), "linf": (0.1, 0.2, 0.3)}
+LABEL_BATCH = 1000
+NOT_RELABELLED = ("the examples were confirmed adversarial by the oracle during the search and are not labelled "
+                  "again (no evaluation queries): transfer_rate is the search's success rate")
+
+
+@dataclass(frozen=True)
+class QueryMeasures:
+    norm: Norm
+    checkpoints: list[int]
+    median: list[float]
+    q1: list[float]
+    q3: list[float]
+    sizes: list[float]
+    success_rates: list[float]
+    noise_rates: list[float | None]
+    queries: np.ndarray  # per image
+    stop_reason: str | None = None  # the budget ran out during the search or its noise baseline
+
+    def as_results(self) -> dict[str, Any]:
+        return {
+            "distortion_by_queries": {"norm": self.norm, "queries": self.checkpoints, "median": self.median,
+                                      "q1": self.q1, "q3": self.q3},
+            "success_by_size": {"norm": self.norm, "points": [
+                {"size": s, "success_rate": r, "noise_rate": nr}
+                for s, r, nr in zip(self.sizes, self.success_rates, self.noise_rates, strict=True)]},
+            "queries_per_image": {"median": float(np.median(self.queries)) if len(self.queries) else None,
+                                  "max": int(self.queries.max()) if len(self.queries) else None,
+                                  "total": int(self.queries.sum())},
+            "evaluation_note": NOT_RELABELLED,
+            "query_attack_stop_reason": self.stop_reason,
+        }
+
+
+def query_measures(context: CraftingContext, result: DecisionResult, targets: np.ndarray | None,
+                   max_queries_per_image: int, sizes: tuple[float, ...] | None = None) -> QueryMeasures:
+    features = int(np.prod(context.x.shape[1:])) if context.x.ndim > 1 else 1
+    ceiling = float(np.sqrt(features)) if result.norm == "l2" else 1.0
+    # Checkpoints past the per-image budget would only repeat the last point.
+    keep = [k for k, c in enumerate(result.checkpoints) if c <= max_queries_per_image] or \
+        list(range(len(result.checkpoints)))
+    at = np.minimum(result.at_checkpoints[:, keep], ceiling)
+    quartiles = np.quantile(at, [0.25, 0.5, 0.75], axis=0) if len(at) else np.zeros((3, len(keep)))
+    sizes = sizes or SUCCESS_SIZES[result.norm]
+    success = [float(np.mean(result.success & (result.distortion <= s))) if len(result.success) else 0.0
+               for s in sizes]
+    noise_rates: list[float | None] = [None] * len(sizes)
+    stop = result.stop_reason
+    if context.noise_baseline and stop is None:
+        noise_rates, stop = _noise_at_sizes(context, targets, result.norm, sizes)
+    return QueryMeasures(result.norm, [result.checkpoints[k] for k in keep], _rounded(quartiles[1]),
+                         _rounded(quartiles[0]), _rounded(quartiles[2]), list(sizes), success, noise_rates,
+                         result.queries, stop)
+
+
+def noise_of_size(x: np.ndarray, size: float, norm: Norm, rng: np.random.Generator) -> np.ndarray:
+    """x moved by random noise of exactly `size` in `norm` (a uniform direction, or random signs), then clipped."""
+    n = len(x)
+    if norm == "l2":
+        direction = rng.standard_normal((n, int(np.prod(x.shape[1:]))))
+        direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
+        moved = direction * size
+    else:
+        moved = rng.choice([-1.0, 1.0], size=(n, int(np.prod(x.shape[1:])))) * size
+    return np.clip(x.reshape(n, -1) + moved, 0.0, 1.0).reshape(x.shape).astype(np.float32)
+
+
+def _noise_at_sizes(context: CraftingContext, targets: np.ndarray | None, norm: Norm,
+                    sizes: tuple[float, ...]) -> tuple[list[float | None], str | None]:
+    """The same success criterion for the images moved by random noise of each size, labelled by the oracle."""
+    adversarial = adversarial_criterion(context.label_before, targets)
+    rng = np.random.default_rng(context.seed + 1)
+    rates: list[float | None] = []
+    for size in sizes:
+        x_noise = noise_of_size(context.x, size, norm, rng)
+        try:
+            labels = np.concatenate([context.counter.label(x_noise[i : i + LABEL_BATCH], "baseline")
+                                     for i in range(0, len(x_noise), LABEL_BATCH)] or [np.zeros(0, np.int64)])
+        except BudgetExhausted as e:
+            return rates + [None] * (len(sizes) - len(rates)), f"{e}; the noise baseline at sizes ≥ {size:g} is missing"
+        rates.append(float(np.mean(adversarial(labels, np.arange(len(labels))))) if len(labels) else None)
+    return rates, None
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [round(float(v), 6) for v in values]
