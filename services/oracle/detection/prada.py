@@ -20,6 +20,7 @@ What differs from the reference code, so that a client costs a bounded amount of
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,12 +63,20 @@ class ClassSet:
     total_sq: float = 0.0
     threshold: float = 0.0
 
-    def add(self, z: np.ndarray, d: float, cap: int) -> None:
-        if len(self.points) < cap:
-            self.points = np.concatenate([self.points, z[None]])
-        else:
-            self.points[self.head] = z
-            self.head = (self.head + 1) % cap
+    def store(self, new: np.ndarray, cap: int) -> None:
+        """Put points into the ring in order, as many single insertions would (the oldest evicted first)."""
+        room = max(cap - len(self.points), 0)
+        if room:
+            self.points = np.concatenate([self.points, new[:room]])
+            new = new[room:]
+        k = len(new)
+        if k:  # of k insertions at head, head+1, ... only the last cap survive
+            kept = min(k, cap)
+            self.points[(self.head + np.arange(k - kept, k)) % cap] = new[k - kept :]
+            self.head = (self.head + k) % cap
+
+    def record(self, d: float) -> None:
+        """A point joined at distance d: D_Gc's sums and T_c move."""
         self.count += 1
         self.total += d
         self.total_sq += d * d
@@ -115,69 +124,93 @@ def shapiro_w(distances: np.ndarray, classes: np.ndarray, min_distances: int) ->
     return float(stats.shapiro(d).statistic)
 
 
-def _min_distances(z: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """For each row of z, the L2 distance to the nearest row of points (inf when there is none)."""
+# Distances are computed on the stored integer levels (z·255), so that squared distances are exact integers (an
+# exact repeat is exactly 0, a distance at a threshold compares the same whatever the batch): in float32 while
+# dim·255² < 2**24 (MNIST pooled: 196 dims), in float64 above.
+_CHUNK = 512  # inputs of one class compared pairwise at once: bounds the (chunk × chunk) matrix of a coalesced batch
+
+
+def _levels(z: np.ndarray) -> np.ndarray:
+    exact = np.float32 if z.shape[1] * 255**2 < 2**24 else np.float64
+    levels: np.ndarray = np.rint(z.astype(exact) * 255.0)
+    return levels
+
+
+def _nearest_sq(u: np.ndarray, u_sq: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """For each row of u (levels, squared norms u_sq), the squared level distance to the nearest row of points."""
     if len(points) == 0:
-        return np.full(len(z), np.inf, np.float32)
-    sq = (z * z).sum(1)[:, None] + (points * points).sum(1)[None, :] - 2.0 * (z @ points.T)
-    nearest: np.ndarray = np.sqrt(np.maximum(sq.min(1), 0.0))
+        return np.full(len(u), np.inf, np.float32)
+    sq = u_sq[:, None] + (points * points).sum(1)[None, :] - 2.0 * (u @ points.T)
+    nearest: np.ndarray = np.maximum(sq.min(1), 0.0)
     return nearest
 
 
 def update(state: PradaState, z: np.ndarray, labels: np.ndarray, config: DetectorConfig) -> None:
     """Feed one answered batch (vectors `z` from `project`, the oracle's `labels`) in order; W every `check_every`.
 
-    Distances to the points stored before the batch are computed at once; points added during the batch
-    are compared one by one (a point evicted during the batch still counts until the batch ends). Each
-    distance enters D divided by its class's natural spacing (`ClassSet.scale`), so that classes whose
-    images lie closer together (MNIST's ones) do not make D a mixture: a client asking class after
-    class is not an anomaly, a client stepping λ from its earlier queries is.
+    As if the inputs came one at a time, with one exception: a point evicted from its ring during the batch
+    still counts until the batch ends. Classes are independent, so each class's inputs are taken together:
+    their distances to the points stored before the batch and to each other in two matrix products, then a
+    loop of scalar steps in order (the threshold moves as points join; a point that joins lowers the later
+    inputs' distances by a row of the pairwise matrix). Each distance enters D divided by its class's
+    natural spacing (`ClassSet.scale`), so that classes whose images lie closer together (MNIST's ones) do
+    not make D a mixture: a client asking class after class is not an anomaly, a client stepping λ from its
+    earlier queries is.
     """
     z = np.asarray(z, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
-    before = np.full(len(z), np.inf, np.float32)
+    recorded = np.full(len(z), np.nan)  # each input's entry of D; NaN: none (a repeat, a first point, no scale yet)
     for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
         g = state.classes.get(int(c))
-        if g is not None:
-            rows = labels == c
-            before[rows] = _min_distances(z[rows], g.points)
-    added = np.empty_like(z)  # the points of this batch that joined their G_c, and their classes
-    added_class = np.full(len(z), -1, np.int64)
-    n_added = 0
-    new_d: list[float] = []
-    new_c: list[int] = []
-    since_check = 0
-    for i in range(len(z)):
-        c = int(labels[i])
-        state.queries += 1
-        since_check += 1
-        g = state.classes.get(c)
+        seen = [_levels(g.points)] if g is not None and len(g.points) else []  # what the batch's inputs compare to
+        joined: list[np.ndarray] = []
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            k, recorded[chunk] = _update_class(state, int(c), z[chunk], seen, config)
+            seen.append(_levels(z[chunk[k]]))
+            joined.append(z[chunk[k]])
+        state.classes[int(c)].store(np.concatenate(joined), config.max_per_class)
+    queries = state.queries
+    for start in range(0, len(z), config.check_every):
+        end = min(start + config.check_every, len(z))
+        kept = np.flatnonzero(~np.isnan(recorded[start:end])) + start
+        state.queries = queries + end
+        _check(state, recorded[kept].tolist(), labels[kept].tolist(), config)
+
+
+def _update_class(state: PradaState, c: int, z: np.ndarray, seen: list[np.ndarray],
+                  config: DetectorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs z (in order, all of class c) against the levels `seen` and each other: G_c's sums and the
+    repeats move. Returns the indices of the inputs that joined G_c, and each input's entry of D (or NaN)."""
+    u = _levels(z)
+    u_sq = (u * u).sum(1)
+    best = np.full(len(z), np.inf)
+    for points in seen:
+        np.minimum(best, _nearest_sq(u, u_sq, points), out=best)
+    pair = np.maximum(u_sq[:, None] + u_sq[None, :] - 2.0 * (u @ u.T), 0.0)
+    recorded = np.full(len(z), np.nan)
+    duplicate = config.duplicate_distance
+    g = state.classes.get(c)
+    joined: list[int] = []
+    for k in range(len(z)):
         if g is None:
             g = state.classes[c] = state.new_class()
-            g.add(z[i], 0.0, config.max_per_class)  # the reference code starts D_Gc with a 0
-            added[n_added], added_class[n_added] = z[i], c
-            n_added += 1
+            g.record(0.0)  # the reference code starts D_Gc with a 0
         else:
-            d = float(before[i])
-            if n_added:
-                fresh = added[:n_added][added_class[:n_added] == c]
-                if len(fresh):
-                    diff = fresh - z[i]
-                    d = min(d, float(np.sqrt(np.einsum("ij,ij->i", diff, diff).min())))
-            if d < config.duplicate_distance:
+            d = math.sqrt(best[k]) / 255.0
+            if d < duplicate:
                 state.repeats += 1
-            else:
-                scale = g.scale
-                if scale is not None:
-                    new_d.append(d / scale)
-                    new_c.append(c)
-                if d > g.threshold:
-                    g.add(z[i], d, config.max_per_class)
-                    added[n_added], added_class[n_added] = z[i], c
-                    n_added += 1
-        if since_check >= config.check_every or i == len(z) - 1:
-            _check(state, new_d, new_c, config)
-            new_d, new_c, since_check = [], [], 0
+                continue
+            scale = g.scale
+            if scale is not None:
+                recorded[k] = d / scale
+            if d <= g.threshold:
+                continue
+            g.record(d)
+        joined.append(k)
+        np.minimum(best[k + 1 :], pair[k, k + 1 :], out=best[k + 1 :])  # the later inputs see the point that joined
+    return np.asarray(joined, np.int64), recorded
 
 
 def _check(state: PradaState, new_d: list[float], new_c: list[int], config: DetectorConfig) -> None:
