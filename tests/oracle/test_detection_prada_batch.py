@@ -4,30 +4,61 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from bbrange.oracle.detection import prada
 from bbrange.oracle.detection.config import DetectorConfig
 
 
 def _reference_add(g: prada.ClassSet, z: np.ndarray, d: float, cap: int) -> None:
-    if len(g.points) < cap:
-        g.points = np.concatenate([g.points, z[None]])
+    level = np.rint(z * 255.0).astype(np.float32)
+    if len(g.levels) < cap:
+        g.levels = np.concatenate([g.levels, level[None]])
     else:
-        g.points[g.head] = z
+        g.levels[g.head] = level
         g.head = (g.head + 1) % cap
     g.record(d)
 
 
+def reference_shapiro_w(distances: np.ndarray, classes: np.ndarray, min_distances: int) -> float | None:
+    if len(distances) <= min_distances:
+        return None
+    labels, counts = np.unique(classes, return_counts=True)
+    d = distances[np.isin(classes, labels[counts >= prada.MIN_PER_CLASS])].astype(np.float64)
+    if len(d) <= min_distances:
+        return None
+    mean, std = d.mean(), d.std()
+    if std > 0:
+        d = d[np.abs(d - mean) < 3 * std]
+    if len(d) <= min_distances or np.ptp(d) == 0:
+        return 0.0 if len(d) > min_distances else None
+    return float(stats.shapiro(d).statistic)
+
+
+def reference_check(state: prada.PradaState, new_d: list[float], new_c: list[int], config: DetectorConfig) -> None:
+    if not new_d:
+        return
+    state.distances = np.concatenate([state.distances, np.asarray(new_d, np.float32)])[-config.window:]
+    state.distance_classes = np.concatenate([state.distance_classes, np.asarray(new_c, np.int16)])[-config.window:]
+    w = reference_shapiro_w(state.distances, state.distance_classes, config.min_distances)
+    if w is not None:
+        state.statistic = w
+        state.min_statistic = w if state.min_statistic is None else min(state.min_statistic, w)
+        if w < config.delta and state.alarm_at is None:
+            state.alarm_at = state.queries
+
+
 def reference_update(state: prada.PradaState, z: np.ndarray, labels: np.ndarray, config: DetectorConfig) -> None:
-    """The update as it was before it was batched: one input after the other (kept here as the specification)."""
+    """The update as it was before it was batched: one input after the other, the check through scipy's shapiro
+    (kept here as the specification; only G_c's points are kept as levels now)."""
     z = np.asarray(z, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
     before = np.full(len(z), np.inf, np.float32)
     for c in np.unique(labels):
         g = state.classes.get(int(c))
-        if g is not None and len(g.points):
+        if g is not None and len(g.levels):
             rows = labels == c
-            p = g.points
+            p = g.levels / np.float32(255.0)  # the points as they were stored: float32 in [0, 1]
             sq = (z[rows] ** 2).sum(1)[:, None] + (p * p).sum(1)[None, :] - 2.0 * (z[rows] @ p.T)
             before[rows] = np.sqrt(np.maximum(sq.min(1), 0.0))
     added = np.empty_like(z)
@@ -65,7 +96,7 @@ def reference_update(state: prada.PradaState, z: np.ndarray, labels: np.ndarray,
                     added[n_added], added_class[n_added] = z[i], c
                     n_added += 1
         if since_check >= config.check_every or i == len(z) - 1:
-            prada._check(state, new_d, new_c, config)
+            reference_check(state, new_d, new_c, config)
             new_d, new_c, since_check = [], [], 0
 
 
@@ -97,7 +128,7 @@ def assert_same_state(a: prada.PradaState, b: prada.PradaState) -> None:
     for c, g in a.classes.items():
         h = b.classes[c]
         assert (g.head, g.count) == (h.head, h.count), c
-        np.testing.assert_allclose(g.points, h.points, atol=1e-6)
+        np.testing.assert_array_equal(g.levels, h.levels)
         assert g.total == pytest.approx(h.total, rel=TOL) and g.total_sq == pytest.approx(h.total_sq, rel=TOL)
         assert g.threshold == pytest.approx(h.threshold, rel=TOL, abs=1e-6)
     np.testing.assert_allclose(a.distances, b.distances, rtol=TOL)

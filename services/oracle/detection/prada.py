@@ -28,6 +28,11 @@ from scipy import stats
 
 from bbrange.oracle.detection.config import DetectorConfig
 
+try:
+    from scipy.stats._morestats import swilk as _swilk
+except ImportError:  # a private name: shapiro_w falls back on stats.shapiro
+    _swilk = None
+
 MIN_PER_CLASS = 10  # the reference code's: classes with fewer distances are left out of D
 
 
@@ -54,9 +59,9 @@ def stored_size(input_shape: tuple[int, ...], config: DetectorConfig) -> int:
 
 @dataclass
 class ClassSet:
-    """G_c: a ring of stored points (float32 while in memory), and the running sums of their distances for T_c."""
+    """G_c: a ring of stored points, and the running sums of their distances for T_c."""
 
-    points: np.ndarray  # (n, dim) float32, n <= max_per_class
+    levels: np.ndarray  # (n, dim) float32, n <= max_per_class: the points as their quantisation levels (z·255, 0..255)
     head: int = 0  # where the next point goes once the ring is full
     count: int = 0  # points ever added (D_Gc's size, the reference code's initial 0 included)
     total: float = 0.0
@@ -64,15 +69,16 @@ class ClassSet:
     threshold: float = 0.0
 
     def store(self, new: np.ndarray, cap: int) -> None:
-        """Put points into the ring in order, as many single insertions would (the oldest evicted first)."""
-        room = max(cap - len(self.points), 0)
+        """Put points (as levels) into the ring in order, as many single insertions would (the oldest evicted first)."""
+        new = new.astype(np.float32, copy=False)
+        room = max(cap - len(self.levels), 0)
         if room:
-            self.points = np.concatenate([self.points, new[:room]])
+            self.levels = np.concatenate([self.levels, new[:room]])
             new = new[room:]
         k = len(new)
         if k:  # of k insertions at head, head+1, ... only the last cap survive
             kept = min(k, cap)
-            self.points[(self.head + np.arange(k - kept, k)) % cap] = new[k - kept :]
+            self.levels[(self.head + np.arange(k - kept, k)) % cap] = new[k - kept :]
             self.head = (self.head + k) % cap
 
     def record(self, d: float) -> None:
@@ -112,8 +118,8 @@ def shapiro_w(distances: np.ndarray, classes: np.ndarray, min_distances: int) ->
     """W of the distance set, as the reference code computes it; None while there are too few distances."""
     if len(distances) <= min_distances:
         return None
-    labels, counts = np.unique(classes, return_counts=True)
-    d = distances[np.isin(classes, labels[counts >= MIN_PER_CLASS])].astype(np.float64)
+    shifted = classes.astype(np.int64) - int(classes.min())
+    d = distances[np.bincount(shifted)[shifted] >= MIN_PER_CLASS].astype(np.float64)
     if len(d) <= min_distances:
         return None
     mean, std = d.mean(), d.std()
@@ -121,7 +127,17 @@ def shapiro_w(distances: np.ndarray, classes: np.ndarray, min_distances: int) ->
         d = d[np.abs(d - mean) < 3 * std]
     if len(d) <= min_distances or np.ptp(d) == 0:
         return 0.0 if len(d) > min_distances else None  # all equal: as regular as a stream can be
-    return float(stats.shapiro(d).statistic)
+    return _shapiro(d)
+
+
+def _shapiro(d: np.ndarray) -> float:
+    """scipy.stats.shapiro's W: its Fortran routine called as shapiro calls it, without the wrapper that costs
+    ten times as much (~100 µs, paid at every check); shapiro itself where scipy no longer has the routine."""
+    if _swilk is None:
+        return float(stats.shapiro(d).statistic)
+    y = np.sort(d)
+    y -= d[len(d) // 2]  # as shapiro does (scipy gh-15777)
+    return float(_swilk(y, np.zeros(len(d) // 2), 0)[0])
 
 
 # Distances are computed on the stored integer levels (z·255), so that squared distances are exact integers (an
@@ -132,14 +148,15 @@ _CHUNK = 512  # inputs of one class compared pairwise at once: bounds the (chunk
 
 def _levels(z: np.ndarray) -> np.ndarray:
     exact = np.float32 if z.shape[1] * 255**2 < 2**24 else np.float64
-    levels: np.ndarray = np.rint(z.astype(exact) * 255.0)
+    levels: np.ndarray = z.astype(exact)
+    levels *= 255.0
+    np.rint(levels, out=levels)
     return levels
 
 
 def _nearest_sq(u: np.ndarray, u_sq: np.ndarray, points: np.ndarray) -> np.ndarray:
     """For each row of u (levels, squared norms u_sq), the squared level distance to the nearest row of points."""
-    if len(points) == 0:
-        return np.full(len(u), np.inf, np.float32)
+    points = points.astype(u.dtype, copy=False)
     sq = u_sq[:, None] + (points * points).sum(1)[None, :] - 2.0 * (u @ points.T)
     nearest: np.ndarray = np.maximum(sq.min(1), 0.0)
     return nearest
@@ -159,18 +176,22 @@ def update(state: PradaState, z: np.ndarray, labels: np.ndarray, config: Detecto
     """
     z = np.asarray(z, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
+    u = _levels(z)
+    u_sq = (u * u).sum(1)
     recorded = np.full(len(z), np.nan)  # each input's entry of D; NaN: none (a repeat, a first point, no scale yet)
-    for c in np.unique(labels):
+    for c in np.unique(labels).tolist():
         rows = np.flatnonzero(labels == c)
-        g = state.classes.get(int(c))
-        seen = [_levels(g.points)] if g is not None and len(g.points) else []  # what the batch's inputs compare to
+        g = state.classes.get(c)
+        seen = [g.levels] if g is not None and len(g.levels) else []  # what the batch's inputs compare to
         joined: list[np.ndarray] = []
         for start in range(0, len(rows), _CHUNK):
             chunk = rows[start : start + _CHUNK]
-            k, recorded[chunk] = _update_class(state, int(c), z[chunk], seen, config)
-            seen.append(_levels(z[chunk[k]]))
-            joined.append(z[chunk[k]])
-        state.classes[int(c)].store(np.concatenate(joined), config.max_per_class)
+            k, recorded[chunk] = _update_class(state, c, u[chunk], u_sq[chunk], seen, config)
+            if len(k):
+                seen.append(u[chunk[k]])
+                joined.append(chunk[k])
+        if joined:
+            state.classes[c].store(u[np.concatenate(joined)], config.max_per_class)
     queries = state.queries
     for start in range(0, len(z), config.check_every):
         end = min(start + config.check_every, len(z))
@@ -179,21 +200,19 @@ def update(state: PradaState, z: np.ndarray, labels: np.ndarray, config: Detecto
         _check(state, recorded[kept].tolist(), labels[kept].tolist(), config)
 
 
-def _update_class(state: PradaState, c: int, z: np.ndarray, seen: list[np.ndarray],
+def _update_class(state: PradaState, c: int, u: np.ndarray, u_sq: np.ndarray, seen: list[np.ndarray],
                   config: DetectorConfig) -> tuple[np.ndarray, np.ndarray]:
-    """The inputs z (in order, all of class c) against the levels `seen` and each other: G_c's sums and the
-    repeats move. Returns the indices of the inputs that joined G_c, and each input's entry of D (or NaN)."""
-    u = _levels(z)
-    u_sq = (u * u).sum(1)
-    best = np.full(len(z), np.inf)
-    for points in seen:
+    """The inputs u (levels, in order, all of class c) against the levels `seen` and each other: G_c's sums
+    and the repeats move. Returns the indices of the inputs that joined G_c, and each input's entry of D."""
+    best = _nearest_sq(u, u_sq, seen[0]).astype(np.float64) if seen else np.full(len(u), np.inf)
+    for points in seen[1:]:
         np.minimum(best, _nearest_sq(u, u_sq, points), out=best)
-    pair = np.maximum(u_sq[:, None] + u_sq[None, :] - 2.0 * (u @ u.T), 0.0)
-    recorded = np.full(len(z), np.nan)
+    pair = np.maximum(u_sq[:, None] + u_sq[None, :] - 2.0 * (u @ u.T), 0.0) if len(u) > 1 else None
+    recorded = np.full(len(u), np.nan)
     duplicate = config.duplicate_distance
     g = state.classes.get(c)
     joined: list[int] = []
-    for k in range(len(z)):
+    for k in range(len(u)):
         if g is None:
             g = state.classes[c] = state.new_class()
             g.record(0.0)  # the reference code starts D_Gc with a 0
@@ -209,7 +228,8 @@ def _update_class(state: PradaState, c: int, z: np.ndarray, seen: list[np.ndarra
                 continue
             g.record(d)
         joined.append(k)
-        np.minimum(best[k + 1 :], pair[k, k + 1 :], out=best[k + 1 :])  # the later inputs see the point that joined
+        if pair is not None:  # the later inputs see the point that joined
+            np.minimum(best[k + 1 :], pair[k, k + 1 :], out=best[k + 1 :])
     return np.asarray(joined, np.int64), recorded
 
 
