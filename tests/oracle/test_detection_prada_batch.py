@@ -184,3 +184,15 @@ def test_an_empty_batch_changes_nothing():
     state = prada.PradaState(16)
     prada.update(state, np.zeros((0, 16), np.float32), np.zeros(0, np.int64), DetectorConfig())
     assert state.queries == 0 and not state.classes
+
+
+def test_an_exact_repeat_is_at_distance_zero_even_at_full_intensity():
+    """Squared distances are exact integers of levels: no rounding makes a repeat look like a new point."""
+    config = DetectorConfig(pool=1, duplicate_distance=1e-9)
+    rng = np.random.default_rng(3)
+    x = rng.integers(200, 256, (2, 1, 14, 14)).astype(np.float32) / 255.0
+    z = prada.project(np.concatenate([x, x]), config)  # each point, then both again (same batch)
+    state = prada.PradaState(196)
+    prada.update(state, z, np.zeros(4, np.int64), config)
+    prada.update(state, z[:2], np.zeros(2, np.int64), config)  # and again, against the stored points
+    assert state.repeats == 4 and len(state.classes[0].levels) == 2

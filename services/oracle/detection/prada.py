@@ -142,7 +142,8 @@ def _shapiro(d: np.ndarray) -> float:
 
 # Distances are computed on the stored integer levels (z·255), so that squared distances are exact integers (an
 # exact repeat is exactly 0, a distance at a threshold compares the same whatever the batch): in float32 while
-# dim·255² < 2**24 (MNIST pooled: 196 dims), in float64 above.
+# dim·255² < 2**24 (MNIST pooled: 196 dims), in float64 above. ‖a−b‖² is summed as (‖b‖² − 2a·b) + ‖a‖², whose
+# every partial result lies within ±dim·255² (‖a‖² + ‖b‖² first could reach twice that and round).
 _CHUNK = 512  # inputs of one class compared pairwise at once: bounds the (chunk × chunk) matrix of a coalesced batch
 
 
@@ -157,8 +158,8 @@ def _levels(z: np.ndarray) -> np.ndarray:
 def _nearest_sq(u: np.ndarray, u_sq: np.ndarray, points: np.ndarray) -> np.ndarray:
     """For each row of u (levels, squared norms u_sq), the squared level distance to the nearest row of points."""
     points = points.astype(u.dtype, copy=False)
-    sq = u_sq[:, None] + (points * points).sum(1)[None, :] - 2.0 * (u @ points.T)
-    nearest: np.ndarray = np.maximum(sq.min(1), 0.0)
+    partial = np.einsum("ij,ij->i", points, points)[None, :] - 2.0 * (u @ points.T)
+    nearest: np.ndarray = np.maximum(partial.min(1) + u_sq, 0.0)
     return nearest
 
 
@@ -177,7 +178,7 @@ def update(state: PradaState, z: np.ndarray, labels: np.ndarray, config: Detecto
     z = np.asarray(z, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
     u = _levels(z)
-    u_sq = (u * u).sum(1)
+    u_sq = np.einsum("ij,ij->i", u, u)
     recorded = np.full(len(z), np.nan)  # each input's entry of D; NaN: none (a repeat, a first point, no scale yet)
     for c in np.unique(labels).tolist():
         rows = np.flatnonzero(labels == c)
@@ -207,7 +208,10 @@ def _update_class(state: PradaState, c: int, u: np.ndarray, u_sq: np.ndarray, se
     best = _nearest_sq(u, u_sq, seen[0]).astype(np.float64) if seen else np.full(len(u), np.inf)
     for points in seen[1:]:
         np.minimum(best, _nearest_sq(u, u_sq, points), out=best)
-    pair = np.maximum(u_sq[:, None] + u_sq[None, :] - 2.0 * (u @ u.T), 0.0) if len(u) > 1 else None
+    pair = None
+    if len(u) > 1:
+        pair = u_sq[None, :] - 2.0 * (u @ u.T)
+        pair += u_sq[:, None]
     recorded = np.full(len(u), np.nan)
     duplicate = config.duplicate_distance
     g = state.classes.get(c)
