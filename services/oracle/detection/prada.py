@@ -212,6 +212,7 @@ def _update_class(state: PradaState, c: int, u: np.ndarray, u_sq: np.ndarray, se
     if len(u) > 1:
         pair = u_sq[None, :] - 2.0 * (u @ u.T)
         pair += u_sq[:, None]
+        np.maximum(pair, 0.0, out=pair)
     recorded = np.full(len(u), np.nan)
     duplicate = config.duplicate_distance
     g = state.classes.get(c)
