@@ -68,7 +68,7 @@ def test_repeats_are_skipped_not_counted_as_zero_distances(mnist_test):
 def test_memory_is_bounded_whatever_the_client_sends(mnist_test):
     config = DetectorConfig(max_per_class=16, window=100)
     state = feed(mnist_test.x[:3000], mnist_test.y[:3000], config, batch=500)
-    assert all(len(g.points) <= 16 for g in state.classes.values())
+    assert all(len(g.levels) <= 16 for g in state.classes.values())
     assert len(state.distances) <= 100 == len(state.distance_classes)
 
 

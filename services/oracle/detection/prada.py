@@ -20,12 +20,18 @@ What differs from the reference code, so that a client costs a bounded amount of
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
 
 from bbrange.oracle.detection.config import DetectorConfig
+
+try:
+    from scipy.stats._morestats import swilk as _swilk
+except ImportError:  # a private name: shapiro_w falls back on stats.shapiro
+    _swilk = None
 
 MIN_PER_CLASS = 10  # the reference code's: classes with fewer distances are left out of D
 
@@ -53,21 +59,30 @@ def stored_size(input_shape: tuple[int, ...], config: DetectorConfig) -> int:
 
 @dataclass
 class ClassSet:
-    """G_c: a ring of stored points (float32 while in memory), and the running sums of their distances for T_c."""
+    """G_c: a ring of stored points, and the running sums of their distances for T_c."""
 
-    points: np.ndarray  # (n, dim) float32, n <= max_per_class
+    levels: np.ndarray  # (n, dim) float32, n <= max_per_class: the points as their quantisation levels (z·255, 0..255)
     head: int = 0  # where the next point goes once the ring is full
     count: int = 0  # points ever added (D_Gc's size, the reference code's initial 0 included)
     total: float = 0.0
     total_sq: float = 0.0
     threshold: float = 0.0
 
-    def add(self, z: np.ndarray, d: float, cap: int) -> None:
-        if len(self.points) < cap:
-            self.points = np.concatenate([self.points, z[None]])
-        else:
-            self.points[self.head] = z
-            self.head = (self.head + 1) % cap
+    def store(self, new: np.ndarray, cap: int) -> None:
+        """Put points (as levels) into the ring in order, as many single insertions would (the oldest evicted first)."""
+        new = new.astype(np.float32, copy=False)
+        room = max(cap - len(self.levels), 0)
+        if room:
+            self.levels = np.concatenate([self.levels, new[:room]])
+            new = new[room:]
+        k = len(new)
+        if k:  # of k insertions at head, head+1, ... only the last cap survive
+            kept = min(k, cap)
+            self.levels[(self.head + np.arange(k - kept, k)) % cap] = new[k - kept :]
+            self.head = (self.head + k) % cap
+
+    def record(self, d: float) -> None:
+        """A point joined at distance d: D_Gc's sums and T_c move."""
         self.count += 1
         self.total += d
         self.total_sq += d * d
@@ -103,8 +118,8 @@ def shapiro_w(distances: np.ndarray, classes: np.ndarray, min_distances: int) ->
     """W of the distance set, as the reference code computes it; None while there are too few distances."""
     if len(distances) <= min_distances:
         return None
-    labels, counts = np.unique(classes, return_counts=True)
-    d = distances[np.isin(classes, labels[counts >= MIN_PER_CLASS])].astype(np.float64)
+    shifted = classes.astype(np.int64) - int(classes.min())
+    d = distances[np.bincount(shifted)[shifted] >= MIN_PER_CLASS].astype(np.float64)
     if len(d) <= min_distances:
         return None
     mean, std = d.mean(), d.std()
@@ -112,72 +127,115 @@ def shapiro_w(distances: np.ndarray, classes: np.ndarray, min_distances: int) ->
         d = d[np.abs(d - mean) < 3 * std]
     if len(d) <= min_distances or np.ptp(d) == 0:
         return 0.0 if len(d) > min_distances else None  # all equal: as regular as a stream can be
-    return float(stats.shapiro(d).statistic)
+    return _shapiro(d)
 
 
-def _min_distances(z: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """For each row of z, the L2 distance to the nearest row of points (inf when there is none)."""
-    if len(points) == 0:
-        return np.full(len(z), np.inf, np.float32)
-    sq = (z * z).sum(1)[:, None] + (points * points).sum(1)[None, :] - 2.0 * (z @ points.T)
-    nearest: np.ndarray = np.sqrt(np.maximum(sq.min(1), 0.0))
+def _shapiro(d: np.ndarray) -> float:
+    """scipy.stats.shapiro's W: its Fortran routine called as shapiro calls it, without the wrapper that costs
+    ten times as much (~100 µs, paid at every check); shapiro itself where scipy no longer has the routine."""
+    if _swilk is None:
+        return float(stats.shapiro(d).statistic)
+    y = np.sort(d)
+    y -= d[len(d) // 2]  # as shapiro does (scipy gh-15777)
+    return float(_swilk(y, np.zeros(len(d) // 2), 0)[0])
+
+
+# Distances are computed on the stored integer levels (z·255), so that squared distances are exact integers (an
+# exact repeat is exactly 0, a distance at a threshold compares the same whatever the batch): in float32 while
+# dim·255² < 2**24 (MNIST pooled: 196 dims), in float64 above. ‖a−b‖² is summed as (‖b‖² − 2a·b) + ‖a‖², whose
+# every partial result lies within ±dim·255² (‖a‖² + ‖b‖² first could reach twice that and round).
+_CHUNK = 512  # inputs of one class compared pairwise at once: bounds the (chunk × chunk) matrix of a coalesced batch
+
+
+def _levels(z: np.ndarray) -> np.ndarray:
+    exact = np.float32 if z.shape[1] * 255**2 < 2**24 else np.float64
+    levels: np.ndarray = z.astype(exact)
+    levels *= 255.0
+    np.rint(levels, out=levels)
+    return levels
+
+
+def _nearest_sq(u: np.ndarray, u_sq: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """For each row of u (levels, squared norms u_sq), the squared level distance to the nearest row of points."""
+    points = points.astype(u.dtype, copy=False)
+    partial = np.einsum("ij,ij->i", points, points)[None, :] - 2.0 * (u @ points.T)
+    nearest: np.ndarray = np.maximum(partial.min(1) + u_sq, 0.0)
     return nearest
 
 
 def update(state: PradaState, z: np.ndarray, labels: np.ndarray, config: DetectorConfig) -> None:
     """Feed one answered batch (vectors `z` from `project`, the oracle's `labels`) in order; W every `check_every`.
 
-    Distances to the points stored before the batch are computed at once; points added during the batch
-    are compared one by one (a point evicted during the batch still counts until the batch ends). Each
-    distance enters D divided by its class's natural spacing (`ClassSet.scale`), so that classes whose
-    images lie closer together (MNIST's ones) do not make D a mixture: a client asking class after
-    class is not an anomaly, a client stepping λ from its earlier queries is.
+    As if the inputs came one at a time, with one exception: a point evicted from its ring during the batch
+    still counts until the batch ends. Classes are independent, so each class's inputs are taken together:
+    their distances to the points stored before the batch and to each other in two matrix products, then a
+    loop of scalar steps in order (the threshold moves as points join; a point that joins lowers the later
+    inputs' distances by a row of the pairwise matrix). Each distance enters D divided by its class's
+    natural spacing (`ClassSet.scale`), so that classes whose images lie closer together (MNIST's ones) do
+    not make D a mixture: a client asking class after class is not an anomaly, a client stepping λ from its
+    earlier queries is.
     """
     z = np.asarray(z, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
-    before = np.full(len(z), np.inf, np.float32)
-    for c in np.unique(labels):
-        g = state.classes.get(int(c))
-        if g is not None:
-            rows = labels == c
-            before[rows] = _min_distances(z[rows], g.points)
-    added = np.empty_like(z)  # the points of this batch that joined their G_c, and their classes
-    added_class = np.full(len(z), -1, np.int64)
-    n_added = 0
-    new_d: list[float] = []
-    new_c: list[int] = []
-    since_check = 0
-    for i in range(len(z)):
-        c = int(labels[i])
-        state.queries += 1
-        since_check += 1
+    u = _levels(z)
+    u_sq = np.einsum("ij,ij->i", u, u)
+    recorded = np.full(len(z), np.nan)  # each input's entry of D; NaN: none (a repeat, a first point, no scale yet)
+    for c in np.unique(labels).tolist():
+        rows = np.flatnonzero(labels == c)
         g = state.classes.get(c)
+        seen = [g.levels] if g is not None and len(g.levels) else []  # what the batch's inputs compare to
+        joined: list[np.ndarray] = []
+        for start in range(0, len(rows), _CHUNK):
+            chunk = rows[start : start + _CHUNK]
+            k, recorded[chunk] = _update_class(state, c, u[chunk], u_sq[chunk], seen, config)
+            if len(k):
+                seen.append(u[chunk[k]])
+                joined.append(chunk[k])
+        if joined:
+            state.classes[c].store(u[np.concatenate(joined)], config.max_per_class)
+    queries = state.queries
+    for start in range(0, len(z), config.check_every):
+        end = min(start + config.check_every, len(z))
+        kept = np.flatnonzero(~np.isnan(recorded[start:end])) + start
+        state.queries = queries + end
+        _check(state, recorded[kept].tolist(), labels[kept].tolist(), config)
+
+
+def _update_class(state: PradaState, c: int, u: np.ndarray, u_sq: np.ndarray, seen: list[np.ndarray],
+                  config: DetectorConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs u (levels, in order, all of class c) against the levels `seen` and each other: G_c's sums
+    and the repeats move. Returns the indices of the inputs that joined G_c, and each input's entry of D."""
+    best = _nearest_sq(u, u_sq, seen[0]).astype(np.float64) if seen else np.full(len(u), np.inf)
+    for points in seen[1:]:
+        np.minimum(best, _nearest_sq(u, u_sq, points), out=best)
+    pair = None
+    if len(u) > 1:
+        pair = u_sq[None, :] - 2.0 * (u @ u.T)
+        pair += u_sq[:, None]
+        np.maximum(pair, 0.0, out=pair)
+    recorded = np.full(len(u), np.nan)
+    duplicate = config.duplicate_distance
+    g = state.classes.get(c)
+    joined: list[int] = []
+    for k in range(len(u)):
         if g is None:
             g = state.classes[c] = state.new_class()
-            g.add(z[i], 0.0, config.max_per_class)  # the reference code starts D_Gc with a 0
-            added[n_added], added_class[n_added] = z[i], c
-            n_added += 1
+            g.record(0.0)  # the reference code starts D_Gc with a 0
         else:
-            d = float(before[i])
-            if n_added:
-                fresh = added[:n_added][added_class[:n_added] == c]
-                if len(fresh):
-                    diff = fresh - z[i]
-                    d = min(d, float(np.sqrt(np.einsum("ij,ij->i", diff, diff).min())))
-            if d < config.duplicate_distance:
+            d = math.sqrt(best[k]) / 255.0
+            if d < duplicate:
                 state.repeats += 1
-            else:
-                scale = g.scale
-                if scale is not None:
-                    new_d.append(d / scale)
-                    new_c.append(c)
-                if d > g.threshold:
-                    g.add(z[i], d, config.max_per_class)
-                    added[n_added], added_class[n_added] = z[i], c
-                    n_added += 1
-        if since_check >= config.check_every or i == len(z) - 1:
-            _check(state, new_d, new_c, config)
-            new_d, new_c, since_check = [], [], 0
+                continue
+            scale = g.scale
+            if scale is not None:
+                recorded[k] = d / scale
+            if d <= g.threshold:
+                continue
+            g.record(d)
+        joined.append(k)
+        if pair is not None:  # the later inputs see the point that joined
+            np.minimum(best[k + 1 :], pair[k, k + 1 :], out=best[k + 1 :])
+    return np.asarray(joined, np.int64), recorded
 
 
 def _check(state: PradaState, new_d: list[float], new_c: list[int], config: DetectorConfig) -> None:

@@ -62,7 +62,7 @@ async def _view(client_id: str, detector: Detector, ledger: LedgerDep, predictor
         models.append(ModelDetection(
             model=name, policy=client.policy or config.policy, config=config, queries=state.queries,
             repeats=state.repeats, statistic=state.statistic, alarm_at=state.alarm_at,
-            distances=len(state.distances), stored_points={c: len(g.points) for c, g in sorted(state.classes.items())},
+            distances=len(state.distances), stored_points={c: len(g.levels) for c, g in sorted(state.classes.items())},
             max_bytes=config.bytes_per_client(dim, served.card.num_classes),
         ))
     flag = client.flag

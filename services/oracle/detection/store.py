@@ -49,13 +49,13 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _stored(points: np.ndarray) -> bytes:
-    return bytes(np.rint(np.clip(points, 0.0, 1.0) * 255.0).astype(np.uint8).tobytes())
+def _stored(levels: np.ndarray) -> bytes:
+    return bytes(np.rint(np.clip(levels, 0.0, 255.0)).astype(np.uint8).tobytes())
 
 
 def _loaded(raw: bytes, dim: int) -> np.ndarray:
-    points: np.ndarray = np.frombuffer(raw, np.uint8).reshape(-1, dim).astype(np.float32) / np.float32(255.0)
-    return points
+    levels: np.ndarray = np.frombuffer(raw, np.uint8).reshape(-1, dim).astype(np.float32)
+    return levels
 
 
 def encode_state(state: PradaState, touched: set[int] | None = None) -> dict[str, bytes]:
@@ -64,7 +64,7 @@ def encode_state(state: PradaState, touched: set[int] | None = None) -> dict[str
     for c, g in state.classes.items():
         if touched is not None and c not in touched:
             continue
-        fields[f"g:{c}"] = _stored(g.points)
+        fields[f"g:{c}"] = _stored(g.levels)
         fields[f"s:{c}"] = np.array([(g.head, g.count, g.total, g.total_sq, g.threshold)], _SUMS).tobytes()
     fields["d"] = state.distances.astype(np.float32).tobytes()
     fields["dc"] = state.distance_classes.astype(np.int16).tobytes()
