@@ -63,4 +63,5 @@ class QueryAttack(Attack):
             moved = direction * size
         else:
             moved = rng.choice([-1.0, 1.0], size=delta.shape) * np.abs(delta).max(1, keepdims=True)
-        return np.clip(x.reshape(n, -1) + moved, 0.0, 1.0).reshape(x.shape).astype(np.float32)
+        out: np.ndarray = np.clip(x.reshape(n, -1) + moved, 0.0, 1.0).reshape(x.shape).astype(np.float32)
+        return out

@@ -129,7 +129,7 @@ class RaySearches:
 
     def _settle(self, images: np.ndarray) -> np.ndarray:
         """End the bisections of `images` that are within their tolerance; returns them."""
-        done = images[(self.stage[images] == BISECT) & (self.hi[images] - self.lo[images] <= self.tol[images])]
+        done: np.ndarray = images[(self.stage[images] == BISECT) & (self.hi[images] - self.lo[images] <= self.tol[images])]
         self.result[done] = self.hi[done]
         self.stage[done] = IDLE
         return done
