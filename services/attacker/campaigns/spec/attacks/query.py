@@ -45,7 +45,7 @@ class QueryCraftingSpec(CraftingSpec):
         if self.norm not in self.norms:
             raise ValueError(f"{self.method} supports the norm(s) {', '.join(self.norms)}, not {self.norm!r}")
         if self.targeted not in self.targeting:
-            raise ValueError(f"{self.method} is {'untargeted' if not self.targeted else 'targeted'} only: "
+            raise ValueError(f"{self.method} is {'targeted' if self.targeting[0] else 'untargeted'} only: "
                              f"targeted must be {self.targeting[0]}")
         if self.targeted and self.target is None:
             raise ValueError("a targeted attack needs `target`: random, next, least_likely or fixed")
