@@ -25,7 +25,7 @@ def test_both_are_built_in_and_build_their_engine_attack() -> None:
     spec = CampaignSpec.model_validate(with_crafting(method="sign_opt", targeted=True, target="next", k=50,
                                                      max_queries_per_image=500))
     built = attacks["sign_opt"].engine_attack(spec.crafting)
-    assert isinstance(built, SignOPT) and built.targeted and built.k == 50 and built.max_queries_per_image == 500
+    assert isinstance(built, SignOPT) and built.target == "next" and built.k == 50 and built.max_queries_per_image == 500
     spec = CampaignSpec.model_validate(with_crafting(method="rays", epsilon=0.1))
     built = attacks["rays"].engine_attack(spec.crafting)
     assert isinstance(built, RayS) and built.norm == "linf" and built.epsilon == 0.1

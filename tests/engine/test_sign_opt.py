@@ -15,7 +15,7 @@ BUDGET = 1_000
 
 @pytest.mark.parametrize("targeted", [False, True])
 def test_sign_opt_finds_shrinking_adversarials_within_the_budget(quick_oracle: InProcessOracle, targeted: bool) -> None:
-    attack = SignOPT(targeted=targeted, max_queries_per_image=BUDGET, checkpoints=(200, 500, 1_000))
+    attack = SignOPT(target="next" if targeted else None, max_queries_per_image=BUDGET, checkpoints=(200, 500, 1_000))
     run = run_decision_attack(attack, quick_oracle, targeted=targeted)
     check_honest(run, quick_oracle, BUDGET)
     r = run.result
@@ -31,6 +31,6 @@ def test_an_image_with_a_small_budget_stops_at_it(quick_oracle: InProcessOracle)
 
 
 def test_targeting_is_a_setting_and_only_l2_is_supported() -> None:
-    assert SignOPT(targeted=True).targeted and not SignOPT().targeted
+    assert SignOPT(target="next").target == "next" and SignOPT().target is None
     with pytest.raises(ValueError, match="l2"):
         SignOPT(norm="linf")

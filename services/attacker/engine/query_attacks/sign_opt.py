@@ -27,12 +27,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from bbrange.attacker.engine.attack import CraftingContext
 from bbrange.attacker.engine.query_attacks.base import QueryAttack, SearchProgress
 from bbrange.attacker.engine.query_attacks.budget import Norm, PerImageQueries
 from bbrange.attacker.engine.query_attacks.ray_search import RaySearches, along, unit
-from bbrange.attacker.engine.target_classes import choose_targets
-from bbrange.attacker.engine.vocabulary import TargetChoice
 
 DONE, PROBE, INIT, GRAD, LS_UP, LS_DOWN = range(6)
 INIT_TOLERANCE = 1e-3  # the reference's fine_grained_binary_search
@@ -46,22 +43,11 @@ class SignOPT(QueryAttack):
 
     name: ClassVar[str] = "sign_opt"
     norms: ClassVar[tuple[Norm, ...]] = ("l2",)
-    # Targeting is a setting of this attack, not of its class (the base declares it per class).
-    targeted: bool = False  # type: ignore[misc]
-    target: TargetChoice = "random"
-    target_class: int | None = None
     k: int = 200
     alpha: float = 0.2
     beta: float = 0.001
     iterations: int = 1000
     directions: int = 100
-
-    def choose_targets(self, context: CraftingContext) -> np.ndarray | None:
-        if not self.targeted:
-            return None
-        return choose_targets(self.target, context.label_before, context.num_classes, seed=context.seed,
-                              target_class=self.target_class, model=context.substitute, x=context.x,
-                              device=context.device)
 
     def search(self, queries: PerImageQueries, starts: np.ndarray | None, rng: np.random.Generator,
                progress: SearchProgress) -> None:

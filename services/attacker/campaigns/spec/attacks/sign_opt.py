@@ -33,7 +33,7 @@ def engine_sign_opt(spec: SignOptCrafting) -> Attack:
     from bbrange.attacker.engine.query_attacks.sign_opt import SignOPT
 
     return SignOPT(norm="l2", max_queries_per_image=spec.max_queries_per_image, checkpoints=tuple(spec.checkpoints),
-                   targeted=spec.targeted, target=spec.target or "random", target_class=spec.target_class,
+                   target=spec.target if spec.targeted else None, target_class=spec.target_class,
                    k=spec.k, alpha=spec.alpha, beta=spec.beta, iterations=spec.iterations, directions=spec.directions)
 
 
