@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from bbrange.attacker.engine.attack import Attack
 
 PLUGINS_ENV = "BBRANGE_ATTACK_PLUGINS"
-_BUILT_IN = ("bbrange.attacker.campaigns.spec.attacks.fgsm", "bbrange.attacker.campaigns.spec.attacks.jsma")
+_BUILT_IN = ("bbrange.attacker.campaigns.spec.attacks.fgsm", "bbrange.attacker.campaigns.spec.attacks.jsma",
+             "bbrange.attacker.campaigns.spec.attacks.hopskipjump")
 
 
 class CraftingSpec(BaseModel):
