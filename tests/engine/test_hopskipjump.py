@@ -4,12 +4,15 @@ and what it returns the oracle confirms."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from torch import nn
 
 from bbrange.attacker.engine import InProcessOracle
 from bbrange.attacker.engine.oracles import QueryCounter
+from bbrange.attacker.engine.query_attacks.boundary import estimate_normal
 from bbrange.attacker.engine.query_attacks.budget import DecisionResult, Norm, PerImageQueries
 from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump
 
@@ -85,3 +88,45 @@ def test_targeted_is_a_setting_of_the_instance() -> None:
     assert HopSkipJump(targeted=True).targeted and not HopSkipJump().targeted
     with pytest.raises(ValueError, match="stepsize_search"):
         HopSkipJump(stepsize_search="line")
+
+
+def half_space(calls: list[int]) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """A linear oracle on 4×4 inputs: class 1 where the mean pixel passes 0.5; records each call's size."""
+    w = np.ones(16) / 4.0
+
+    def label(x: np.ndarray) -> np.ndarray:
+        calls.append(len(x))
+        return (x.reshape(len(x), -1) @ w > 2.0).astype(np.int64)
+    return w, label
+
+
+def test_the_normal_estimate_of_every_image_comes_from_one_call() -> None:
+    calls: list[int] = []
+    w, label = half_space(calls)
+    x = np.random.default_rng(1).uniform(0.3, 0.7, (6, 16)).astype(np.float32)
+    x += ((2.0 - x @ w) / (w @ w))[:, None] * w  # on the boundary
+    queries = PerImageQueries(label, x.reshape(6, 1, 4, 4), lambda labels, images: labels == 1, norm="l2",
+                              max_queries_per_image=400)
+    queries.queries[5] = 370  # this image has 30 queries left: it gets 30 rows, not 200
+    grad = estimate_normal(queries, np.arange(6), x, np.full(6, 0.05), 200, "l2", np.random.default_rng(0), (1, 4, 4))
+    assert calls == [5 * 200 + 30] and queries.queries.tolist() == [200] * 5 + [400]
+    assert (grad[:5] @ (w / np.linalg.norm(w)) > 0.8).all()
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_oracle_calls_do_not_grow_with_the_number_of_images_and_it_converges(norm: Norm) -> None:
+    def calls_for(n: int) -> int:
+        calls: list[int] = []
+        w, label = half_space(calls)
+        x = np.random.default_rng(2).uniform(0.0, 0.4, (n, 1, 4, 4)).astype(np.float32)
+        queries = PerImageQueries(label, x, lambda labels, images: labels == 1, norm=norm, max_queries_per_image=800,
+                                  checkpoints=(100, 800))
+        HopSkipJump(norm=norm, max_queries_per_image=800).search(queries, None, np.random.default_rng(0), lambda f: None)
+        result = queries.result()
+        assert result.success.all() and (result.queries == 800).all() and sum(calls) == result.queries.sum()
+        nearest = (2.0 - x.reshape(n, -1) @ w) / (np.linalg.norm(w) if norm == "l2" else np.abs(w).sum())
+        assert (result.distortion <= 1.1 * nearest).all()  # within 10% of the half-space's nearest point
+        return len(calls)
+
+    one, many = calls_for(1), calls_for(16)
+    assert many <= 1.5 * one
