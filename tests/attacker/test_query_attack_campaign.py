@@ -44,7 +44,7 @@ def test_a_query_attack_campaign_counts_every_question(query_stack: AttackerStac
         record = wait_final(api, cid, timeout=180)
         assert record["state"] == "succeeded", record
         q = record["queries"]
-        assert (q["labelling"], q["agreement"], q["evaluation"], q["baseline"]) == (0, N, 0, 4 * N)
+        assert (q["labelling"], q["agreement"], q["evaluation"], q["baseline"]) == (0, N, 0, 7 * N)  # noise: found sizes, 3 L2 and 3 L∞
         assert 0 < q["attack"] <= 20 * N and not record["epochs"]
         assert q["total"] == oracle_answered(oracle, client_id) == oracle.usage(client_id)["used"]
         results = record["results"]
@@ -52,6 +52,8 @@ def test_a_query_attack_campaign_counts_every_question(query_stack: AttackerStac
         assert curve["norm"] == "l2" and curve["queries"] == [5, 10, 20] and len(curve["median"]) == 3
         points = results["success_by_size"]["points"]
         assert [p["size"] for p in points] == [1.5, 2.0, 3.0] and all(p["noise_rate"] is not None for p in points)
+        assert results["distortion_by_queries_other"]["norm"] == "linf"
+        assert [p["size"] for p in results["success_by_size_other"]["points"]] == [0.1, 0.2, 0.3]
         assert results["samples"] == N and results["queries_per_image"]["total"] == q["attack"]
         assert "not labelled again" in results["evaluation_note"]
         page = api.get(f"/attacks/{cid}/samples", params={"limit": N}).raise_for_status().json()
