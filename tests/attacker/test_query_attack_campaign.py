@@ -44,7 +44,8 @@ def test_a_query_attack_campaign_counts_every_question(query_stack: AttackerStac
         record = wait_final(api, cid, timeout=180)
         assert record["state"] == "succeeded", record
         q = record["queries"]
-        assert (q["labelling"], q["agreement"], q["evaluation"], q["baseline"]) == (0, N, 0, 7 * N)  # noise: found sizes, 3 L2 and 3 L∞
+        # noise: at the found sizes, then 3 L2 and 3 L∞ fixed sizes
+        assert (q["labelling"], q["agreement"], q["evaluation"], q["baseline"]) == (0, N, 0, 7 * N)
         assert 0 < q["attack"] <= 20 * N and not record["epochs"]
         assert q["total"] == oracle_answered(oracle, client_id) == oracle.usage(client_id)["used"]
         results = record["results"]
