@@ -95,3 +95,19 @@ def test_a_query_attack_spec_is_refused_with_its_reason(query_stack: AttackerSta
     with query_stack.client() as api:
         r = api.post("/attacks", json=toy_spec(oracle, oracle_key[1], **change))
     assert r.status_code == 422 and reason in r.text, r.text
+
+
+def test_a_real_query_attack_campaign_is_charged_what_it_counted(query_stack: AttackerStack, oracle: OracleProcess,
+                                                                 oracle_key: tuple[str, str]) -> None:
+    """RayS, a registered attack (not the toy), against our own oracle: the campaign's total is what the oracle
+    charged the key and what it says it answered."""
+    client_id, api_key = oracle_key
+    spec = small_spec(oracle.url, api_key, crafting={"method": "rays", "max_queries_per_image": 50,
+                                                     "checkpoints": [10, 50]}, evaluation={"size": 10})
+    with query_stack.client() as api:
+        record = wait_final(api, submit(api, spec), timeout=180)
+    assert record["state"] == "succeeded", record
+    q = record["queries"]
+    assert q["total"] == q["agreement"] + q["attack"] + q["baseline"] and 0 < q["attack"] <= 50 * 10
+    assert q["total"] == oracle_answered(oracle, client_id) == oracle.usage(client_id)["used"]
+    assert record["results"]["distortion_by_queries_other"]["norm"] == "l2"
