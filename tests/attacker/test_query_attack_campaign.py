@@ -44,7 +44,8 @@ def test_a_query_attack_campaign_counts_every_question(query_stack: AttackerStac
         record = wait_final(api, cid, timeout=180)
         assert record["state"] == "succeeded", record
         q = record["queries"]
-        assert (q["labelling"], q["agreement"], q["evaluation"], q["baseline"]) == (0, N, 0, 4 * N)
+        # noise: at the found sizes, then 3 L2 and 3 L∞ fixed sizes
+        assert (q["labelling"], q["agreement"], q["evaluation"], q["baseline"]) == (0, N, 0, 7 * N)
         assert 0 < q["attack"] <= 20 * N and not record["epochs"]
         assert q["total"] == oracle_answered(oracle, client_id) == oracle.usage(client_id)["used"]
         results = record["results"]
@@ -52,6 +53,8 @@ def test_a_query_attack_campaign_counts_every_question(query_stack: AttackerStac
         assert curve["norm"] == "l2" and curve["queries"] == [5, 10, 20] and len(curve["median"]) == 3
         points = results["success_by_size"]["points"]
         assert [p["size"] for p in points] == [1.5, 2.0, 3.0] and all(p["noise_rate"] is not None for p in points)
+        assert results["distortion_by_queries_other"]["norm"] == "linf"
+        assert [p["size"] for p in results["success_by_size_other"]["points"]] == [0.1, 0.2, 0.3]
         assert results["samples"] == N and results["queries_per_image"]["total"] == q["attack"]
         assert "not labelled again" in results["evaluation_note"]
         page = api.get(f"/attacks/{cid}/samples", params={"limit": N}).raise_for_status().json()
@@ -92,3 +95,19 @@ def test_a_query_attack_spec_is_refused_with_its_reason(query_stack: AttackerSta
     with query_stack.client() as api:
         r = api.post("/attacks", json=toy_spec(oracle, oracle_key[1], **change))
     assert r.status_code == 422 and reason in r.text, r.text
+
+
+def test_a_real_query_attack_campaign_is_charged_what_it_counted(query_stack: AttackerStack, oracle: OracleProcess,
+                                                                 oracle_key: tuple[str, str]) -> None:
+    """RayS, a registered attack (not the toy), against our own oracle: the campaign's total is what the oracle
+    charged the key and what it says it answered."""
+    client_id, api_key = oracle_key
+    spec = small_spec(oracle.url, api_key, crafting={"method": "rays", "max_queries_per_image": 50,
+                                                     "checkpoints": [10, 50]}, evaluation={"size": 10})
+    with query_stack.client() as api:
+        record = wait_final(api, submit(api, spec), timeout=180)
+    assert record["state"] == "succeeded", record
+    q = record["queries"]
+    assert q["total"] == q["agreement"] + q["attack"] + q["baseline"] and 0 < q["attack"] <= 50 * 10
+    assert q["total"] == oracle_answered(oracle, client_id) == oracle.usage(client_id)["used"]
+    assert record["results"]["distortion_by_queries_other"]["norm"] == "l2"

@@ -70,3 +70,19 @@ def test_a_refused_call_books_nothing() -> None:
 def test_checkpoints_must_increase() -> None:
     with pytest.raises(ValueError, match="increasing"):
         make([], checkpoints=(4, 2))
+
+
+def test_the_best_example_is_chosen_by_the_attack_norm_and_measured_in_both() -> None:
+    x = np.zeros((1, 1, 2, 2), np.float32)
+    q = PerImageQueries(lambda x: np.ones(len(x), np.int64), x, lambda labels, images: labels != 0, norm="l2",
+                        max_queries_per_image=10, checkpoints=(1, 2))
+    spread = np.full((1, 1, 2, 2), 0.3, np.float32)  # L2 0.6, L∞ 0.3
+    peak = np.zeros((1, 1, 2, 2), np.float32)
+    peak[0, 0, 0, 0] = 0.5  # L2 0.5 (better in L2), L∞ 0.5 (worse in L∞)
+    q.ask(np.zeros(2, np.int64), np.concatenate([spread, peak]))
+    result = q.result()
+    assert result.other_norm == "linf" and result.distortion[0] == pytest.approx(0.5)
+    assert result.distortion_other is not None and result.distortion_other[0] == pytest.approx(0.5)
+    assert result.at_checkpoints_other is not None
+    assert result.at_checkpoints[0].tolist() == pytest.approx([0.6, 0.5])
+    assert result.at_checkpoints_other[0].tolist() == pytest.approx([0.3, 0.5])  # the L2-best example's L∞

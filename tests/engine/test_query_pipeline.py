@@ -24,9 +24,9 @@ def test_a_query_attack_spends_only_agreement_attack_and_baseline_queries(quick_
                                  on_progress=lambda stage, fraction: stages.append(stage))
     assert result.completed and result.substitute is None and result.report is not None
     assert result.queries_per_image is not None and result.queries_per_image.max() <= 10
-    # noise of each found size (N) and the three fixed sizes (3 N), all under "baseline"
+    # noise of each found size (N) and the three fixed sizes of each norm (2 × 3 N), all under "baseline"
     assert counter.usage.by_phase == {"labelling": 0, "agreement": N, "attack": int(result.queries_per_image.sum()),
-                                      "evaluation": 0, "baseline": 4 * N}
+                                      "evaluation": 0, "baseline": 7 * N}
     assert "attack" in stages and "substitute" not in stages and "crafting" not in stages
     # every example it reports is one the oracle labels adversarial; the others are the clean image
     labels = quick_oracle.label(result.x_adv)
@@ -42,6 +42,13 @@ def test_a_query_attack_spends_only_agreement_attack_and_baseline_queries(quick_
     points = out["success_by_size"]["points"]
     assert [p["size"] for p in points] == [1.5, 2.0, 3.0] and all(p["noise_rate"] is not None for p in points)
     assert out["queries_per_image"]["total"] == counter.used("attack")
+    # the same examples in L∞: never more distorted in L∞ than in L2, each size beside L∞ noise
+    other = out["distortion_by_queries_other"]
+    assert other["norm"] == "linf" and other["queries"] == [2, 5, 10]
+    assert all(o <= m + 1e-6 for o, m in zip(other["median"], median, strict=True))
+    points_other = out["success_by_size_other"]["points"]
+    assert out["success_by_size_other"]["norm"] == "linf" and [p["size"] for p in points_other] == [0.1, 0.2, 0.3]
+    assert all(p["noise_rate"] is not None for p in points_other)
 
 
 def test_a_budget_spent_mid_search_keeps_the_best_adversarial_so_far(quick_oracle: InProcessOracle,

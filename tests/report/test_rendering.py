@@ -84,6 +84,18 @@ def test_query_attack_sections_appear_only_with_their_data() -> None:
     assert sections_of(html)[-3:] == ["distortion", "success-by-size", "blue-side"]
     distortion = html[html.index('<section id="distortion">'):]
     assert re.search(r'id="data-band-\d+"', distortion)  # the interquartile range is drawn
+    view.results["distortion_by_queries_other"] = {"norm": "linf", "queries": [10, 100, 1000],
+                                                   "median": [0.9, 0.5, 0.25], "q1": [0.7, 0.4, 0.2],
+                                                   "q3": [1.0, 0.6, 0.3]}
+    view.results["success_by_size_other"] = {"norm": "linf", "points": [{"size": 0.1, "success_rate": 0.3,
+                                                                         "noise_rate": 0.01}]}
+    html = render_campaign_report(view)
+    assert sections_of(html)[-3:] == ["distortion", "success-by-size", "blue-side"]
+    section = html[html.index('<section id="distortion">'):html.index('<section id="success-by-size">')]
+    assert "median l2" in section and "median linf" in section and len(plots_of(section)) == 2
+    section = html[html.index('<section id="success-by-size">'):html.index('<section id="blue-side">')]
+    assert "linf size" in section and len(plots_of(section)) == 2
+    del view.results["distortion_by_queries_other"]
     view.results["distortion_by_queries"] = {"queries": [1, 2], "median": [1.0]}  # malformed: left out
     assert "distortion" not in sections_of(render_campaign_report(view))
 

@@ -6,7 +6,9 @@ HopSkipJump): none exists yet. A campaign whose results carry these fields gets 
     success_by_size        {"norm": "l2", "points": [{"size", "success_rate", "noise_rate"}, ...]}
                            success at each perturbation size, beside random noise of the same size
 
-so the attack that adds them to `CampaignResults` (with these models) needs no change here.
+and `distortion_by_queries_other`, `success_by_size_other` of the same shapes: the same examples measured in the
+other norm, drawn beside the first in the same section. The attack that adds them to `CampaignResults` (with
+these models) needs no change here.
 """
 
 from __future__ import annotations
@@ -56,30 +58,38 @@ def _parsed(model: type[BaseModel], data: Any) -> Any:
 
 
 def distortion_section(view: CampaignView) -> Section | None:
-    curve: DistortionByQueries | None = _parsed(DistortionByQueries, view.results.get("distortion_by_queries"))
-    if curve is None:
+    curves: list[DistortionByQueries] = [c for c in (_parsed(DistortionByQueries, view.results.get(key))
+                                                     for key in ("distortion_by_queries", "distortion_by_queries_other"))
+                                         if c is not None]
+    if not curves:
         return None
-    series = [figures.Curve(f"median {curve.norm} distortion", curve.queries, curve.median, low=curve.q1,
-                            high=curve.q3)]
-    plot = figures.curves(series, "queries per example", f"{curve.norm} distortion (median, interquartile range)",
-                          rate=False, log_x=True)
-    return Section("distortion", "Distortion against queries",
-                   render("sections/distortion.html", curve=curve, plot=trusted_svg(plot)))
+    drawn = []
+    for curve in curves:
+        series = [figures.Curve(f"median {curve.norm} distortion", curve.queries, curve.median, low=curve.q1,
+                                high=curve.q3)]
+        drawn.append((curve, trusted_svg(figures.curves(series, "queries per example",
+                                                        f"{curve.norm} distortion (median, interquartile range)",
+                                                        rate=False, log_x=True))))
+    return Section("distortion", "Distortion against queries", render("sections/distortion.html", curves=drawn))
 
 
 def success_by_size_section(view: CampaignView) -> Section | None:
-    data: SuccessBySize | None = _parsed(SuccessBySize, view.results.get("success_by_size"))
-    if data is None:
+    norms: list[SuccessBySize] = [d for d in (_parsed(SuccessBySize, view.results.get(key))
+                                              for key in ("success_by_size", "success_by_size_other")) if d is not None]
+    if not norms:
         return None
-    points = sorted(data.points, key=lambda p: p.size)
-    series = [figures.Curve("the attack", [p.size for p in points], [p.success_rate for p in points])]
-    noisy = [p for p in points if p.noise_rate is not None]
-    if noisy:
-        series.append(figures.Curve("random noise of the same size", [p.size for p in noisy],
-                                    [p.noise_rate or 0.0 for p in noisy], colour=figures.NOISE, dashed=True))
-    plot = figures.curves(series, f"perturbation size ({data.norm})", "success rate")
+    drawn = []
+    for data in norms:
+        points = sorted(data.points, key=lambda p: p.size)
+        series = [figures.Curve("the attack", [p.size for p in points], [p.success_rate for p in points])]
+        noisy = [p for p in points if p.noise_rate is not None]
+        if noisy:
+            series.append(figures.Curve("random noise of the same size", [p.size for p in noisy],
+                                        [p.noise_rate or 0.0 for p in noisy], colour=figures.NOISE, dashed=True))
+        plot = figures.curves(series, f"perturbation size ({data.norm})", "success rate")
+        drawn.append((data, points, trusted_svg(plot)))
     return Section("success-by-size", "Success against perturbation size",
-                   render("sections/success_by_size.html", data=data, points=points, plot=trusted_svg(plot)))
+                   render("sections/success_by_size.html", norms=drawn))
 
 
 SECTIONS = (distortion_section, success_by_size_section)

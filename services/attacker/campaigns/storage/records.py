@@ -112,6 +112,11 @@ class CampaignResults(BaseModel):
     success_by_size: dict[str, Any] | None = Field(
         None, description="A query attack: success at fixed perturbation sizes beside random noise of the same norm "
                           "and size on the same images: {norm, points: [{size, success_rate, noise_rate}]}")
+    distortion_by_queries_other: dict[str, Any] | None = Field(
+        None, description="A query attack: distortion_by_queries of the same examples (chosen by the attack's norm) "
+                          "measured in the other norm (L∞ for an L2 attack, L2 for an L∞ one)")
+    success_by_size_other: dict[str, Any] | None = Field(
+        None, description="A query attack: success_by_size in the other norm, beside noise of that norm and size")
     flagged: str | None = Field(None, description="The oracle's extraction detector flagged the key "
                                                   "(its X-Extraction-Flagged: detector and its own query count)")
     flagged_after_queries: int | None = Field(None, description="Queries answered to this campaign before the "

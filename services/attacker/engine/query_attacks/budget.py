@@ -11,6 +11,8 @@ it by the endpoint's batch limit and books every input), and keeps, per image:
                     (an image whose budget is spent keeps it)
     at_checkpoints  the distortion of `best` once the image had used each checkpoint's number of queries
                     (inf: no adversarial yet), the curve the results report
+    ..._other       the same example's distortion in the other norm (L∞ for an L2 attack, L2 for an L∞ one):
+                    the example is chosen by the attack's norm, and the results report both of its distances
 
 so that no attack can report an example the oracle did not confirm, nor a query it did not count.
 """
@@ -26,6 +28,11 @@ import numpy as np
 Norm = Literal["l2", "linf"]
 LabelBatch = Callable[[np.ndarray], np.ndarray]  # labels of a batch of inputs, one query per row
 DEFAULT_CHECKPOINTS = (100, 200, 500, 1_000, 2_000, 5_000, 10_000)
+
+
+def other_norm(norm: Norm) -> Norm:
+    """The norm an attack does not minimise, in which its examples are also reported."""
+    return "linf" if norm == "l2" else "l2"
 
 
 def distances(x_clean: np.ndarray, x: np.ndarray, norm: Norm) -> np.ndarray:
@@ -47,6 +54,13 @@ class DecisionResult:
     at_checkpoints: np.ndarray  # (N, K) distortion of the best adversarial within each checkpoint's queries
     norm: Norm
     stop_reason: str | None = None  # the campaign budget ran out before every image was done
+    # The same examples measured in the other norm (None: a result built without them)
+    distortion_other: np.ndarray | None = None  # (N,)
+    at_checkpoints_other: np.ndarray | None = None  # (N, K)
+
+    @property
+    def other_norm(self) -> Norm:
+        return other_norm(self.norm)
 
 
 class PerImageQueries:
@@ -71,6 +85,9 @@ class PerImageQueries:
         self.best = self.x_clean.copy()
         self.best_distortion = np.full(n, np.inf)
         self.at_checkpoints = np.full((n, len(self.checkpoints)), np.inf)
+        self.other_norm: Norm = other_norm(norm)
+        self.best_distortion_other = np.full(n, np.inf)
+        self.at_checkpoints_other = np.full((n, len(self.checkpoints)), np.inf)
 
     def remaining(self, images: np.ndarray | None = None) -> np.ndarray:
         """Queries each image (all, or `images`) may still spend."""
@@ -109,12 +126,14 @@ class PerImageQueries:
 
     def result(self, stop_reason: str | None = None) -> DecisionResult:
         """The best per image; a checkpoint an image never reached carries what it had when it stopped."""
-        at = self.at_checkpoints.copy()
+        at, at_other = self.at_checkpoints.copy(), self.at_checkpoints_other.copy()
         for k, c in enumerate(self.checkpoints):
             short = self.queries < c
             at[short, k] = self.best_distortion[short]
+            at_other[short, k] = self.best_distortion_other[short]
         return DecisionResult(self.best.copy(), np.isfinite(self.best_distortion), self.best_distortion.copy(),
-                              self.queries.copy(), self.checkpoints, at, self.norm, stop_reason)
+                              self.queries.copy(), self.checkpoints, at, self.norm, stop_reason,
+                              self.best_distortion_other.copy(), at_other)
 
     def _within_budget(self, images: np.ndarray) -> np.ndarray:
         """Which rows fit their image's remaining budget, taken in order."""
@@ -134,6 +153,7 @@ class PerImageQueries:
             self._improve(images[within], x[within], is_adv[within])
             crossed = np.unique(images[crossing])
             self.at_checkpoints[crossed, k] = self.best_distortion[crossed]
+            self.at_checkpoints_other[crossed, k] = self.best_distortion_other[crossed]
         self._improve(images, x, is_adv)
 
     def _improve(self, images: np.ndarray, x: np.ndarray, is_adv: np.ndarray) -> None:
@@ -141,9 +161,11 @@ class PerImageQueries:
             return
         images, x = images[is_adv], x[is_adv]
         d = distances(self.x_clean[images], x, self.norm)
-        for i, row, di in zip(images, x, d, strict=True):
+        d_other = distances(self.x_clean[images], x, self.other_norm)
+        for i, row, di, di_other in zip(images, x, d, d_other, strict=True):
             if di < self.best_distortion[i]:
                 self.best_distortion[i] = di
+                self.best_distortion_other[i] = di_other
                 self.best[i] = row
 
 

@@ -79,4 +79,10 @@ def joined(parts: list[DecisionResult], checkpoints: tuple[int, ...], norm: Norm
            stop_reason: str | None) -> DecisionResult:
     return DecisionResult(np.concatenate([p.x_adv for p in parts]), np.concatenate([p.success for p in parts]),
                           np.concatenate([p.distortion for p in parts]), np.concatenate([p.queries for p in parts]),
-                          checkpoints, np.concatenate([p.at_checkpoints for p in parts]), norm, stop_reason)
+                          checkpoints, np.concatenate([p.at_checkpoints for p in parts]), norm, stop_reason,
+                          _joined_other([p.distortion_other for p in parts]),
+                          _joined_other([p.at_checkpoints_other for p in parts]))
+
+
+def _joined_other(parts: list[np.ndarray | None]) -> np.ndarray | None:
+    return None if any(p is None for p in parts) else np.concatenate([p for p in parts if p is not None])

@@ -1,6 +1,8 @@
 """What a query attack measures of its set, from what its search found (`DecisionResult`): the distortion against
 queries used (median and interquartile range over the images at each checkpoint) and the success at fixed
-perturbation sizes beside random noise of the same norm and size on the same images (phase "baseline").
+perturbation sizes beside random noise of the same norm and size on the same images (phase "baseline"), in the
+norm the attack minimises and again in the other one (the same examples, chosen by the attack's norm, measured
+in L2 and L∞; one noise draw per image per size of each norm).
 
 An image with no adversarial yet at a checkpoint counts at the largest distortion its domain allows (L2: the
 diagonal of [0, 1]^D, L∞: 1), so that the quartiles are over every image, not only those already fooled.
@@ -8,7 +10,7 @@ diagonal of [0, 1]^D, L∞: 1), so that the quartiles are over every image, not 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,14 +39,22 @@ class QueryMeasures:
     noise_rates: list[float | None]
     queries: np.ndarray  # per image
     stop_reason: str | None = None  # the budget ran out during the search or its noise baseline
+    other: QueryMeasures | None = None  # the same examples in the other norm (its own `other` None)
+
+    def distortion_by_queries(self) -> dict[str, Any]:
+        return {"norm": self.norm, "queries": self.checkpoints, "median": self.median, "q1": self.q1, "q3": self.q3}
+
+    def success_by_size(self) -> dict[str, Any]:
+        return {"norm": self.norm, "points": [
+            {"size": s, "success_rate": r, "noise_rate": nr}
+            for s, r, nr in zip(self.sizes, self.success_rates, self.noise_rates, strict=True)]}
 
     def as_results(self) -> dict[str, Any]:
         return {
-            "distortion_by_queries": {"norm": self.norm, "queries": self.checkpoints, "median": self.median,
-                                      "q1": self.q1, "q3": self.q3},
-            "success_by_size": {"norm": self.norm, "points": [
-                {"size": s, "success_rate": r, "noise_rate": nr}
-                for s, r, nr in zip(self.sizes, self.success_rates, self.noise_rates, strict=True)]},
+            "distortion_by_queries": self.distortion_by_queries(),
+            "success_by_size": self.success_by_size(),
+            "distortion_by_queries_other": self.other.distortion_by_queries() if self.other else None,
+            "success_by_size_other": self.other.success_by_size() if self.other else None,
             "queries_per_image": {"median": float(np.median(self.queries)) if len(self.queries) else None,
                                   "max": int(self.queries.max()) if len(self.queries) else None,
                                   "total": int(self.queries.sum())},
@@ -55,21 +65,32 @@ class QueryMeasures:
 
 def query_measures(context: CraftingContext, result: DecisionResult, targets: np.ndarray | None,
                    max_queries_per_image: int, sizes: tuple[float, ...] | None = None) -> QueryMeasures:
-    features = int(np.prod(context.x.shape[1:])) if context.x.ndim > 1 else 1
-    ceiling = float(np.sqrt(features)) if result.norm == "l2" else 1.0
     # Checkpoints past the per-image budget would only repeat the last point.
     keep = [k for k, c in enumerate(result.checkpoints) if c <= max_queries_per_image] or \
         list(range(len(result.checkpoints)))
-    at = np.minimum(result.at_checkpoints[:, keep], ceiling)
+    own = _in_norm(context, result, targets, keep, result.norm, result.distortion, result.at_checkpoints,
+                   sizes or SUCCESS_SIZES[result.norm], result.stop_reason)
+    if result.distortion_other is None or result.at_checkpoints_other is None:
+        return own
+    other = _in_norm(context, result, targets, keep, result.other_norm, result.distortion_other,
+                     result.at_checkpoints_other, SUCCESS_SIZES[result.other_norm], own.stop_reason)
+    return replace(own, other=other, stop_reason=other.stop_reason)
+
+
+def _in_norm(context: CraftingContext, result: DecisionResult, targets: np.ndarray | None, keep: list[int],
+             norm: Norm, distortion: np.ndarray, at_checkpoints: np.ndarray, sizes: tuple[float, ...],
+             stop: str | None) -> QueryMeasures:
+    """The curve and the success at `sizes` of the examples measured in `norm`; the noise baseline only while
+    the budget lasts (`stop` None)."""
+    features = int(np.prod(context.x.shape[1:])) if context.x.ndim > 1 else 1
+    ceiling = float(np.sqrt(features)) if norm == "l2" else 1.0
+    at = np.minimum(at_checkpoints[:, keep], ceiling)
     quartiles = np.quantile(at, [0.25, 0.5, 0.75], axis=0) if len(at) else np.zeros((3, len(keep)))
-    sizes = sizes or SUCCESS_SIZES[result.norm]
-    success = [float(np.mean(result.success & (result.distortion <= s))) if len(result.success) else 0.0
-               for s in sizes]
+    success = [float(np.mean(result.success & (distortion <= s))) if len(result.success) else 0.0 for s in sizes]
     noise_rates: list[float | None] = [None] * len(sizes)
-    stop = result.stop_reason
     if context.noise_baseline and stop is None:
-        noise_rates, stop = _noise_at_sizes(context, targets, result.norm, sizes)
-    return QueryMeasures(result.norm, [result.checkpoints[k] for k in keep], _rounded(quartiles[1]),
+        noise_rates, stop = _noise_at_sizes(context, targets, norm, sizes)
+    return QueryMeasures(norm, [result.checkpoints[k] for k in keep], _rounded(quartiles[1]),
                          _rounded(quartiles[0]), _rounded(quartiles[2]), list(sizes), success, noise_rates,
                          result.queries, stop)
 
