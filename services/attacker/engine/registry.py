@@ -7,9 +7,12 @@ from __future__ import annotations
 from bbrange.attacker.engine.attack import Attack
 from bbrange.attacker.engine.fgsm import FGSM
 from bbrange.attacker.engine.jsma_attack import JSMA
+from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump
+from bbrange.attacker.engine.query_attacks.rays import RayS
+from bbrange.attacker.engine.query_attacks.sign_opt import SignOPT
 from bbrange.attacker.engine.vocabulary import DEFAULT_ATTACK
 
-ENGINE_ATTACKS: dict[str, type[Attack]] = {FGSM.name: FGSM, JSMA.name: JSMA}
+ENGINE_ATTACKS: dict[str, type[Attack]] = {a.name: a for a in (FGSM, JSMA, HopSkipJump, SignOPT, RayS)}
 
 
 def register_engine_attack(attack: type[Attack]) -> type[Attack]:
