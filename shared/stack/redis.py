@@ -81,6 +81,8 @@ class RedisServer:
     def start(self) -> None:
         """Start the server and wait until it answers PING (ProcessNotReady with its log's tail if it does not)."""
         if self.directory is not None:
+            # absolute: the server runs in this directory, where a relative --dir would name a folder below it
+            self.directory = self.directory.resolve()
             self.directory.mkdir(parents=True, exist_ok=True)
         command = redis_server_command(self.port, executable=self.executable, directory=self.directory,
                                        append_only=self.append_only, fsync_always=self.fsync_always)
