@@ -12,7 +12,9 @@ A query attack (`needs_substitute = False`: decision-based, it asks the oracle i
 agreement labels it chooses its targets and searches (stage and query phase "attack"), every example confirmed
 by the oracle as it goes, so the examples are not labelled again (no evaluation queries; the transfer rate is
 the search's success rate); then the noise baseline and the attack's own measures (phase "baseline"). A budget
-that runs out during the search keeps each image's best adversarial so far.
+that runs out during the search keeps each image's best adversarial so far. An attack that trains the
+substitute and then searches on the oracle (the hybrid: its search starts from the substitute's transferred
+examples) returns the oracle's labels of its examples as a query attack does, and is measured the same way.
 
 A budget that runs out during substitute training leaves the substitute trained on the points labelled
 so far; the attack goes on with it (the budget-limited setting of the paper's Section 6), unless
@@ -120,9 +122,13 @@ def run_blackbox_attack(
     model = sub.model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    context = CraftingContext(model, counter, x_eval, label_before, counter.num_classes, attack.substitute.seed, device)
+    context = CraftingContext(model, counter, x_eval, label_before, counter.num_classes, attack.substitute.seed, device,
+                              noise_baseline=attack.noise_baseline)
     targets = attack.crafting.choose_targets(context)
     x_adv = attack.crafting.craft_set(context, targets, lambda fraction: progress("crafting", fraction))
+    if isinstance(x_adv, CraftedSet) and x_adv.labels is not None:
+        # A search on the oracle started from the substitute (the hybrid): its examples are confirmed already.
+        return _searched(counter, context, attack, targets, x_adv, y_eval, progress, sub)
     if isinstance(x_adv, CraftedSet):
         context, x_adv = replace(context, details=x_adv.details), x_adv.x_adv
 
@@ -167,6 +173,16 @@ def _query_attack(counter: QueryCounter, x_eval: np.ndarray, y_eval: np.ndarray,
     if found.labels is None:
         raise EngineError(f"{attack.crafting.name} needs no substitute, so its craft_set must return the oracle's "
                           "labels of its examples in a CraftedSet")
+    return _searched(counter, context, attack, targets, found, y_eval, progress, None)
+
+
+def _searched(counter: QueryCounter, context: CraftingContext, attack: BlackBoxAttack, targets: np.ndarray | None,
+              found: CraftedSet, y_eval: np.ndarray, progress: ProgressCallback,
+              sub: SubstituteResult | None) -> BlackBoxResult:
+    """The examples of a search that asked the oracle itself (`found.labels` its answers): not labelled again;
+    the noise baseline and the attack's own measures; `sub` the substitute it started from, if any."""
+    assert found.labels is not None
+    x_eval, label_before, seed = context.x, context.label_before, context.seed
     x_adv, label_after, stop_reason = found.x_adv, found.labels, found.stop_reason
     success = label_after != label_before if targets is None else label_after == targets
     x_noise = label_noise = None
@@ -188,7 +204,9 @@ def _query_attack(counter: QueryCounter, x_eval: np.ndarray, y_eval: np.ndarray,
                      label_change_rate=rate if targets is None else report.label_change_rate,
                      transfer_rate_on_correct=None, noise_rate=noise_rate, noise_misclassification_rate=None,
                      lift_over_noise=None if rate is None or noise_rate is None else rate - noise_rate)
-    return BlackBoxResult(None, label_before, x_adv, targets, label_after, x_noise, label_noise, success, crafted,
+    if sub is not None and not sub.completed:
+        stop_reason = f"substitute training stopped: {sub.stop_reason}" + (f"; {stop_reason}" if stop_reason else "")
+    return BlackBoxResult(sub, label_before, x_adv, targets, label_after, x_noise, label_noise, success, crafted,
                           report, completed=stop_reason is None, stop_reason=stop_reason, measures=measures,
                           queries_per_image=found.queries)
 

@@ -8,11 +8,12 @@ from bbrange.attacker.engine.attack import Attack
 from bbrange.attacker.engine.fgsm import FGSM
 from bbrange.attacker.engine.jsma_attack import JSMA
 from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump
+from bbrange.attacker.engine.query_attacks.hybrid import Hybrid
 from bbrange.attacker.engine.query_attacks.rays import RayS
 from bbrange.attacker.engine.query_attacks.sign_opt import SignOPT
 from bbrange.attacker.engine.vocabulary import DEFAULT_ATTACK
 
-ENGINE_ATTACKS: dict[str, type[Attack]] = {a.name: a for a in (FGSM, JSMA, HopSkipJump, SignOPT, RayS)}
+ENGINE_ATTACKS: dict[str, type[Attack]] = {a.name: a for a in (FGSM, JSMA, HopSkipJump, SignOPT, RayS, Hybrid)}
 
 
 def register_engine_attack(attack: type[Attack]) -> type[Attack]:

@@ -19,7 +19,7 @@ def check_spec_limits(spec: CampaignSpec, s0_size: int, settings: AttackerSettin
     """Refuse (422 spec_too_large) a campaign larger than this service accepts; s0_size is |S0| as submitted."""
     if isinstance(spec.crafting, QueryCraftingSpec):
         _check_query_budget(spec, spec.crafting, settings)
-    else:
+    if not isinstance(spec.crafting, QueryCraftingSpec) or spec.crafting.trains_substitute:
         _check_substitute(spec, s0_size, settings)
     if spec.evaluation.size > settings.max_evaluation_size:
         raise ApiError(422, "spec_too_large",

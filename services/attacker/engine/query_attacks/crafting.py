@@ -41,11 +41,14 @@ def target_starts(x: np.ndarray, label_before: np.ndarray, targets: np.ndarray) 
 
 def craft_by_queries(context: CraftingContext, targets: np.ndarray | None, search: Search, *, norm: Norm,
                      max_queries_per_image: int, checkpoints: tuple[int, ...], batch_size: int,
-                     progress: Callable[[float], None]) -> CraftedSet:
+                     progress: Callable[[float], None], starts: np.ndarray | None = None) -> CraftedSet:
+    """`starts`: a start per image believed adversarial (the hybrid's transferred examples), which the search
+    checks before relying on it; by default a targeted attack's nearest image of its target, else none."""
     x, n = context.x, len(context.x)
     if n == 0:
         return CraftedSet(x.copy(), np.zeros(0, np.int64), None, None, np.zeros(0, np.int64))
-    starts = None if targets is None else target_starts(x, context.label_before, targets)
+    if starts is None and targets is not None:
+        starts = target_starts(x, context.label_before, targets)
     rng = np.random.default_rng(context.seed)
     parts: list[DecisionResult] = []
     stop_reason = None

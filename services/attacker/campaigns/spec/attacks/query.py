@@ -21,6 +21,7 @@ class QueryCraftingSpec(CraftingSpec):
 
     norms: ClassVar[tuple[str, ...]] = ("l2", "linf")
     targeting: ClassVar[tuple[bool, ...]] = (False, True)  # untargeted and/or targeted
+    trains_substitute: ClassVar[bool] = False  # True: a substitute is trained first (the hybrid's start)
     norm: str = Field("l2", description="The distortion the attack minimises: l2 or linf (each attack says which "
                                         "it supports)")
     targeted: bool = Field(False, description="Push each image to a target class instead of any other class")

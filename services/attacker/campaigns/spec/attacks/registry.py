@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 PLUGINS_ENV = "BBRANGE_ATTACK_PLUGINS"
 _BUILT_IN = ("bbrange.attacker.campaigns.spec.attacks.fgsm", "bbrange.attacker.campaigns.spec.attacks.jsma",
              "bbrange.attacker.campaigns.spec.attacks.hopskipjump", "bbrange.attacker.campaigns.spec.attacks.sign_opt",
-             "bbrange.attacker.campaigns.spec.attacks.rays")
+             "bbrange.attacker.campaigns.spec.attacks.rays", "bbrange.attacker.campaigns.spec.attacks.hybrid")
 
 
 class CraftingSpec(BaseModel):
