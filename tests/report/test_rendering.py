@@ -134,3 +134,15 @@ def test_a_queued_campaign_and_a_jsma_campaign() -> None:
     assert "sizes" not in sections_of(html) and "θ = 1.0, Υ = 14.5%" in html and "oracle answered the target" in html
     model = render_model_report(ModelCampaigns("mnist", "http://127.0.0.1:8000", [jsma], API))
     assert "JSMA θ=+1 Υ=14.5%" in model and len(plots_of(model)) == 1  # no FGSM size to draw, the labels plot stays
+
+
+def test_the_hybrid_curve_with_its_labelling_amortised_is_drawn_after_the_others() -> None:
+    view = CampaignView.of(succeeded(), None, API)
+    curve = {"norm": "l2", "queries": [10, 100], "median": [9.0, 5.0], "q1": [7.0, 4.0], "q3": [11.0, 6.5]}
+    view.results["distortion_by_queries"] = curve
+    view.results["distortion_by_queries_amortised"] = {**curve, "queries": [1010.5, 1100.5]}
+    view.results["amortised_labelling_queries_per_image"] = 1000.5
+    html = render_campaign_report(view)
+    section = html[html.index('<section id="distortion">'):html.index('<section id="blue-side">')]
+    assert len(plots_of(section)) == 2 and "labelling amortised" in section
+    assert "labelling queries, 1,000.5 (all of them ÷ the images attacked)" in section and ">1,010<" in section

@@ -8,7 +8,9 @@ HopSkipJump): none exists yet. A campaign whose results carry these fields gets 
 
 and `distortion_by_queries_other`, `success_by_size_other` of the same shapes: the same examples measured in the
 other norm, drawn beside the first in the same section. The attack that adds them to `CampaignResults` (with
-these models) needs no change here.
+these models) needs no change here. The hybrid (a search started from a substitute's example) adds
+`distortion_by_queries_amortised`: the same curve with each image's share of the substitute's labelling queries
+(`amortised_labelling_queries_per_image`) added to its queries, drawn after the others.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from bbrange.attacker.campaigns.report.view import CampaignView
 
 class DistortionByQueries(BaseModel):
     norm: str = "l2"
-    queries: list[int] = Field(min_length=1)
+    queries: list[float] = Field(min_length=1)  # integers, except where labelling queries are amortised
     median: list[float]
     q1: list[float]
     q3: list[float]
@@ -58,18 +60,24 @@ def _parsed(model: type[BaseModel], data: Any) -> Any:
 
 
 def distortion_section(view: CampaignView) -> Section | None:
-    curves: list[DistortionByQueries] = [c for c in (_parsed(DistortionByQueries, view.results.get(key))
-                                                     for key in ("distortion_by_queries", "distortion_by_queries_other"))
-                                         if c is not None]
+    amortised = view.results.get("amortised_labelling_queries_per_image")
+    shifted = None if not isinstance(amortised, int | float) else (
+        f"Each example's queries here include its share of the substitute's labelling queries, {amortised:,.1f} "
+        "(all of them ÷ the images attacked), spent once to transfer the search's start.")
+    keys = [("distortion_by_queries", None), ("distortion_by_queries_other", None)]
+    curves = [(c, note) for c, note in ((_parsed(DistortionByQueries, view.results.get(key)), note)
+                                        for key, note in [*keys, ("distortion_by_queries_amortised", shifted)])
+              if c is not None]
     if not curves:
         return None
     drawn = []
-    for curve in curves:
+    for curve, note in curves:
         series = [figures.Curve(f"median {curve.norm} distortion", curve.queries, curve.median, low=curve.q1,
                                 high=curve.q3)]
-        drawn.append((curve, trusted_svg(figures.curves(series, "queries per example",
+        axis = "queries per example" + (", labelling amortised" if note else "")
+        drawn.append((curve, trusted_svg(figures.curves(series, axis,
                                                         f"{curve.norm} distortion (median, interquartile range)",
-                                                        rate=False, log_x=True))))
+                                                        rate=False, log_x=True)), note))
     return Section("distortion", "Distortion against queries", render("sections/distortion.html", curves=drawn))
 
 
