@@ -10,9 +10,11 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from bbrange.attacker.campaigns.settings import AttackerSettings
 from bbrange.attacker.campaigns.spec.attacks.hybrid import HybridCrafting
 from bbrange.attacker.campaigns.spec.attacks.registry import registered
 from bbrange.attacker.campaigns.spec.campaign import CampaignSpec
+from bbrange.attacker.campaigns.spec.limits import check_spec_limits
 from bbrange.attacker.engine import BlackBoxAttack, InProcessOracle, QueryCounter, SubstituteConfig, run_blackbox_attack
 from bbrange.attacker.engine.attack import CraftingContext
 from bbrange.attacker.engine.query_attacks.base import QueryAttack
@@ -20,6 +22,7 @@ from bbrange.attacker.engine.query_attacks.budget import distances
 from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump
 from bbrange.attacker.engine.query_attacks.hybrid import Hybrid, HybridDetails, HybridMeasures
 from bbrange.attacker.engine.query_attacks.sign_opt import SignOPT
+from bbrange.shared.http_errors import ApiError
 from tests.engine.decision_runs import one_thread
 from tests.specs import campaign_spec
 
@@ -106,3 +109,12 @@ def test_the_hybrid_spec_builds_its_engine_attack_and_refuses_what_it_cannot_do(
             CampaignSpec.model_validate(with_crafting(**refused))
     with pytest.raises(ValueError, match="untargeted"):
         Hybrid(inner=HopSkipJump(target="next"))
+
+
+def test_the_hybrid_is_held_to_both_the_substitute_and_the_query_limits() -> None:
+    spec = CampaignSpec.model_validate(with_crafting(max_queries_per_image=100))  # S0 30, ρ 2: 120 points
+    check_spec_limits(spec, 30, AttackerSettings(max_substitute_points=120, max_attack_queries=6_000))
+    with pytest.raises(ApiError, match="substitute would be trained on 120 points"):
+        check_spec_limits(spec, 30, AttackerSettings(max_substitute_points=119, max_attack_queries=6_000))
+    with pytest.raises(ApiError, match="6,000 attack queries"):
+        check_spec_limits(spec, 30, AttackerSettings(max_substitute_points=120, max_attack_queries=5_999))
