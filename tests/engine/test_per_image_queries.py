@@ -86,3 +86,30 @@ def test_the_best_example_is_chosen_by_the_attack_norm_and_measured_in_both() ->
     assert result.at_checkpoints_other is not None
     assert result.at_checkpoints[0].tolist() == pytest.approx([0.6, 0.5])
     assert result.at_checkpoints_other[0].tolist() == pytest.approx([0.3, 0.5])  # the L2-best example's L∞
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_best_is_the_least_distorted_confirmed_row_the_earliest_among_equals(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, rows = 6, 80
+    x_clean = np.zeros((n, 1, 2, 2), np.float32)
+    images = rng.integers(0, n, rows)
+    # few distinct sizes, so that ties occur
+    x = (rng.integers(1, 4, (rows, 1, 1, 1)) / 4 * np.ones((rows, 1, 2, 2))).astype(np.float32)
+    x[:, 0, 0, 0] += rng.integers(0, 2, rows) / 8  # rows of equal distance but different content
+    adv = rng.random(rows) < 0.6
+    q = PerImageQueries(lambda batch: np.zeros(len(batch), np.int64), x_clean,
+                        lambda labels, idx: adv[: len(idx)] if len(idx) == rows else np.ones(len(idx), bool),
+                        norm="l2", max_queries_per_image=rows)
+    q.ask(images, x)
+    # the reference: one row at a time, a strictly better row replaces the best
+    best_d = np.full(n, np.inf)
+    best = x_clean.copy()
+    for i, row, a in zip(images, x, adv, strict=True):
+        d = float(np.sqrt(((row - x_clean[i]) ** 2).sum()))
+        if a and d < best_d[i]:
+            best_d[i], best[i] = d, row
+    assert np.allclose(q.best_distortion, best_d) and np.array_equal(q.best, best)
+    linf = np.abs((best - x_clean).reshape(n, -1)).max(1)
+    found = np.isfinite(best_d)
+    assert np.allclose(q.best_distortion_other[found], linf[found])

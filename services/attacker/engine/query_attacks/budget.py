@@ -161,12 +161,16 @@ class PerImageQueries:
             return
         images, x = images[is_adv], x[is_adv]
         d = distances(self.x_clean[images], x, self.norm)
-        d_other = distances(self.x_clean[images], x, self.other_norm)
-        for i, row, di, di_other in zip(images, x, d, d_other, strict=True):
-            if di < self.best_distortion[i]:
-                self.best_distortion[i] = di
-                self.best_distortion_other[i] = di_other
-                self.best[i] = row
+        # Per image, its least distorted row of the call (the earliest among equals), kept where it improves.
+        order = np.lexsort((np.arange(len(images)), d, images))
+        first = order[np.r_[True, images[order][1:] != images[order][:-1]]]
+        better = first[d[first] < self.best_distortion[images[first]]]
+        if not len(better):
+            return
+        won = images[better]
+        self.best_distortion[won] = d[better]
+        self.best_distortion_other[won] = distances(self.x_clean[won], x[better], self.other_norm)
+        self.best[won] = x[better]
 
 
 def _rank_within_image(images: np.ndarray) -> np.ndarray:
