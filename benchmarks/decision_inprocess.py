@@ -1,16 +1,19 @@
-"""HopSkipJump in-process: the engine's (every image advanced together, one oracle call per step) beside IBM
-ART's `HopSkipJump` (one image at a time), on the LeNet MNIST oracle, the same images and the same budget.
+"""Decision-based attacks in-process: the engine's HopSkipJump or Sign-OPT (every image advanced together, one
+oracle call per step) beside IBM ART's `HopSkipJump` or `SignOPTAttack` (one image at a time), on the LeNet MNIST
+oracle, the same images and the same budget.
 
     .venv/bin/python -m pip install -e '.[bench]'      # adversarial-robustness-toolbox==1.20.1
-    .venv/bin/python benchmarks/hopskipjump_inprocess.py --images 100 --budget 5000
+    .venv/bin/python benchmarks/decision_inprocess.py --attack hopskipjump --images 100 --budget 5000
+    .venv/bin/python benchmarks/decision_inprocess.py --attack sign_opt --images 100 --budget 5000
 
-Untargeted L2, the reference's defaults for both (init 100 evaluations, at most 10,000, γ = 1, geometric step
-size). Images: the first N test images from --offset (default 5000, away from the tests' images) that the
-oracle labels correctly. Printed: the median L2 of the best adversarial found within 500/1K/2K/5K queries per
-image (inf: none yet for most), success, wall time, queries/s, the time the oracle's forward passes took
-inside the run, and the raw forward time of the same number of queries in batches of 1,000. ART's curve is
-read the same way: a query counter wrapped around its classifier keeps the least distorted adversarial among
-the inputs it was asked, and stops the image at the budget.
+Untargeted L2, each side with its defaults, as a user would run it: HopSkipJump with the reference's (init 100
+evaluations, at most 10,000, γ = 1, geometric step size); Sign-OPT with the reference's (k = 200, α = 0.2, β =
+0.001, 100 starting directions), ART's `query_limit` set to the budget. Images: the first N test images from
+--offset (default 5000, away from the tests' images) that the oracle labels correctly. Printed: the median L2 of
+the best adversarial found within 500/1K/2K/5K queries per image (inf: none yet for most), success, wall time,
+queries/s, the time the oracle's forward passes took inside the run, and the raw forward time of the same number
+of queries in batches of 1,000. ART's curve is read the same way: a query counter wrapped around its classifier
+keeps the least distorted adversarial among the inputs it was asked, and stops the image at the budget.
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ import typer
 from oracles import MODEL_DIR, frozen, load_oracle_model  # noqa: I001 - benchmarks/ is the script's directory
 
 from bbrange.attacker.engine import InProcessOracle
+from bbrange.attacker.engine.query_attacks.base import QueryAttack
 from bbrange.attacker.engine.query_attacks.budget import PerImageQueries
 from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump
+from bbrange.attacker.engine.query_attacks.sign_opt import SignOPT
 from bbrange.shared.datasets import load_dataset
 
 ORACLE = "mnist"  # the LeNet recipe
 CURVE = (500, 1_000, 2_000, 5_000)
+OURS: dict[str, type[QueryAttack]] = {"hopskipjump": HopSkipJump, "sign_opt": SignOPT}
 
 
 class TimedOracle:
@@ -97,12 +103,12 @@ def medians(curve: np.ndarray, checkpoints: tuple[int, ...]) -> str:
     return "  ".join(f"{c:>5}: {np.median(curve[:, k]):.3f}" for k, c in enumerate(checkpoints))
 
 
-def run_ours(oracle: InProcessOracle, x: np.ndarray, clean: np.ndarray, budget: int, checkpoints: tuple[int, ...],
-             seed: int) -> None:
+def run_ours(name: str, oracle: InProcessOracle, x: np.ndarray, clean: np.ndarray, budget: int,
+             checkpoints: tuple[int, ...], seed: int) -> None:
     timed = TimedOracle(oracle)
     queries = PerImageQueries(timed.label, x, lambda labels, images: labels != clean[images], norm="l2",
                               max_queries_per_image=budget, checkpoints=checkpoints)
-    attack = HopSkipJump(norm="l2", max_queries_per_image=budget, checkpoints=checkpoints, batch_size=len(x))
+    attack = OURS[name](norm="l2", max_queries_per_image=budget, checkpoints=checkpoints, batch_size=len(x))
     start = time.perf_counter()
     attack.search(queries, None, np.random.default_rng(seed), lambda fraction: None)
     wall = time.perf_counter() - start
@@ -111,16 +117,17 @@ def run_ours(oracle: InProcessOracle, x: np.ndarray, clean: np.ndarray, budget: 
     assert (again != clean[r.success]).all(), "an adversarial the oracle does not confirm"
     total = int(r.queries.sum())
     forward = raw_forward_seconds(oracle, total, x.shape[1:])
-    print(f"engine HopSkipJump  median L2 at  {medians(r.at_checkpoints, checkpoints)}")
+    print(f"engine {name:<12} median L2 at  {medians(r.at_checkpoints, checkpoints)}")
     print(f"  success {r.success.mean():.0%}, {total:,} queries in {timed.calls:,} calls, wall {wall:.1f} s, "
           f"{total / wall:,.0f} queries/s; oracle time in the run {timed.seconds:.1f} s "
           f"(attack's own work {wall - timed.seconds:.1f} s); raw forward of {total:,} queries {forward:.1f} s")
 
 
-def run_art(oracle: InProcessOracle, x: np.ndarray, clean: np.ndarray, budget: int, checkpoints: tuple[int, ...],
-            num_classes: int, seed: int) -> None:
+def run_art(name: str, oracle: InProcessOracle, x: np.ndarray, clean: np.ndarray, budget: int,
+            checkpoints: tuple[int, ...], num_classes: int, seed: int) -> None:
     try:
         from art.attacks.evasion import HopSkipJump as ArtHopSkipJump
+        from art.attacks.evasion import SignOPTAttack
         from art.estimators.classification import BlackBoxClassifier
     except ImportError:
         print("ART is not installed: .venv/bin/python -m pip install -e '.[bench]'")
@@ -128,8 +135,9 @@ def run_art(oracle: InProcessOracle, x: np.ndarray, clean: np.ndarray, budget: i
     timed = TimedOracle(oracle)
     tracker = ArtTracker(timed, num_classes, budget, checkpoints)
     classifier = BlackBoxClassifier(tracker, x.shape[1:], num_classes, clip_values=(0.0, 1.0))
-    attack = ArtHopSkipJump(classifier, targeted=False, norm=2, max_iter=100_000, max_eval=10_000, init_eval=100,
-                            init_size=100, verbose=False)
+    attack = (ArtHopSkipJump(classifier, targeted=False, norm=2, max_iter=100_000, max_eval=10_000, init_eval=100,
+                             init_size=100, verbose=False) if name == "hopskipjump" else
+              SignOPTAttack(classifier, targeted=False, query_limit=budget, verbose=False))
     np.random.seed(seed)  # ART draws from numpy's global generator
     curves, used = [], 0
     start = time.perf_counter()
@@ -141,7 +149,7 @@ def run_art(oracle: InProcessOracle, x: np.ndarray, clean: np.ndarray, budget: i
         used += tracker.used
     wall = time.perf_counter() - start
     curve = np.array(curves)
-    print(f"ART HopSkipJump     median L2 at  {medians(curve, checkpoints)}")
+    print(f"ART {name:<15} median L2 at  {medians(curve, checkpoints)}")
     print(f"  success {np.isfinite(curve[:, -1]).mean():.0%}, {used:,} queries in {timed.calls:,} calls, wall "
           f"{wall:.1f} s, {used / wall:,.0f} queries/s; oracle time in the run {timed.seconds:.1f} s")
 
@@ -155,11 +163,14 @@ def load_or_train(device: torch.device) -> tuple[torch.nn.Module, dict]:
     return load_oracle_model(ORACLE, device)
 
 
-def main(images: int = typer.Option(100, help="Images attacked"),
+def main(attack: str = typer.Option("hopskipjump", help="hopskipjump or sign_opt"),
+         images: int = typer.Option(100, help="Images attacked"),
          budget: int = typer.Option(5_000, help="Queries per image"),
          offset: int = typer.Option(5_000, help="First test image considered"),
-         art: bool = typer.Option(True, help="Run ART's HopSkipJump beside"),
+         art: bool = typer.Option(True, help="Run ART's implementation beside"),
          seed: int = 0, device: str = "cpu") -> None:
+    if attack not in OURS:
+        raise typer.BadParameter(f"choose one of {', '.join(OURS)}", param_hint="--attack")
     on = torch.device(device)
     model, card = load_or_train(on)
     oracle = InProcessOracle(frozen(model), tuple(card["input_shape"]), card["num_classes"], on)
@@ -171,9 +182,9 @@ def main(images: int = typer.Option(100, help="Images attacked"),
     checkpoints = tuple(c for c in CURVE if c < budget) + (budget,)
     print(f"{len(x)} MNIST test images from {offset} (labelled correctly by the oracle), budget {budget:,}/image, "
           f"untargeted L2, torch threads {torch.get_num_threads()}")
-    run_ours(oracle, x, clean, budget, checkpoints, seed)
+    run_ours(attack, oracle, x, clean, budget, checkpoints, seed)
     if art:
-        run_art(oracle, x, clean, budget, checkpoints, card["num_classes"], seed)
+        run_art(attack, oracle, x, clean, budget, checkpoints, card["num_classes"], seed)
 
 
 if __name__ == "__main__":
