@@ -66,6 +66,12 @@ if TYPE_CHECKING:
     )
     from bbrange.attacker.engine.pipeline import BlackBoxAttack, BlackBoxResult, Stage, run_blackbox_attack
     from bbrange.attacker.engine.presets import SUBSTITUTE_PRESETS, SubstitutePreset, get_preset
+    from bbrange.attacker.engine.query_attacks.base import QueryAttack
+    from bbrange.attacker.engine.query_attacks.budget import DecisionResult, PerImageQueries
+    from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump
+    from bbrange.attacker.engine.query_attacks.hybrid import Hybrid
+    from bbrange.attacker.engine.query_attacks.rays import RayS
+    from bbrange.attacker.engine.query_attacks.sign_opt import SignOPT
     from bbrange.attacker.engine.registry import ENGINE_ATTACKS, attack_class, register_engine_attack
     from bbrange.attacker.engine.substitute import EpochReport, SubstituteConfig, SubstituteResult, train_substitute
     from bbrange.attacker.engine.target_classes import choose_targets
@@ -85,6 +91,12 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "jsma": ("jsma", "JSMAResult"),
     "jsma_attack": ("JSMA", "JsmaMeasures"),
     "target_classes": ("choose_targets",),
+    "query_attacks.base": ("QueryAttack",),
+    "query_attacks.budget": ("PerImageQueries", "DecisionResult"),
+    "query_attacks.hopskipjump": ("HopSkipJump",),
+    "query_attacks.sign_opt": ("SignOPT",),
+    "query_attacks.rays": ("RayS",),
+    "query_attacks.hybrid": ("Hybrid",),
     "evaluation": ("transfer", "oracle_labels", "summarise", "success_of", "TransferReport", "distortion",
                    "Distortion", "pair_matrices", "PairMatrices", "hardness", "adversarial_distance"),
 }
@@ -104,6 +116,8 @@ __all__ = [
     "Attack", "CraftingContext", "Measures", "ENGINE_ATTACKS", "attack_class", "register_engine_attack",
     "FGSM", "JSMA", "JsmaMeasures", "fgsm", "gradient_sign", "jsma", "JSMAResult", "SearchDomain",
     "choose_targets", "TargetChoice", "TARGET_CHOICES",
+    # decision-based attacks: their base, the one door to the oracle, the built-in ones
+    "QueryAttack", "PerImageQueries", "DecisionResult", "HopSkipJump", "SignOPT", "RayS", "Hybrid",
     # evaluation
     "transfer", "oracle_labels", "summarise", "success_of", "TransferReport", "distortion", "Distortion",
     "pair_matrices", "PairMatrices", "hardness", "adversarial_distance",
