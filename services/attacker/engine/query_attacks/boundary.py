@@ -13,21 +13,11 @@ import numpy as np
 from bbrange.attacker.engine.query_attacks.budget import Norm, PerImageQueries, distances
 
 
-def rank_within_image(images: np.ndarray) -> np.ndarray:
-    """For each row, how many earlier rows of the call belong to the same image."""
-    order = np.argsort(images, kind="stable")
-    sorted_images = images[order]
-    first = np.searchsorted(sorted_images, sorted_images, side="left")
-    rank = np.empty(len(images), np.int64)
-    rank[order] = np.arange(len(images)) - first
-    return rank
-
-
 def ask_trimmed(queries: PerImageQueries, images: np.ndarray, x: np.ndarray, shape: tuple[int, ...],
                 ) -> tuple[np.ndarray, np.ndarray]:
     """(adversarial, sent) per row. Rows past their image's remaining budget are dropped before asking, so
     that an unsent row's False is never read as the oracle's answer: callers use `sent` to tell them apart."""
-    sent = rank_within_image(images) < queries.remaining(images)
+    sent = queries.within_budget(images)
     answer = np.zeros(len(images), bool)
     if sent.any():
         answer[sent] = queries.ask(images[sent], x[sent].reshape(-1, *shape))

@@ -108,7 +108,7 @@ class PerImageQueries:
         x = np.asarray(x, dtype=np.float32)
         if len(images) != len(x):
             raise ValueError(f"{len(images)} image indices for {len(x)} queries")
-        sent = self._within_budget(images)
+        sent = self.within_budget(images)
         answer = np.zeros(len(images), bool)
         if not sent.any():
             return answer
@@ -135,15 +135,15 @@ class PerImageQueries:
                               self.queries.copy(), self.checkpoints, at, self.norm, stop_reason,
                               self.best_distortion_other.copy(), at_other)
 
-    def _within_budget(self, images: np.ndarray) -> np.ndarray:
+    def within_budget(self, images: np.ndarray) -> np.ndarray:
         """Which rows fit their image's remaining budget, taken in order."""
-        return _rank_within_image(images) < self.remaining(images)
+        return rank_within_image(images) < self.remaining(images)
 
     def _book(self, images: np.ndarray, x: np.ndarray, is_adv: np.ndarray) -> None:
         before = self.queries[images]
         np.add.at(self.queries, images, 1)
         after = self.queries[images]
-        rank = _rank_within_image(images)
+        rank = rank_within_image(images)
         # A checkpoint crossed within this call sees only the rows its image sent before reaching it.
         for k, c in enumerate(self.checkpoints):
             crossing = (before < c) & (after >= c)
@@ -173,7 +173,7 @@ class PerImageQueries:
         self.best[won] = x[better]
 
 
-def _rank_within_image(images: np.ndarray) -> np.ndarray:
+def rank_within_image(images: np.ndarray) -> np.ndarray:
     """For each row, how many earlier rows of the call belong to the same image."""
     order = np.argsort(images, kind="stable")
     sorted_images = images[order]
