@@ -34,9 +34,13 @@ def test_the_hybrid_counts_every_phase_and_amortises_the_labelling(quick_oracle:
     counter = QueryCounter(quick_oracle)
     x, y = mnist_test.x[100 : 100 + N], mnist_test.y[100 : 100 + N]
     attack = Hybrid(inner=HopSkipJump(max_queries_per_image=40, checkpoints=(5, 40), init_num_evals=10))
+    stages: list[str] = []
     with one_thread():
-        result = run_blackbox_attack(counter, mnist_test.x[:20], x, y, BlackBoxAttack(QUICK, attack))
+        result = run_blackbox_attack(counter, mnist_test.x[:20], x, y, BlackBoxAttack(QUICK, attack),
+                                     on_progress=lambda stage, fraction: stages.append(stage))
     assert result.completed and result.substitute is not None and result.queries_per_image is not None
+    # the search on the oracle is the "attack" stage, after the substitute, never "crafting"
+    assert [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s] == ["agreement", "attack", "evaluation"]
     attacked = int(result.queries_per_image.sum())
     # S0 and one augmentation labelled (40); no evaluation: the search's examples are the oracle's answers already;
     # noise of each found size (N), and three fixed sizes in each norm (6 N)

@@ -85,6 +85,8 @@ class Attack(ABC):
     name: ClassVar[str]
     targeted: ClassVar[bool]
     needs_substitute: ClassVar[bool] = True  # False: a query attack, which asks the oracle in `craft_set`
+    # True: `craft_set` searches on the oracle (phase "attack"), after the substitute if it needs one (the hybrid)
+    searches_oracle: ClassVar[bool] = False
     batch_size: int
 
     @abstractmethod

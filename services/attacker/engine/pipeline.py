@@ -125,7 +125,8 @@ def run_blackbox_attack(
     context = CraftingContext(model, counter, x_eval, label_before, counter.num_classes, attack.substitute.seed, device,
                               noise_baseline=attack.noise_baseline)
     targets = attack.crafting.choose_targets(context)
-    x_adv = attack.crafting.craft_set(context, targets, lambda fraction: progress("crafting", fraction))
+    stage: Stage = "attack" if attack.crafting.searches_oracle else "crafting"
+    x_adv = attack.crafting.craft_set(context, targets, lambda fraction: progress(stage, fraction))
     if isinstance(x_adv, CraftedSet) and x_adv.labels is not None:
         # A search on the oracle started from the substitute (the hybrid): its examples are confirmed already.
         return _searched(counter, context, attack, targets, x_adv, y_eval, progress, sub)

@@ -117,6 +117,21 @@ class CampaignResults(BaseModel):
                           "measured in the other norm (L∞ for an L2 attack, L2 for an L∞ one)")
     success_by_size_other: dict[str, Any] | None = Field(
         None, description="A query attack: success_by_size in the other norm, beside noise of that norm and size")
+    queries_per_image: dict[str, Any] | None = Field(
+        None, description="A query attack: the oracle queries its search spent per image: {median, max, total}")
+    query_attack_stop_reason: str | None = Field(
+        None, description="A query attack: why its search or its noise baseline stopped early (the budget), if it did")
+    labelling_queries: int | None = Field(
+        None, description="The hybrid: the labelling queries its substitute cost, once for the whole set")
+    amortised_labelling_queries_per_image: float | None = Field(
+        None, description="The hybrid: labelling_queries ÷ images attacked, the share of the substitute per image")
+    distortion_by_queries_amortised: dict[str, Any] | None = Field(
+        None, description="The hybrid: distortion_by_queries at total queries per image (search + amortised "
+                          "labelling), the curve to compare with a decision-based attack from a random start")
+    transfer_eps: float | None = Field(None, description="The hybrid: the FGSM size of its transferred starts")
+    transfer_starts_confirmed: float | None = Field(
+        None, description="The hybrid: share of the images whose transferred start the oracle misclassified (the "
+                          "search started there; elsewhere from its own random start)")
     flagged: str | None = Field(None, description="The oracle's extraction detector flagged the key "
                                                   "(its X-Extraction-Flagged: detector and its own query count)")
     flagged_after_queries: int | None = Field(None, description="Queries answered to this campaign before the "

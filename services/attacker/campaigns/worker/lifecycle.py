@@ -41,6 +41,17 @@ SPANS: dict[CampaignPhase, Span] = {
     CampaignPhase.saving: Span(0.97, 1.0),
     CampaignPhase.done: Span(1.0, 1.0),
 }
+# A search on the oracle after a substitute (the hybrid): the search, not the substitute, takes most of the time.
+SPANS_SEARCH_AFTER_SUBSTITUTE: dict[CampaignPhase, Span] = {
+    **SPANS,
+    CampaignPhase.substitute: Span(0.07, 0.3),
+    CampaignPhase.crafting: Span(0.3, 0.3),
+    CampaignPhase.attack: Span(0.3, 0.87),
+}
+
+
+def spans_for(needs_substitute: bool, searches_oracle: bool) -> dict[CampaignPhase, Span]:
+    return SPANS_SEARCH_AFTER_SUBSTITUTE if needs_substitute and searches_oracle else SPANS
 
 # Where the engine's stages and query phases fall: the noise baseline's queries belong to the evaluation.
 _STAGE_PHASES: dict[Stage, CampaignPhase] = {
@@ -67,14 +78,14 @@ def phase_of_query(phase: QueryPhase) -> CampaignPhase:
     return _QUERY_PHASES[phase]
 
 
-def progress(phase: CampaignPhase, fraction: float = 0.0) -> float:
+def progress(phase: CampaignPhase, fraction: float = 0.0, spans: dict[CampaignPhase, Span] = SPANS) -> float:
     """Where the bar stands `fraction` of the way through `phase`."""
-    return SPANS[phase].at(fraction)
+    return spans[phase].at(fraction)
 
 
-def substitute_progress(epoch_weights: Sequence[float], rho: int) -> float:
+def substitute_progress(epoch_weights: Sequence[float], rho: int, spans: dict[CampaignPhase, Span] = SPANS) -> float:
     """Where the bar stands once substitute epoch `rho` (0-based) is done."""
-    return progress(CampaignPhase.substitute, sum(epoch_weights[: rho + 1]) / max(sum(epoch_weights), 1e-9))
+    return progress(CampaignPhase.substitute, sum(epoch_weights[: rho + 1]) / max(sum(epoch_weights), 1e-9), spans)
 
 
 @contextlib.contextmanager

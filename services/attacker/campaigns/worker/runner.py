@@ -90,6 +90,7 @@ class _CampaignRun:
         self.oracle: targets.TargetClient | None = None
         self.client = ClientReport()
         self.epoch_weights: list[float] = []
+        self.spans = lifecycle.SPANS
 
     # ------------------------------------------------------------------ record updates
 
@@ -114,7 +115,7 @@ class _CampaignRun:
 
         def set_phase(r: CampaignRecord) -> None:
             r.phase = phase
-            r.progress = max(r.progress, lifecycle.progress(phase, fraction))
+            r.progress = max(r.progress, lifecycle.progress(phase, fraction, self.spans))
 
         self.publish(set_phase)
 
@@ -211,8 +212,10 @@ class _CampaignRun:
         self.counter = query_counter(spec, self.oracle, before=self.before_query, after=self.on_query)
         sub = spec.substitute
         self.epoch_weights = epoch_weights(len(inputs.x0), sub.rho, sub.reservoir, sub.sigma, sub.kappa)
+        attack = engine_attack(spec)
+        self.spans = lifecycle.spans_for(attack.crafting.needs_substitute, attack.crafting.searches_oracle)
         self.enter(CampaignPhase.agreement)
-        result = run_blackbox_attack(self.counter, inputs.x0, inputs.x_eval, inputs.y_eval, engine_attack(spec),
+        result = run_blackbox_attack(self.counter, inputs.x0, inputs.x_eval, inputs.y_eval, attack,
                                      device=device, on_epoch=self.on_epoch, on_progress=self.on_stage)
         self.results = campaign_results(result)
         if result.substitute is not None and not result.substitute.completed:
@@ -238,7 +241,7 @@ class _CampaignRun:
         self.enter(lifecycle.phase_of_stage(stage), fraction)
 
     def on_epoch(self, report: EpochReport) -> None:
-        done = lifecycle.substitute_progress(self.epoch_weights, report.rho)
+        done = lifecycle.substitute_progress(self.epoch_weights, report.rho, self.spans)
         epoch = EpochMetrics.model_validate(asdict(report))
 
         def add(r: CampaignRecord) -> None:

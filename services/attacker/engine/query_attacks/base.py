@@ -39,6 +39,7 @@ class QueryAttack(Attack):
     `checkpoints` (queries per image) at which the distortion curve is read."""
 
     needs_substitute: ClassVar[bool] = False
+    searches_oracle: ClassVar[bool] = True
     norms: ClassVar[tuple[Norm, ...]] = ("l2", "linf")  # the norms the attack supports
     norm: Norm = "l2"
     max_queries_per_image: int = 1000

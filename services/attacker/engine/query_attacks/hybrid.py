@@ -87,6 +87,7 @@ class Hybrid(Attack):
     name: ClassVar[str] = "hybrid"
     targeted: ClassVar[bool] = False
     needs_substitute: ClassVar[bool] = True
+    searches_oracle: ClassVar[bool] = True
     inner: QueryAttack = field(default_factory=HopSkipJump)
     transfer_eps: float = 0.3
     batch_size: int = 1000  # images per FGSM batch on the substitute
