@@ -142,7 +142,9 @@ def crafting_options(settings: list[str]) -> dict[str, Any]:
 def run(
     oracle_url: Annotated[str, typer.Option(envvar="BBRANGE_ORACLE_URL", help="Oracle base URL.")] = "http://127.0.0.1:8000",
     model: Annotated[str, typer.Option(help="Model name on the oracle.")] = "mnist",
-    api_key: Annotated[str, typer.Option(envvar="BBRANGE_ORACLE_API_KEY", help="Oracle API key.")] = "",
+    api_key: Annotated[list[str] | None, typer.Option(
+        envvar="BBRANGE_ORACLE_API_KEY", help="Oracle API key; repeat it to spread the campaign's queries over "
+                                              "several keys, taking turns (in the variable: keys apart by spaces).")] = None,
     dataset: Annotated[str, typer.Option(help="mnist or gtsrb.")] = "mnist",
     s0: Annotated[int, typer.Option(help="|S0|: test images from --s0-offset on.")] = 150,
     s0_offset: int = 0,
@@ -179,7 +181,7 @@ def run(
     else:
         crafting = {"method": method, **crafting_options(crafting_settings or [])}
         spec = campaign_spec(
-            bbrange_target(oracle_url, api_key, model), dataset=dataset, s0=s0, s0_offset=s0_offset, preset=preset,
+            bbrange_target(oracle_url, api_key or [""], model), dataset=dataset, s0=s0, s0_offset=s0_offset, preset=preset,
             rho=rho, lam=lam, train_epochs=train_epochs, crafting=crafting, eval_size=eval_size, seed=seed,
             substitute={"periodic_step": periodic_step, "tau": tau, "reservoir": reservoir, "sigma": sigma,
                         "kappa": kappa},

@@ -3,7 +3,7 @@ demo and the smoke run write a spec, so that a change to the spec's shape is mad
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bbrange.attacker.engine.vocabulary import DEFAULT_STEP_SIZE
@@ -12,9 +12,13 @@ from bbrange.attacker.engine.vocabulary import DEFAULT_STEP_SIZE
 MERGED_SECTIONS = ("target", "substitute", "evaluation")
 
 
-def bbrange_target(oracle_url: str, api_key: str, model: str = "mnist") -> dict[str, Any]:
-    """A bbrange oracle's model, spent through one API key."""
-    return {"oracle_url": oracle_url, "model": model, "api_key": api_key}
+def bbrange_target(oracle_url: str, api_key: str | Sequence[str], model: str = "mnist") -> dict[str, Any]:
+    """A bbrange oracle's model, spent through one API key, or through several taking turns (a list of two or
+    more: `api_keys`)."""
+    if isinstance(api_key, str):
+        return {"oracle_url": oracle_url, "model": model, "api_key": api_key}
+    keys = list(api_key)
+    return {"oracle_url": oracle_url, "model": model, **({"api_keys": keys} if len(keys) > 1 else {"api_key": keys[0]})}
 
 
 def fgsm(eps: float | list[float] = 0.3) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from bbrange.attacker.campaigns.spec.allowlist import Origin
 
 _STRICT = ConfigDict(strict=True, extra="forbid")
 REVEAL_SECRETS = {"reveal_secrets": True}  # serialization context of the worker's copy of the spec
+MAX_KEYS = 1000  # keys of one campaign that takes turns between several (a Sybil attacker: targets/keyring.py)
+MASK = "**********"
 
 
 def _secret_out(value: SecretStr | None, info: SerializationInfo) -> str | None:
@@ -31,25 +33,73 @@ def _secret_out(value: SecretStr | None, info: SerializationInfo) -> str | None:
     if value is None:
         return None
     context = info.context or {}
-    return value.get_secret_value() if context.get("reveal_secrets") else "**********"
+    return value.get_secret_value() if context.get("reveal_secrets") else MASK
+
+
+def _secrets_out(values: list[SecretStr] | None, info: SerializationInfo) -> list[str | None] | None:
+    """A list of secrets serialises as its secrets do, one by one: masked, their number shown."""
+    return None if values is None else [_secret_out(v, info) for v in values]
+
+
+def _several(what: str) -> Any:
+    """A field of 2..MAX_KEYS secrets (distinct: checked by the model, with `_distinct`)."""
+    return Field(None, min_length=2, max_length=MAX_KEYS,
+                 description=f"{what}, several (2..{MAX_KEYS}, distinct): the campaign's requests take turns "
+                             "between them (key_rotation); never shown back")
+
+
+def _distinct(values: list[SecretStr] | None, field: str) -> None:
+    """Refuse a key given twice, saying where by position only (a key is never quoted)."""
+    seen: dict[str, int] = {}
+    for i, value in enumerate(values or []):
+        first = seen.setdefault(value.get_secret_value(), i)
+        if first != i:
+            raise ValueError(f"{field}[{i}] repeats {field}[{first}]: give each key once")
+
+
+def _one_form(single: object, several: list[SecretStr] | None, one: str, many: str) -> None:
+    """At most one of a secret and a list of them, whose secrets are distinct."""
+    if single is not None and several is not None:
+        raise ValueError(f"give {one} or {many}, not both")
+    _distinct(several, many)
 
 
 Protocol = Literal["bbrange", "open-inference-v2", "kserve-v1", "torchserve", "http-json"]
+Key = Annotated[SecretStr, Field(min_length=1, max_length=512)]
+Token = Annotated[SecretStr, Field(min_length=1, max_length=4096)]
 
 
 class BearerAuth(BaseModel):
     model_config = _STRICT
     kind: Literal["bearer"]
-    token: SecretStr = Field(min_length=1, max_length=4096)
+    token: Token | None = None
+    tokens: list[Token] | None = _several("Bearer tokens")
     _token_out = field_serializer("token", when_used="json")(_secret_out)
+    _tokens_out = field_serializer("tokens", when_used="json")(_secrets_out)
+
+    @model_validator(mode="after")
+    def _one_or_several(self) -> BearerAuth:
+        _one_form(self.token, self.tokens, "token", "tokens")
+        if self.token is None and self.tokens is None:
+            raise ValueError("bearer auth needs a token (or tokens, several)")
+        return self
 
 
 class HeaderAuth(BaseModel):
     model_config = _STRICT
     kind: Literal["header"]
     name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9-]+$", description="e.g. X-Api-Key")
-    value: SecretStr = Field(min_length=1, max_length=4096)
+    value: Token | None = None
+    values: list[Token] | None = _several("Values of the header")
     _value_out = field_serializer("value", when_used="json")(_secret_out)
+    _values_out = field_serializer("values", when_used="json")(_secrets_out)
+
+    @model_validator(mode="after")
+    def _one_or_several(self) -> HeaderAuth:
+        _one_form(self.value, self.values, "value", "values")
+        if self.value is None and self.values is None:
+            raise ValueError("header auth needs a value (or values, several)")
+        return self
 
 
 class BasicAuth(BaseModel):
@@ -110,7 +160,12 @@ class Target(BaseModel):
                        max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
     api_key: SecretStr | None = Field(None, description="Bearer token the campaign spends; never shown back "
                                       "(the same as auth = {kind: bearer, token})", min_length=1, max_length=512)
+    api_keys: list[Key] | None = _several("Bearer tokens (oracle API keys)")
     auth: Auth | None = Field(None, description="Bearer token, a named header, or basic auth; never shown back")
+    key_rotation: Literal["round_robin"] = Field(
+        "round_robin", description="How several keys take turns: round_robin, each predict request with the next "
+                                   "key still in the rotation (one whose budget is spent or that the endpoint "
+                                   "blocked leaves it)")
     input_shape: list[Annotated[int, Field(ge=1, le=4096)]] | None = Field(
         None, min_length=3, max_length=3, description="[C, H, W] the model takes; needed where the endpoint serves "
                                                       "no metadata")
@@ -134,6 +189,7 @@ class Target(BaseModel):
         "endpoint's classes are not the dataset's (same order otherwise)")
     http_json: HttpJsonApi | None = Field(None, description="protocol http-json: how the API is called")
     _api_key_out = field_serializer("api_key", when_used="json")(_secret_out)
+    _api_keys_out = field_serializer("api_keys", when_used="json")(_secrets_out)
 
     @field_validator("oracle_url")
     @classmethod
@@ -146,10 +202,12 @@ class Target(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Target:
-        if self.api_key is not None and self.auth is not None:
-            raise ValueError("give api_key or auth, not both")
-        if self.protocol == "bbrange" and self.api_key is None and not isinstance(self.auth, BearerAuth):
-            raise ValueError("the bbrange protocol needs the oracle API key (api_key)")
+        _one_form(self.api_key, self.api_keys, "api_key", "api_keys")
+        if (self.api_key is not None or self.api_keys is not None) and self.auth is not None:
+            raise ValueError(f"give {'api_key' if self.api_key is not None else 'api_keys'} or auth, not both")
+        if self.protocol == "bbrange" and self.api_key is None and self.api_keys is None and not isinstance(
+                self.auth, BearerAuth):
+            raise ValueError("the bbrange protocol needs the oracle API key (api_key, or api_keys for several)")
         if self.protocol == "http-json" and self.http_json is None:
             raise ValueError("protocol http-json needs `http_json` (path, request template, labels or scores path)")
         if self.protocol in ("kserve-v1", "torchserve", "http-json") and (
@@ -161,11 +219,11 @@ class Target(BaseModel):
 
     def secrets(self) -> list[str]:
         """Every secret value of the target, to keep them out of anything shown back."""
-        values = [self.api_key] if self.api_key else []
+        values = [self.api_key] if self.api_key else [*(self.api_keys or [])]
         if isinstance(self.auth, BearerAuth):
-            values.append(self.auth.token)
+            values += [self.auth.token] if self.auth.token else [*(self.auth.tokens or [])]
         elif isinstance(self.auth, HeaderAuth):
-            values.append(self.auth.value)
+            values += [self.auth.value] if self.auth.value else [*(self.auth.values or [])]
         elif isinstance(self.auth, BasicAuth):
             values.append(self.auth.password)
         return [v.get_secret_value() for v in values]

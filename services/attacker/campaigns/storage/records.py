@@ -45,6 +45,20 @@ class EpochMetrics(BaseModel):
     wall_s: float
 
 
+class KeyUsage(BaseModel):
+    """One of a campaign's several API keys (by its index in the spec's list; the key itself is never shown)."""
+
+    index: int
+    inputs_sent: int = Field(0, description="Inputs sent with this key, retries and refused requests included")
+    queries: int = Field(0, description="Inputs the oracle answered (and charged) to this key")
+    flagged: str | None = Field(None, description="The oracle's first X-Extraction-Flagged for this key")
+    flagged_after_queries: int | None = Field(None, description="The campaign's queries answered (all keys) before "
+                                                                "the oracle first said this key was flagged")
+    flagged_after_key_queries: int | None = Field(None, description="This key's own queries answered by then")
+    dropped: str | None = Field(None, description="Why it left the rotation: budget_exhausted or "
+                                                  "suspected_extraction (blocked)")
+
+
 class QueryCounts(BaseModel):
     labelling: int = 0
     agreement: int = 0
@@ -56,6 +70,8 @@ class QueryCounts(BaseModel):
     inputs_sent: int = Field(0, description="Inputs sent to the oracle, retries and refused requests included")
     batch_size: int | None = Field(None, description="Inputs per request the campaign settled on (halved from a "
                                                      "batch the endpoint refused as too large)")
+    keys: list[KeyUsage] | None = Field(None, description="A campaign with several API keys (taking turns): "
+                                                          "each key's share, in the spec's order")
 
 
 class SizeResults(BaseModel):

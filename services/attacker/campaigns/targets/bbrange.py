@@ -18,13 +18,16 @@ class BbrangeTarget(TargetClient):
 
     def _describe(self) -> RemoteModel:
         t = self.target
-        # /v1/usage needs the key: a wrong one fails here, in the first second, not after the dataset is loaded.
-        # A server that copies the protocol without this route is not refused for it.
-        try:
-            self._get("/v1/usage")
-        except OracleError as e:
-            if e.status in (401, 403):
-                raise
+        # /v1/usage needs the key: a wrong one (each of several) fails here, in the first second, not after the
+        # dataset is loaded. A server that copies the protocol without this route is not refused for it.
+        for index in range(len(self.keys.usage)):
+            self.keys.use(index)
+            try:
+                self._get("/v1/usage")
+            except OracleError as e:
+                if e.status in (401, 403):
+                    raise
+                break
         models = self._get("/v1/models", missing_ok=True)
         if models.status_code == 404:
             if t.input_shape is None or t.num_classes is None:

@@ -12,6 +12,8 @@ the model is described, how a batch is sent and where the labels are in the answ
 - redirects are never followed (the allowlist admitted this origin, not wherever it points): a redirect
   is an `OracleProtocolError`; an error body is quoted (bounded) only when it has a common JSON error shape;
 - a pace in inputs per second, kept whatever the endpoint allows;
+- the spec's key, or its several keys taking turns (keyring.py: which key each request goes out with, and
+  which refusals take a key out of the rotation rather than stop the campaign);
 - whatever the endpoint returns (labels in any nesting or type, scores), only a label per input leaves
   the adapter (labels.py says how they are recognised), mapped to the dataset's classes when the spec gives
   a class map; an answered batch whose answer is then refused is still counted as answered.
@@ -24,20 +26,23 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection
+from functools import partial
 from typing import ClassVar
 
 import httpx
 import numpy as np
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay
 from tenacity.wait import wait_exponential, wait_random
 
 from bbrange.attacker.campaigns.errors import OracleError, OracleProtocolError, OracleUnavailable
 from bbrange.attacker.campaigns.spec.target import Target
-from bbrange.attacker.campaigns.targets.encoding import RemoteModel, auth_of
+from bbrange.attacker.campaigns.targets.encoding import RemoteModel
+from bbrange.attacker.campaigns.targets.keyring import BLOCKED, BUDGET_SPENT, key_ring
 from bbrange.attacker.campaigns.targets.labels import Expected, read_labels, received
 from bbrange.attacker.campaigns.targets.refusals import (
     BatchTooLarge,
     OracleBudgetExhausted,
+    StopTransientAfter,
     Transient,
     clip,
     quoted_error,
@@ -73,10 +78,10 @@ class TargetClient(ABC):
         self._max_attempts = max_attempts
         self._max_wait_s = max_wait_s
         self._next_send = time.monotonic()
-        headers, auth = auth_of(target)
+        self.keys = key_ring(target)
         self._client = httpx.Client(
-            base_url=target.oracle_url, timeout=timeout_s, follow_redirects=False, transport=transport, auth=auth,
-            headers={**headers, **({"User-Agent": user_agent} if user_agent else {})},  # else httpx's own
+            base_url=target.oracle_url, timeout=timeout_s, follow_redirects=False, transport=transport, auth=self.keys,
+            headers={"User-Agent": user_agent} if user_agent else {},  # else httpx's own
             limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
         )
         self._remote: RemoteModel | None = None
@@ -167,17 +172,20 @@ class TargetClient(ABC):
 
     def _label_batch(self, batch: np.ndarray) -> np.ndarray:
         self._pace(len(batch))
-        key = uuid.uuid4().hex  # one key per batch, sent again by every retry of it
-
-        def send() -> httpx.Response:
-            self.inputs_sent += len(batch)
-            return self._send_with_key(batch, key)
-
-        try:
-            response = self._call(send)
-        except OracleBudgetExhausted as e:
-            raise OracleBudgetExhausted(e.remaining, len(batch)) from None
+        while True:  # once, or again with the next key each time one leaves the rotation
+            self.keys.choose()
+            idempotency_key = uuid.uuid4().hex  # one per batch and API key, sent again by every retry of it
+            try:
+                response = self._call(partial(self._send_counted, batch, idempotency_key))
+                break
+            except OracleBudgetExhausted as e:
+                if not self.keys.drop(BUDGET_SPENT, e):
+                    raise OracleBudgetExhausted(e.remaining, len(batch)) from None
+            except OracleError as e:
+                if e.code != BLOCKED or not self.keys.drop(BLOCKED, e):
+                    raise
         self.inputs_answered += len(batch)
+        self.keys.answered(len(batch))
         try:
             labels = self._labels(response, len(batch))
         except (ValueError, KeyError, TypeError, IndexError) as e:
@@ -188,7 +196,9 @@ class TargetClient(ABC):
             raise OracleProtocolError(f"the endpoint returned a label outside 0..{classes - 1}: {received(labels)}")
         return labels
 
-    def _send_with_key(self, batch: np.ndarray, key: str) -> httpx.Response:
+    def _send_counted(self, batch: np.ndarray, key: str) -> httpx.Response:
+        self.inputs_sent += len(batch)
+        self.keys.sent(len(batch))
         self._client.headers["Idempotency-Key"] = key
         try:
             return self._send(batch)
@@ -241,7 +251,7 @@ class TargetClient(ABC):
         retrying = Retrying(
             retry=retry_if_exception_type(Transient),
             # Answers with Retry-After are waited out without limit on attempts: only the total wait bounds them.
-            stop=stop_after_delay(self._max_wait_s) | _StopTransientAfter(self._max_attempts),
+            stop=stop_after_delay(self._max_wait_s) | StopTransientAfter(self._max_attempts),
             wait=wait, sleep=self._sleep, before_sleep=before_sleep, reraise=True,
         )
         try:
@@ -259,7 +269,7 @@ class TargetClient(ABC):
                                       "point the campaign at the origin that serves the model")
         code, message, details = quoted_error(response)
         wait_s = retry_after(response)
-        if status == 429 and code == "budget_exhausted":
+        if status == 402 or (status == 429 and code == "budget_exhausted"):
             remaining = details.get("remaining", response.headers.get("X-Budget-Remaining"))
             raise OracleBudgetExhausted(int(remaining) if remaining is not None else None, 0)
         if says_too_large(response):
@@ -267,7 +277,8 @@ class TargetClient(ABC):
         if status == 429 or wait_s is not None or status in TRANSIENT_STATUS or code == "request_in_progress":
             raise Transient(f"HTTP {status} {code}: {message}", wait_s if wait_s is not None
                             else (1.0 if status == 429 else None))
-        refusal = f"the oracle refused the request ({status} {code}): {message}"
+        by = f" made with {self.keys.name()}" if self.keys.several else ""
+        refusal = f"the oracle refused the request{by} ({status} {code}): {message}"
         if code == "suspected_extraction":  # the oracle's detector blocked the key: say after how much
             refusal += f" (the campaign had {self.inputs_answered} queries answered)"
         raise OracleError(code, refusal, status)
@@ -276,6 +287,8 @@ class TargetClient(ABC):
         value = response.headers.get(FLAG_HEADER)
         if value and self.flag is None:
             self.flag, self.flagged_after = value, self.inputs_answered
+        if value:
+            self.keys.flagged(value, self.inputs_answered)
 
     def _sleep(self, seconds: float) -> None:
         """Sleep in short slices so that a cancelled campaign does not sit out a long wait."""
@@ -283,17 +296,3 @@ class TargetClient(ABC):
         while (left := deadline - time.monotonic()) > 0:
             self._interrupt()
             time.sleep(min(left, 0.25))
-
-
-class _StopTransientAfter(stop_after_attempt):
-    """Stop after `max_attempts` failures that did not say when to come back (Retry-After)."""
-
-    def __init__(self, max_attempts: int) -> None:
-        super().__init__(max_attempts)
-        self._failures = 0
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if not (isinstance(exc, Transient) and exc.retry_after_s is not None):
-            self._failures += 1
-        return self._failures >= self.max_attempt_number

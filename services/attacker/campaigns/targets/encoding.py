@@ -1,15 +1,14 @@
-"""How inputs and credentials go on the wire: layout, value scale, auth headers, and the model's shape."""
+"""How inputs go on the wire (layout, value scale) and the model's shape; credentials: keyring.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import numpy as np
 
 from bbrange.attacker.campaigns.errors import OracleProtocolError
-from bbrange.attacker.campaigns.spec.target import BasicAuth, BearerAuth, HeaderAuth, Target
+from bbrange.attacker.campaigns.spec.target import Target
 
 
 @dataclass(frozen=True)
@@ -18,19 +17,6 @@ class RemoteModel:
     input_shape: tuple[int, int, int]
     num_classes: int  # the endpoint's own labels, 0..num_classes-1
     card: dict[str, Any] | None = None  # what the endpoint's metadata said, where it has any (for reports)
-
-
-def auth_of(target: Target) -> tuple[dict[str, str], httpx.Auth | None]:
-    auth = target.auth
-    if target.api_key is not None:
-        return {"Authorization": f"Bearer {target.api_key.get_secret_value()}"}, None
-    if isinstance(auth, BearerAuth):
-        return {"Authorization": f"Bearer {auth.token.get_secret_value()}"}, None
-    if isinstance(auth, HeaderAuth):
-        return {auth.name: auth.value.get_secret_value()}, None
-    if isinstance(auth, BasicAuth):
-        return {}, httpx.BasicAuth(auth.username, auth.password.get_secret_value())
-    return {}, None
 
 
 def to_wire(batch: np.ndarray, target: Target, *, flat: bool | None = None) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""How an endpoint's refusals are read: which are worth a retry (and after how long), which are final, and
-what of an error body may be quoted into a campaign's record."""
+"""How an endpoint's refusals are read: which are worth a retry (after how long, how many times), which are
+final, and what of an error body may be quoted into a campaign's record."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import httpx
+from tenacity import RetryCallState, stop_after_attempt
 
 from bbrange.attacker.engine import BudgetExhausted
 
@@ -51,6 +52,20 @@ class Transient(Exception):
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class StopTransientAfter(stop_after_attempt):
+    """Stop after `max_attempts` failures that did not say when to come back (Retry-After)."""
+
+    def __init__(self, max_attempts: int) -> None:
+        super().__init__(max_attempts)
+        self._failures = 0
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if not (isinstance(exc, Transient) and exc.retry_after_s is not None):
+            self._failures += 1
+        return self._failures >= self.max_attempt_number
 
 
 class BatchTooLarge(Exception):

@@ -30,6 +30,7 @@ from bbrange.attacker.campaigns.storage.records import (
     CampaignResults,
     CampaignState,
     EpochMetrics,
+    KeyUsage,
     QueryCounts,
     utcnow,
 )
@@ -100,9 +101,15 @@ class _CampaignRun:
             if self.counter is not None:
                 r.queries = QueryCounts(**self.counter.usage.by_phase, total=self.counter.total,
                                         inputs_sent=self.oracle.inputs_sent if self.oracle else 0,
-                                        batch_size=self.oracle.batch_size if self.oracle else None)
+                                        batch_size=self.oracle.batch_size if self.oracle else None,
+                                        keys=self._key_usage())
 
         return apply
+
+    def _key_usage(self) -> list[KeyUsage] | None:
+        if self.oracle is None or not self.oracle.keys.several:
+            return None
+        return [KeyUsage.model_validate(asdict(k)) for k in self.oracle.keys.usage]
 
     def publish(self, mutate: Callable[[CampaignRecord], None]) -> CampaignRecord:
         record = self.store.update(self.cid, self._with_queries(mutate), only_from={CampaignState.running})
