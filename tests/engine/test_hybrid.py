@@ -22,6 +22,7 @@ from bbrange.attacker.engine.query_attacks.budget import distances
 from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump
 from bbrange.attacker.engine.query_attacks.hybrid import Hybrid, HybridDetails, HybridMeasures
 from bbrange.attacker.engine.query_attacks.sign_opt import SignOPT
+from bbrange.attacker.engine.query_attacks.transfer_start import l2_walk
 from bbrange.shared.http_errors import ApiError
 from tests.engine.decision_runs import one_thread
 from tests.specs import campaign_spec
@@ -56,6 +57,7 @@ def test_the_hybrid_counts_every_phase_and_amortises_the_labelling(quick_oracle:
     assert out["distortion_by_queries_amortised"]["queries"] == pytest.approx([5 + 40 / N, 40 + 40 / N])
     assert out["distortion_by_queries_amortised"]["median"] == out["distortion_by_queries"]["median"]
     assert "amortised" in out["amortisation_note"] and out["transfer_eps"] == 0.3
+    assert out["transfer_start"] == {"method": "fgsm", "eps": 0.3}
     # the starts the search reports confirmed are the transferred examples the oracle misclassifies
     context = CraftingContext(result.substitute.model, QueryCounter(quick_oracle), x, result.label_before, 10, 3,
                               torch.device("cpu"))
@@ -106,9 +108,14 @@ def test_the_hybrid_spec_builds_its_engine_attack_and_refuses_what_it_cannot_do(
     assert (built.inner.norm, built.inner.max_queries_per_image, built.transfer_eps) == ("linf", 500, 0.2)
     built = registered("hybrid").engine_attack(CampaignSpec.model_validate(with_crafting(inner="sign_opt")).crafting)
     assert isinstance(built, Hybrid) and isinstance(built.inner, SignOPT)
+    walk = CampaignSpec.model_validate(with_crafting(start="l2_walk", overshoot=3)).crafting
+    assert isinstance(walk, HybridCrafting) and walk.label().startswith("Hybrid: L2 walk ×3 start")
+    built = registered("hybrid").engine_attack(walk)
+    assert isinstance(built, Hybrid) and (built.start, built.overshoot) == ("l2_walk", 3.0)
     for refused, message in [({"inner": "sign_opt", "norm": "linf"}, "inner sign_opt supports the norm"),
                              ({"targeted": True, "target": "next"}, "hybrid is untargeted only"),
-                             ({"inner": "rays"}, "inner"), ({"transfer_eps": 0}, "transfer_eps")]:
+                             ({"inner": "rays"}, "inner"), ({"transfer_eps": 0}, "transfer_eps"),
+                             ({"start": "pgd"}, "start"), ({"overshoot": 0.5}, "overshoot")]:
         with pytest.raises(ValidationError, match=message):
             CampaignSpec.model_validate(with_crafting(**refused))
     with pytest.raises(ValueError, match="untargeted"):
@@ -122,3 +129,17 @@ def test_the_hybrid_is_held_to_both_the_substitute_and_the_query_limits() -> Non
         check_spec_limits(spec, 30, AttackerSettings(max_substitute_points=119, max_attack_queries=6_000))
     with pytest.raises(ApiError, match="6,000 attack queries"):
         check_spec_limits(spec, 30, AttackerSettings(max_substitute_points=120, max_attack_queries=5_999))
+
+
+def test_the_l2_walk_crosses_the_substitute_boundary_and_stretches_its_step(quick_oracle_model: torch.nn.Module,
+                                                                             mnist_test) -> None:
+    # the oracle's own model as the substitute: the walk must flip every image it labels, within its steps
+    model = quick_oracle_model.eval()
+    x = torch.from_numpy(mnist_test.x[:N])
+    y = model(x).argmax(1)
+    walked = l2_walk(model, x, y, overshoot=1.0)
+    assert (model(walked).argmax(1) != y).all()
+    assert float(walked.min()) >= 0.0 and float(walked.max()) <= 1.0
+    stretched = l2_walk(model, x, y, overshoot=2.0)
+    grown = (stretched - x).flatten(1).norm(dim=1) / (walked - x).flatten(1).norm(dim=1)
+    assert bool((grown > 1.2).all()) and bool((grown <= 2.0 + 1e-5).all())  # clipping may shorten the stretch

@@ -3,10 +3,10 @@ adversarial example where the oracle already misclassifies it, and from the sear
 otherwise.
 
 The pipeline trains the substitute with Jacobian-based augmentation as for FGSM (`needs_substitute`, phase
-"labelling"); `craft_set` crafts FGSM at `transfer_eps` on it (away from the oracle's clean label), then runs the
-inner attack's search through `craft_by_queries` with those examples as starts, so per-image budgets,
-checkpoints and measures are the inner attack's. The search checks each start with one query (its first) and
-falls back to its own initialisation where the oracle disagrees.
+"labelling"); `craft_set` crafts a start on it for every image (away from the oracle's clean label: FGSM at
+`transfer_eps`, or the L2 walk of transfer_start.py), then runs the inner attack's search through `craft_by_queries`
+from those starts, so per-image budgets, checkpoints and measures are the inner attack's. The search checks each
+start with one query (its first) and falls back to its own initialisation where the oracle disagrees.
 
 A transferred start is not free: its substitute cost the labelling queries. The measures report them per image
 attacked (labelling total ÷ images, amortised over the set) and the distortion curve shifted by that many
@@ -16,7 +16,7 @@ queries, beside the inner attack's own per-image curve.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import torch
@@ -30,6 +30,7 @@ from bbrange.attacker.engine.query_attacks.budget import DecisionResult, Norm, P
 from bbrange.attacker.engine.query_attacks.crafting import craft_by_queries
 from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump
 from bbrange.attacker.engine.query_attacks.measures import QueryMeasures
+from bbrange.attacker.engine.query_attacks.transfer_start import l2_walk
 from bbrange.shared.devices import as_batch
 
 AMORTISED = ("queries_per_image and distortion_by_queries count each image's search on the oracle only; the "
@@ -56,7 +57,7 @@ class HybridMeasures:
     labelling_queries: int
     images: int
     transfer_confirmed: float | None  # share of the images whose transferred start the oracle confirmed
-    transfer_eps: float
+    start: dict[str, Any]  # how the starts were crafted: {"method": "fgsm", "eps": ε} or {"method": "l2_walk", ...}
 
     @property
     def stop_reason(self) -> str | None:
@@ -74,7 +75,8 @@ class HybridMeasures:
             "labelling_queries": self.labelling_queries,
             "amortised_labelling_queries_per_image": round(a, 6),
             "distortion_by_queries_amortised": {**curve, "queries": [round(c + a, 6) for c in curve["queries"]]},
-            "transfer_eps": self.transfer_eps,
+            "transfer_start": self.start,
+            "transfer_eps": self.start.get("eps"),
             "transfer_starts_confirmed": self.transfer_confirmed,
             "amortisation_note": AMORTISED,
         }
@@ -82,7 +84,8 @@ class HybridMeasures:
 
 @dataclass(frozen=True)
 class Hybrid(Attack):
-    """FGSM at `transfer_eps` on the substitute, then `inner`'s search from it (untargeted)."""
+    """A start crafted on the substitute (`start`: FGSM at `transfer_eps`, or the L2 walk stretched by `overshoot`,
+    transfer_start.py), then `inner`'s search from it (untargeted)."""
 
     name: ClassVar[str] = "hybrid"
     targeted: ClassVar[bool] = False
@@ -90,6 +93,8 @@ class Hybrid(Attack):
     searches_oracle: ClassVar[bool] = True
     inner: QueryAttack = field(default_factory=HopSkipJump)
     transfer_eps: float = 0.3
+    start: Literal["fgsm", "l2_walk"] = "fgsm"
+    overshoot: float = 2.0
     batch_size: int = 1000  # images per FGSM batch on the substitute
 
     def __post_init__(self) -> None:
@@ -99,6 +104,10 @@ class Hybrid(Attack):
             raise ValueError(f"the hybrid's inner attack must be a decision-based search, not {self.inner.name}")
         if not 0.0 < self.transfer_eps <= 1.0:
             raise ValueError("transfer_eps must be in (0, 1]")
+        if self.start not in ("fgsm", "l2_walk"):
+            raise ValueError(f"unknown start {self.start!r}: fgsm or l2_walk")
+        if not 1.0 <= self.overshoot <= 10.0:
+            raise ValueError("overshoot must be in [1, 10]")
 
     @property
     def norm(self) -> Norm:
@@ -112,14 +121,16 @@ class Hybrid(Attack):
         raise TypeError("the hybrid asks the oracle in craft_set; its transfer start alone is FGSM")
 
     def transfer_starts(self, context: CraftingContext) -> np.ndarray:
-        """FGSM on the substitute, pushed away from the oracle's label of each clean image."""
+        """The starts crafted on the substitute, pushed away from the oracle's label of each clean image."""
         if context.substitute is None:
             raise TypeError("the hybrid needs the substitute the pipeline trains (needs_substitute)")
         out = []
         for i in range(0, len(context.x), self.batch_size):
             xb = as_batch(context.x[i : i + self.batch_size], context.device)
             yb = torch.from_numpy(np.asarray(context.label_before[i : i + self.batch_size], np.int64)).to(context.device)
-            out.append(fgsm(context.substitute, xb, self.transfer_eps, yb).cpu().numpy().astype(np.float32, copy=False))
+            moved = (fgsm(context.substitute, xb, self.transfer_eps, yb) if self.start == "fgsm" else
+                     l2_walk(context.substitute, xb, yb, overshoot=self.overshoot))
+            out.append(moved.cpu().numpy().astype(np.float32, copy=False))
         return np.concatenate(out) if out else context.x.copy()
 
     def craft_set(self, context: CraftingContext, targets: np.ndarray | None,
@@ -159,8 +170,10 @@ class Hybrid(Attack):
         if not isinstance(search, QueryMeasures):
             return None
         n = len(context.x)
+        start = ({"method": "fgsm", "eps": self.transfer_eps} if self.start == "fgsm" else
+                 {"method": "l2_walk", "overshoot": self.overshoot})
         return HybridMeasures(search, context.counter.used("labelling"), n,
-                              float(details.transfer_confirmed.mean()) if n else None, self.transfer_eps)
+                              float(details.transfer_confirmed.mean()) if n else None, start)
 
 
 class _StartChecks:

@@ -1,6 +1,7 @@
-"""The hybrid in a campaign spec: a substitute trained as for FGSM, whose FGSM example at `transfer_eps` starts a
-decision-based search (HopSkipJump or Sign-OPT) where the oracle already misclassifies it (the engine's
-query_attacks/hybrid.py). Untargeted; the inner attack's norm and per-image budget are the shared query settings."""
+"""The hybrid in a campaign spec: a substitute trained as for FGSM, whose example (FGSM at `transfer_eps`, or its
+L2 walk stretched by `overshoot`) starts a decision-based search (HopSkipJump or Sign-OPT) where the oracle already
+misclassifies it (the engine's query_attacks/hybrid.py). Untargeted; the inner attack's norm and per-image budget
+are the shared query settings."""
 
 from __future__ import annotations
 
@@ -26,7 +27,13 @@ class HybridCrafting(QueryCraftingSpec):
         "hopskipjump", description="The decision-based search started from the transferred example")
     transfer_eps: float = Field(0.3, gt=0, le=1, description="The L∞ size of the FGSM example crafted on the "
                                                              "substitute, the search's start where the oracle "
-                                                             "misclassifies it")
+                                                             "misclassifies it (start = fgsm)")
+    start: Literal["fgsm", "l2_walk"] = Field(
+        "fgsm", description="How the start is crafted on the substitute: FGSM at transfer_eps, or l2_walk (the "
+                            "substitute's normalised margin gradient in small L2 steps until its label changes, the "
+                            "perturbation then stretched by overshoot), which suits an L2 search")
+    overshoot: float = Field(2.0, ge=1, le=10, description="start = l2_walk: the factor the walk's perturbation is "
+                                                           "stretched by, so that it crosses the oracle's boundary too")
 
     @model_validator(mode="after")
     def _inner_norm(self) -> HybridCrafting:
@@ -36,7 +43,8 @@ class HybridCrafting(QueryCraftingSpec):
         return self
 
     def label(self) -> str:
-        return (f"Hybrid: FGSM ε={self.transfer_eps:g} start, {INNER_LABELS[self.inner]} {self.norm.upper()}, "
+        start = f"FGSM ε={self.transfer_eps:g}" if self.start == "fgsm" else f"L2 walk ×{self.overshoot:g}"
+        return (f"Hybrid: {start} start, {INNER_LABELS[self.inner]} {self.norm.upper()}, "
                 f"≤{self.max_queries_per_image:,} queries/image")
 
 
@@ -49,7 +57,7 @@ def engine_hybrid(spec: HybridCrafting) -> Attack:
     inner = (HopSkipJump(norm="l2" if spec.norm == "l2" else "linf", max_queries_per_image=budget,
                          checkpoints=checkpoints) if spec.inner == "hopskipjump"
              else SignOPT(norm="l2", max_queries_per_image=budget, checkpoints=checkpoints))
-    return Hybrid(inner=inner, transfer_eps=spec.transfer_eps)
+    return Hybrid(inner=inner, transfer_eps=spec.transfer_eps, start=spec.start, overshoot=spec.overshoot)
 
 
 register_attack("hybrid", HybridCrafting, engine_hybrid)
