@@ -130,3 +130,15 @@ def test_a_full_store_or_a_redis_restart_never_fails_or_frees_a_request(quick_mo
     finally:
         oracle.stop()
         redis.stop()
+
+
+def test_a_retried_request_is_not_evidence(oracle, mnist_test):
+    """The same batch: sent with an Idempotency-Key, retried with it (answered from the replay store, never shown to
+    the detector), then sent again without one (answered anew: exact re-sends, neither stored nor matched)."""
+    client_id, key = oracle.create_client(budget=1_000, name="retrier")
+    x = mnist_test.x[9100:9120]
+    for headers in ({"Idempotency-Key": "batch-1"}, {"Idempotency-Key": "batch-1"}, {}):
+        assert predict(oracle.url, key, x, **headers).status_code == 200
+    wait_until(lambda: seen(oracle, client_id) == 40, 10, "the detector")
+    bl = state(oracle, client_id)["models"][0]["blacklight"]
+    assert bl["matched"] == 0 and oracle.usage(client_id)["used"] == 40
