@@ -14,8 +14,9 @@ A polynomial hash of the window's levels modulo 2**64 (Horner's rule, vectorised
 position with numpy) followed by the splitmix64 finaliser gives all three at ~30 µs per MNIST query, where
 hashlib's SHA-256 on each of its 765 windows would cost ~400 µs, more than the model's forward. The levels take
 at most 8 bits and the multiplier is odd, so two windows of ≤ 8 values never collide; longer windows collide with
-probability ~2**-64. The hashes are 8 bytes, stored whole (`blacklight_store.py` splits them into a shard and a
-6-byte tag).
+probability ~2**-64. The hash starts from the salt's seed, so that the seed also decides which windows are a
+query's largest S (the reference's SHA-256 is unkeyed). The hashes are 8 bytes, stored whole (`blacklight_store.py`
+splits them into a shard and a 6-byte tag).
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ def window_hashes(levels: np.ndarray, config: BlacklightConfig) -> np.ndarray:
     if levels.shape[1] < config.window:
         raise ValueError(f"inputs of {levels.shape[1]} values are shorter than the window ({config.window})")
     windows = sliding_window_view(levels, config.window, axis=1)[:, :: config.stride]  # a view: nothing copied
-    h = np.full(windows.shape[:2], _START, np.uint64)  # not 0: an all-black window must not hash to the padding
+    # Started from the seed (not from 0, so that an all-black window does not hash to the padding): which windows
+    # are a query's largest S is then as secret as the salt.
+    h = np.full(windows.shape[:2], _START ^ np.uint64(config.salt_seed or 0), np.uint64)
     with np.errstate(over="ignore"):  # arithmetic modulo 2**64 is the point
         for j in range(config.window):  # Horner's rule: h = h·B + level, one pass over all windows per offset
             h *= _BASE
