@@ -43,7 +43,7 @@ from oracles import frozen, load_oracle_model  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
 from bbrange.attacker.engine import InProcessOracle  # noqa: E402
-from bbrange.oracle.detection.blacklight_store import BlacklightStore, records, shard_count  # noqa: E402
+from bbrange.oracle.detection.blacklight_store import BlacklightStore, shard_count  # noqa: E402
 from bbrange.oracle.detection.config import BlacklightConfig  # noqa: E402
 from bbrange.shared.datasets import load_dataset  # noqa: E402
 from bbrange.shared.stack import RedisServer  # noqa: E402
@@ -141,7 +141,6 @@ async def fill(r: Redis, config: BlacklightConfig, queries: int, seed: int) -> N
             n = min(1000, target - stored)
             fps = rng.integers(1, 2**63, size=(n, config.hashes), dtype=np.int64).astype(np.uint64)
             ids = [rng.bytes(4) for _ in range(n)]
-            assert records(ids, fps, shard_count(config))
             seen = await store.observe(f"filler{stored % 97}", "mnist", ids, fps, config)
             stored += seen.stored.count(1)
             if seen.stored.count(1) < n:

@@ -153,7 +153,8 @@ def test_the_detector_flags_with_the_linked_clients_and_a_clear_starts_afresh(re
     settings = DetectionSettings(default=DetectorConfig(policy="flag", blacklight=CONFIG))
 
     async def body(redis: Redis) -> list[Any]:
-        detector = Detector(redis, "bl-detector", OracleMetrics(), settings)
+        oracle_metrics = OracleMetrics()
+        detector = Detector(redis, "bl-detector", oracle_metrics, settings)
         probes = near_copies(mnist_test.x[4], 16, seed=4)
         labels = np.zeros(16, np.int64)
         await detector.update("c_first", "mnist", probes[:4], labels[:4])
@@ -164,8 +165,8 @@ def test_the_detector_flags_with_the_linked_clients_and_a_clear_starts_afresh(re
         # After the clear its own earlier probes no longer count against it; c_first's still do.
         await detector.update("c_second", "mnist", probes[12:], labels[12:])
         after = await detector.blacklight.client("c_second", "mnist")
-        metrics = detector.metrics
-        matches = metrics.blacklight_matches.labels(model="mnist", owner="other_client")._value.get()
+        matches = oracle_metrics.registry.get_sample_value("bbrange_oracle_detection_blacklight_matches_total",
+                                                           {"model": "mnist", "owner": "other_client"})
         return [flagged, headers, after, matches]
 
     flag, headers, after, matches = run(redis_server.url, body)

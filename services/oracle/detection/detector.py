@@ -167,9 +167,9 @@ class Detector:
 
     async def _blacklight(self, client_id: str, model: str, x: np.ndarray, labels: np.ndarray) -> None:
         config: BlacklightConfig = self.settings.for_model(model).blacklight
-        if not config.enabled or x[0].size < config.window:  # inputs smaller than a window: nothing to hash
+        if not config.enabled or not len(x) or x[0].size < config.window:  # smaller than a window: no hash
             return
-        # ~40 µs of numpy per MNIST input: off the event loop, which answers requests meanwhile
+        # ~50 µs of numpy per MNIST input: off the event loop, which answers requests meanwhile
         fps, ids = await asyncio.to_thread(lambda: (blacklight.fingerprints(x, config), blacklight.input_ids(x)))
         seen = await self.blacklight.observe(client_id, model, ids, fps, config)
         m = self.metrics
