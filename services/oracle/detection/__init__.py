@@ -1,6 +1,7 @@
-"""The blue side: per-client detection of model extraction in the oracle's query stream.
+"""The blue side: detection of model extraction and query-based attacks in the oracle's query stream.
 
-PRADA (Juuti et al., 2019) per client and model (`prada.py`), its state bounded in Redis (`store.py`),
-updated off the response path (`detector.py`), with a policy per model or client (`observe`, `flag`,
-`block`; `config.py`), metrics (`metrics.py`) and an admin API (`routes.py`).
+PRADA (Juuti et al., 2019) per client and model (`prada.py`), its state bounded in Redis (`store.py`);
+Blacklight (Li et al., 2022) over every client's queries of a model (`blacklight.py`), its state shared and
+bounded in Redis (`blacklight_store.py`); both updated off the response path (`detector.py`), with a policy per
+model or client (`observe`, `flag`, `block`; `config.py`), metrics (`metrics.py`) and an admin API (`routes.py`).
 """

@@ -5,9 +5,11 @@
     detector.observe(client_id, model, x, labels)        after answering: queue the batch, return at once
 
 A background task drains the queue: batches waiting for the same client and model (gathered for up to
-COALESCE_S) are fed to PRADA together, in one Redis transaction, so under load the detector's Redis and CPU
-work per answered input shrinks instead of slowing the answers. A full queue drops batches (counted) rather than making
-clients wait.
+COALESCE_S) are fed together to PRADA (the client's own state, one Redis transaction) and to Blacklight (the
+fingerprints of every client's queries, one pipelined round trip), so under load the detector's Redis and CPU
+work per answered input shrinks instead of slowing the answers. A full queue drops batches (counted) rather than
+making clients wait. Either detector may flag the client; the model's (or the client's) policy decides what a
+flag does.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 from redis.asyncio import Redis
 
-from bbrange.oracle.detection import prada
-from bbrange.oracle.detection.config import DetectionSettings, Policy
-from bbrange.oracle.detection.metrics import DetectionMetrics
+from bbrange.oracle.detection import blacklight, prada
+from bbrange.oracle.detection.blacklight_store import BlacklightStore
+from bbrange.oracle.detection.config import BlacklightConfig, DetectionSettings, Policy
+from bbrange.oracle.detection.metrics import DETECTORS, DetectionMetrics
 from bbrange.oracle.detection.store import ClientDetection, DetectionStore, Flag, now_iso
 from bbrange.oracle.query_metrics import OracleMetrics
 from bbrange.oracle.serving.recent_cache import RecentCache
@@ -51,6 +54,7 @@ class Detector:
                  settings: DetectionSettings | None = None, cache_ttl_s: float = 0.0) -> None:
         self.settings = settings or DetectionSettings()
         self.store = DetectionStore(redis, prefix)
+        self.blacklight = BlacklightStore(redis, prefix)
         # A client's flag and policy as `admit` last read them. A flag raised, cleared or a policy set through
         # another process takes effect here within cache_ttl_s; through this one, at once (forgotten here).
         self._admissions: RecentCache[str, ClientDetection] = RecentCache(cache_ttl_s)
@@ -92,7 +96,8 @@ class Detector:
             self._queue.put_nowait(_Batch(client_id, model, x, labels))
             self._idle.clear()
         except asyncio.QueueFull:
-            self.metrics.dropped.labels(model=model).inc(len(x))
+            for name in DETECTORS:
+                self.metrics.dropped.labels(model=model, detector=name).inc(len(x))
 
     @staticmethod
     def header(flag: Flag) -> str:
@@ -126,21 +131,27 @@ class Detector:
             for b in batches:
                 groups.setdefault((b.client_id, b.model), []).append(b)
             for (client_id, model), items in groups.items():
-                try:
-                    await self.update(client_id, model, np.concatenate([b.x for b in items]),
-                                      np.concatenate([b.labels for b in items]))
-                except asyncio.CancelledError:
-                    raise
-                except Exception:  # noqa: BLE001 - the detector must never take the oracle down
-                    log.exception("extraction detector: update of %s/%s failed", client_id, model)
-                    self.metrics.dropped.labels(model=model).inc(sum(len(b.x) for b in items))
+                await self.update(client_id, model, np.concatenate([b.x for b in items]),
+                                  np.concatenate([b.labels for b in items]))
             if self._queue.empty():
                 self._idle.set()
 
-    async def update(self, client_id: str, model: str, x: np.ndarray, labels: np.ndarray) -> prada.PradaState:
-        """Feed one client's answered inputs of one model to PRADA and raise a flag if it alarms."""
+    async def update(self, client_id: str, model: str, x: np.ndarray, labels: np.ndarray) -> None:
+        """Feed one client's answered inputs of one model to each detector; one that fails (Redis down) loses
+        them (counted), the other still sees them, and the oracle goes on answering."""
+        for name, feed in (("prada", self._prada), ("blacklight", self._blacklight)):
+            started = time.perf_counter()
+            try:
+                await feed(client_id, model, x, labels)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the detector must never take the oracle down
+                log.exception("extraction detector: %s update of %s/%s failed", name, client_id, model)
+                self.metrics.dropped.labels(model=model, detector=name).inc(len(x))
+            self.metrics.update_seconds.labels(model=model, detector=name).observe(time.perf_counter() - started)
+
+    async def _prada(self, client_id: str, model: str, x: np.ndarray, labels: np.ndarray) -> None:
         config = self.settings.for_model(model)
-        started = time.perf_counter()
         z = prada.project(x, config)
         alarm_before: list[int | None] = []
 
@@ -153,8 +164,29 @@ class Detector:
             self.metrics.statistic.labels(client=client_id, model=model, detector="prada").set(state.statistic)
         if state.alarm_at is not None and alarm_before[-1] is None:
             await self._flag(client_id, Flag("prada", model, state.alarm_at, state.statistic, now_iso()))
-        self.metrics.update_seconds.labels(model=model).observe(time.perf_counter() - started)
-        return state
+
+    async def _blacklight(self, client_id: str, model: str, x: np.ndarray, labels: np.ndarray) -> None:
+        config: BlacklightConfig = self.settings.for_model(model).blacklight
+        if not config.enabled or not len(x) or x[0].size < config.window:  # smaller than a window: no hash
+            return
+        # ~50 µs of numpy per MNIST input: off the event loop, which answers requests meanwhile
+        fps, ids = await asyncio.to_thread(lambda: (blacklight.fingerprints(x, config), blacklight.input_ids(x)))
+        seen = await self.blacklight.observe(client_id, model, ids, fps, config)
+        m = self.metrics
+        for outcome, code in (("stored", 1), ("resent", 0), ("dropped", -1)):
+            if n := seen.stored.count(code):
+                m.blacklight_fingerprints.labels(model=model, outcome=outcome).inc(n)
+        same = sum(1 for c in seen.matched_client if c == client_id)
+        other = sum(1 for c in seen.matched_client if c and c != client_id)
+        if same:
+            m.blacklight_matches.labels(model=model, owner="same_client").inc(same)
+        if other:
+            m.blacklight_matches.labels(model=model, owner="other_client").inc(other)
+        m.statistic.labels(client=client_id, model=model, detector="blacklight").set(max(seen.shared, default=0))
+        if seen.alarm_at is not None:
+            linked = (await self.blacklight.client(client_id, model)).linked
+            await self._flag(client_id, Flag("blacklight", model, seen.alarm_at, float(max(seen.shared)), now_iso(),
+                                             tuple(linked)))
 
     async def set_policy(self, client_id: str, policy: Policy | None) -> None:
         await self.store.set_policy(client_id, policy)
@@ -167,8 +199,9 @@ class Detector:
             return
         client = await self.store.client(client_id)
         policy = client.policy or self.settings.for_model(flag.model).policy
-        log.warning("extraction detector: client %s flagged by %s after %d queries of %s (W=%s, policy %s)",
-                    client_id, flag.reason, flag.queries, flag.model, flag.statistic, policy.value)
+        log.warning("extraction detector: client %s flagged by %s after %d queries of %s (statistic %s, linked %s, "
+                    "policy %s)", client_id, flag.reason, flag.queries, flag.model, flag.statistic,
+                    ",".join(flag.linked) or "-", policy.value)
         self.metrics.flags.labels(reason=flag.reason, model=flag.model, policy=policy.value).inc()
         self.metrics.queries_until_flag.labels(reason=flag.reason, model=flag.model).observe(flag.queries)
         if policy is not Policy.observe:

@@ -6,7 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from bbrange.oracle.query_metrics import OracleMetrics
 
-REASONS = ("prada",)
+DETECTORS = ("prada", "blacklight")
+REASONS = DETECTORS  # a flag's reason is the detector that raised it
 POLICIES = ("observe", "flag", "block")
 
 
@@ -15,7 +16,8 @@ class DetectionMetrics:
         r = oracle.registry
         self.statistic = Gauge(
             "bbrange_oracle_detection_statistic",
-            "The detector's statistic per client (prada: Shapiro-Wilk W of the query distances; alarm below δ)",
+            "The detector's statistic per client (prada: Shapiro-Wilk W of the query distances, alarm below δ; "
+            "blacklight: the most hashes one of its last queries shared with an earlier query, a match from T)",
             ["client", "model", "detector"], registry=r, multiprocess_mode="min",
         )
         self.flagged = Gauge(
@@ -38,17 +40,32 @@ class DetectionMetrics:
         )
         self.update_seconds = Histogram(
             "bbrange_oracle_detection_update_seconds", "Detector work per coalesced update (off the response path)",
-            ["model"], registry=r,
+            ["model", "detector"], registry=r,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
         )
         self.dropped = Counter(
             "bbrange_oracle_detection_dropped_inputs", "Answered inputs the detector never saw (queue full or Redis "
-            "error)", ["model"], registry=r,
+            "error)", ["model", "detector"], registry=r,
+        )
+        self.blacklight_matches = Counter(
+            "bbrange_oracle_detection_blacklight_matches", "Queries Blacklight matched with an earlier query (at least "
+            "T shared hashes), by whose the earlier query was (same_client, other_client)", ["model", "owner"],
+            registry=r,
+        )
+        self.blacklight_fingerprints = Counter(
+            "bbrange_oracle_detection_blacklight_fingerprints", "Fingerprints of answered queries: stored, resent (an "
+            "exact re-send of a stored query: neither stored nor matched), dropped (the model's cap was reached: "
+            "matched, not stored)", ["model", "outcome"], registry=r,
         )
         for reason in REASONS:  # so dashboards see zeros, not gaps
             for policy in POLICIES:
                 self.flags.labels(reason=reason, model="", policy=policy)
-        self.dropped.labels(model="")
+        for detector in DETECTORS:
+            self.dropped.labels(model="", detector=detector)
+        for owner in ("same_client", "other_client"):
+            self.blacklight_matches.labels(model="", owner=owner)
+        for outcome in ("stored", "resent", "dropped"):
+            self.blacklight_fingerprints.labels(model="", outcome=outcome)
         oracle.refusals.labels(reason="suspected_extraction", model="")
 
     @classmethod

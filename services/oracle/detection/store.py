@@ -1,13 +1,15 @@
 """Detection state in Redis: PRADA's state per client and model, and each client's flag and policy.
 
     {prefix}:detect:{client}            hash: policy (an admin's override), flagged, reason, model, queries,
-                                        statistic, flagged_at (ISO time)
+                                        statistic, flagged_at (ISO time), linked (clients, comma-separated),
+                                        blacklight_epoch (raised by a clear)
     {prefix}:detect:{client}:{model}    hash: g:{c} (G_c's points, pooled, uint8), s:{c} (its ring head and
                                         distance sums), d / dc (the window of D and its classes), meta (JSON)
 
 Every field is bounded by the model's `DetectorConfig` (`bytes_per_client` says how much), so a client
 costs at most that whatever it sends. Updates are optimistic transactions (WATCH): oracle processes
-sharing one Redis never lose each other's points.
+sharing one Redis never lose each other's points. Blacklight's state, shared by all clients, is in
+`blacklight_store.py`; a client's Blacklight counters live under {prefix}:detect:{client}:{model}:blacklight*.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Flag:
     queries: int  # the client's queries of `model` the detector had seen when it raised the flag
     statistic: float | None
     flagged_at: str
+    linked: tuple[str, ...] = ()  # blacklight: the other clients whose queries this client's matched (or theirs it)
 
 
 @dataclass(frozen=True)
@@ -89,11 +92,12 @@ class DetectionStore:
 
     async def client(self, client_id: str) -> ClientDetection:
         raw = await self.redis.hmget(self.client_key(client_id), ["policy", "flagged", "reason", "model", "queries",
-                                                                    "statistic", "flagged_at"])
-        policy, flagged, reason, model, queries, statistic, at = (_text(v) for v in raw)
+                                                                    "statistic", "flagged_at", "linked"])
+        policy, flagged, reason, model, queries, statistic, at, linked = (_text(v) for v in raw)
         flag = None
         if flagged == "1":
-            flag = Flag(reason or "", model or "", int(queries or 0), float(statistic) if statistic else None, at or "")
+            flag = Flag(reason or "", model or "", int(queries or 0), float(statistic) if statistic else None, at or "",
+                        tuple(linked.split(",")) if linked else ())
         return ClientDetection(Policy(policy) if policy else None, flag)
 
     async def raise_flag(self, client_id: str, flag: Flag) -> bool:
@@ -104,14 +108,17 @@ class DetectionStore:
             return False
         await self.redis.hset(key, mapping={"reason": flag.reason, "model": flag.model, "queries": flag.queries,
                                             "statistic": "" if flag.statistic is None else repr(flag.statistic),
-                                            "flagged_at": flag.flagged_at})
+                                            "flagged_at": flag.flagged_at, "linked": ",".join(flag.linked)})
         return True
 
     async def clear(self, client_id: str) -> None:
-        """Drop the flag and every model's state of the client: it starts again from nothing."""
+        """Drop the flag and every model's state of the client: it starts again from nothing. Its fingerprints stay
+        in Blacklight's shared store (until they expire), but a new epoch stops them counting against it."""
         keys = [k async for k in self.redis.scan_iter(match=f"{self.client_key(client_id)}:*", count=100)]
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(self.client_key(client_id), "flagged", "reason", "model", "queries", "statistic", "flagged_at")
+            pipe.hdel(self.client_key(client_id), "flagged", "reason", "model", "queries", "statistic", "flagged_at",
+                      "linked")
+            pipe.hincrby(self.client_key(client_id), "blacklight_epoch", 1)
             for k in keys:
                 pipe.delete(k)
             await pipe.execute()
