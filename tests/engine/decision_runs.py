@@ -13,6 +13,7 @@ import torch
 from bbrange.attacker.engine import InProcessOracle, QueryCounter
 from bbrange.attacker.engine.query_attacks.base import QueryAttack
 from bbrange.attacker.engine.query_attacks.budget import DecisionResult, PerImageQueries, distances
+from bbrange.attacker.engine.query_attacks.evasion import Evasion
 from bbrange.shared.datasets import load_mnist
 
 
@@ -37,7 +38,7 @@ def one_thread() -> Iterator[None]:
 
 
 def run_decision_attack(attack: QueryAttack, oracle: InProcessOracle, n: int = 20, *, targeted: bool = False,
-                        seed: int = 0) -> DecisionRun:
+                        seed: int = 0, evasion: Evasion | None = None) -> DecisionRun:
     """`attack` on the first n test images the oracle labels correctly (targeted: to the next class, from the
     first other test image the oracle gives that class)."""
     test = load_mnist("test", download=False)
@@ -57,7 +58,8 @@ def run_decision_attack(attack: QueryAttack, oracle: InProcessOracle, n: int = 2
             return out
 
         queries = PerImageQueries(counter.label, x, adversarial, norm=attack.norm,
-                                  max_queries_per_image=attack.max_queries_per_image, checkpoints=attack.checkpoints)
+                                  max_queries_per_image=attack.max_queries_per_image, checkpoints=attack.checkpoints,
+                                  evasion=evasion, evasion_seed=seed)
         attack.search(queries, starts, np.random.default_rng(seed), lambda done: None)
         return DecisionRun(x, label, targets, counter, queries.result())
 

@@ -26,6 +26,7 @@ from bbrange.attacker.engine.attack import Attack, CraftedSet, CraftingContext, 
 from bbrange.attacker.engine.evaluation import Distortion
 from bbrange.attacker.engine.query_attacks.budget import DEFAULT_CHECKPOINTS, DecisionResult, Norm, PerImageQueries
 from bbrange.attacker.engine.query_attacks.crafting import craft_by_queries
+from bbrange.attacker.engine.query_attacks.evasion import Evasion
 from bbrange.attacker.engine.query_attacks.measures import QueryMeasures, query_measures
 from bbrange.attacker.engine.target_classes import choose_targets
 from bbrange.attacker.engine.vocabulary import TargetChoice
@@ -48,6 +49,7 @@ class QueryAttack(Attack):
     target: TargetChoice | None = None  # None: untargeted
     target_class: int | None = None  # target = "fixed"
     success_sizes: tuple[float, ...] | None = None  # sizes the success is read at (None: measures.SUCCESS_SIZES)
+    evasion: Evasion | None = None  # the adaptive attacker: every query randomly transformed (evasion.py)
 
     def __post_init__(self) -> None:
         if self.norm not in self.norms:
@@ -68,7 +70,7 @@ class QueryAttack(Attack):
         image keeping its best adversarial so far (the set's `stop_reason` says so)."""
         return craft_by_queries(context, targets, self.search, norm=self.norm,
                                 max_queries_per_image=self.max_queries_per_image, checkpoints=self.checkpoints,
-                                batch_size=self.batch_size, progress=progress)
+                                batch_size=self.batch_size, progress=progress, evasion=self.evasion)
 
     def measures(self, context: CraftingContext, x_adv: np.ndarray, targets: np.ndarray | None,
                  crafted: Distortion) -> QueryMeasures | None:

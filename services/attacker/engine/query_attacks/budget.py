@@ -15,6 +15,10 @@ it by the endpoint's batch limit and books every input), and keeps, per image:
                     the example is chosen by the attack's norm, and the results report both of its distances
 
 so that no attack can report an example the oracle did not confirm, nor a query it did not count.
+
+With an `Evasion` (evasion.py, the adaptive attacker), every row is sent through its random transformation and
+what is booked is the row the oracle answered: the transformation changes no count, and the kept example is
+adversarial as it is. `offer` then keeps nothing (what it offers was booked, transformed, when it was asked).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+from bbrange.attacker.engine.query_attacks.evasion import Evasion
 
 Norm = Literal["l2", "linf"]
 LabelBatch = Callable[[np.ndarray], np.ndarray]  # labels of a batch of inputs, one query per row
@@ -71,11 +77,14 @@ class PerImageQueries:
 
     def __init__(self, label_batch: LabelBatch, x_clean: np.ndarray, adversarial: Callable[[np.ndarray, np.ndarray],
                  np.ndarray], *, norm: Norm, max_queries_per_image: int,
-                 checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS) -> None:
+                 checkpoints: Sequence[int] = DEFAULT_CHECKPOINTS, evasion: Evasion | None = None,
+                 evasion_seed: int = 0) -> None:
         if list(checkpoints) != sorted(set(checkpoints)) or (len(checkpoints) and checkpoints[0] < 1):
             raise ValueError("checkpoints must be positive and strictly increasing")
         self._label_batch = label_batch
         self._adversarial = adversarial
+        self.evasion = evasion
+        self._evasion_rng = np.random.default_rng(evasion_seed)  # its own stream: the attack's draws stay the same
         self.x_clean = np.asarray(x_clean, dtype=np.float32)
         self.norm: Norm = norm
         self.max_queries = int(max_queries_per_image)
@@ -113,6 +122,8 @@ class PerImageQueries:
         if not sent.any():
             return answer
         idx, xs = images[sent], x[sent]
+        if self.evasion is not None:
+            xs = self.evasion.apply(xs, self._evasion_rng)
         labels = np.asarray(self._label_batch(xs))
         answer[sent] = is_adv = np.asarray(self._adversarial(labels, idx), dtype=bool)
         self._book(idx, xs, is_adv)
@@ -120,7 +131,10 @@ class PerImageQueries:
 
     def offer(self, images: np.ndarray, x: np.ndarray) -> None:
         """Inputs already known to be adversarial (asked before, e.g. a binary search's adversarial end):
-        kept as the best of their image where less distorted, at no query."""
+        kept as the best of their image where less distorted, at no query. With an evasion, nothing: the
+        oracle answered their transformed form, booked when they were asked."""
+        if self.evasion is not None:
+            return
         images = np.asarray(images, dtype=np.int64)
         self._improve(images, np.asarray(x, dtype=np.float32), np.ones(len(images), bool))
 

@@ -11,6 +11,7 @@ import numpy as np
 from bbrange.attacker.engine.attack import CraftedSet, CraftingContext
 from bbrange.attacker.engine.errors import BudgetExhausted
 from bbrange.attacker.engine.query_attacks.budget import DecisionResult, Norm, PerImageQueries
+from bbrange.attacker.engine.query_attacks.evasion import Evasion
 
 Search = Callable[[PerImageQueries, "np.ndarray | None", np.random.Generator, Callable[[float], None]], None]
 
@@ -41,9 +42,11 @@ def target_starts(x: np.ndarray, label_before: np.ndarray, targets: np.ndarray) 
 
 def craft_by_queries(context: CraftingContext, targets: np.ndarray | None, search: Search, *, norm: Norm,
                      max_queries_per_image: int, checkpoints: tuple[int, ...], batch_size: int,
-                     progress: Callable[[float], None], starts: np.ndarray | None = None) -> CraftedSet:
+                     progress: Callable[[float], None], starts: np.ndarray | None = None,
+                     evasion: Evasion | None = None) -> CraftedSet:
     """`starts`: a start per image believed adversarial (the hybrid's transferred examples), which the search
-    checks before relying on it; by default a targeted attack's nearest image of its target, else none."""
+    checks before relying on it; by default a targeted attack's nearest image of its target, else none.
+    `evasion`: every query sent through its random transformation (evasion.py), drawn from the campaign's seed."""
     x, n = context.x, len(context.x)
     if n == 0:
         return CraftedSet(x.copy(), np.zeros(0, np.int64), None, None, np.zeros(0, np.int64))
@@ -57,7 +60,8 @@ def craft_by_queries(context: CraftingContext, targets: np.ndarray | None, searc
         queries = PerImageQueries(lambda q: context.counter.label(q, "attack"), x[rows],
                                   adversarial_criterion(context.label_before[rows],
                                                         None if targets is None else targets[rows]),
-                                  norm=norm, max_queries_per_image=max_queries_per_image, checkpoints=checkpoints)
+                                  norm=norm, max_queries_per_image=max_queries_per_image, checkpoints=checkpoints,
+                                  evasion=evasion, evasion_seed=context.seed + start)
         if stop_reason is None:
             try:
                 search(queries, None if starts is None else starts[rows], rng, _chunk_progress(progress, start,

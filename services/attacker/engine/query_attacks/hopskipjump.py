@@ -149,6 +149,8 @@ class _Search:
             delta = np.full(len(pos), 0.1)
         else:
             delta = (np.sqrt(self.d) if a.norm == "l2" else self.d) * self.theta * self.searched_dist[pos]
+        if a.evasion is not None:  # probes closer than the transformation's own change would be answered at random
+            delta = np.maximum(delta, a.evasion.probe_radius(self.d, a.norm))
         num_evals = int(min(a.init_num_evals * np.sqrt(t), a.max_num_evals))
         grad = estimate_normal(self.q, self.images[pos], self.cur[pos], delta, num_evals, a.norm, self.rng,
                                self.shape)

@@ -152,7 +152,7 @@ class Hybrid(Attack):
         crafted = craft_by_queries(context, None, search, norm=self.inner.norm,
                                    max_queries_per_image=self.inner.max_queries_per_image,
                                    checkpoints=self.inner.checkpoints, batch_size=self.inner.batch_size,
-                                   progress=progress, starts=starts)
+                                   progress=progress, starts=starts, evasion=self.inner.evasion)
         result = crafted.details
         assert isinstance(result, DecisionResult)
         details = HybridDetails(result, confirmed, distances(context.x, starts, self.inner.norm))

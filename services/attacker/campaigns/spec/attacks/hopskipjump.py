@@ -44,7 +44,7 @@ def engine_hopskipjump(spec: HopSkipJumpCrafting) -> Attack:
                        target_class=spec.target_class,
                        max_queries_per_image=spec.max_queries_per_image, checkpoints=tuple(spec.checkpoints),
                        init_num_evals=spec.init_evals, max_num_evals=spec.max_evals, gamma=spec.gamma,
-                       stepsize_search=spec.stepsize_search)
+                       stepsize_search=spec.stepsize_search, evasion=spec.engine_evasion())
 
 
 register_attack("hopskipjump", HopSkipJumpCrafting, engine_hopskipjump)

@@ -55,8 +55,9 @@ def engine_hybrid(spec: HybridCrafting) -> Attack:
 
     budget, checkpoints = spec.max_queries_per_image, tuple(spec.checkpoints)
     inner = (HopSkipJump(norm="l2" if spec.norm == "l2" else "linf", max_queries_per_image=budget,
-                         checkpoints=checkpoints) if spec.inner == "hopskipjump"
-             else SignOPT(norm="l2", max_queries_per_image=budget, checkpoints=checkpoints))
+                         checkpoints=checkpoints, evasion=spec.engine_evasion()) if spec.inner == "hopskipjump"
+             else SignOPT(norm="l2", max_queries_per_image=budget, checkpoints=checkpoints,
+                          evasion=spec.engine_evasion()))
     return Hybrid(inner=inner, transfer_eps=spec.transfer_eps, start=spec.start, overshoot=spec.overshoot)
 
 

@@ -4,16 +4,43 @@ at which its distortion curve is read. Refusals a person can act on, before any 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bbrange.attacker.campaigns.spec.attacks.registry import CraftingSpec
 from bbrange.attacker.engine.vocabulary import TargetChoice
 
+if TYPE_CHECKING:
+    from bbrange.attacker.engine.query_attacks.evasion import Evasion
+
 # The engine's default checkpoints (query_attacks/budget.py), written here so the API stays torch-free.
 CHECKPOINTS = [100, 200, 500, 1_000, 2_000, 5_000, 10_000]
 MAX_QUERIES_PER_IMAGE = 100_000
+# Per transformation: its default strength (noise σ = 0.02 kept HopSkipJump's queries below Blacklight's match
+# threshold in benchmarks/detection_adaptive.py) and the most a spec may ask (past it the classifier is not invariant).
+EVASION_STRENGTH = {"brightness": (0.05, 0.2), "noise": (0.02, 0.1)}
+
+
+class EvasionSpec(BaseModel):
+    """The adaptive attacker (the engine's query_attacks/evasion.py): every query sent through a random
+    transformation that changes a similarity detector's fingerprint (Blacklight's) and hardly the label."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    transform: Literal["brightness", "noise"] = Field(description="brightness: x·(1+c)+b, c and b uniform in "
+                                                                  "±strength per query; noise: Gaussian noise of "
+                                                                  "σ = strength on every pixel")
+    strength: float | None = Field(None, gt=0, description="brightness: ≤ 0.2 (default 0.05); noise: ≤ 0.1 "
+                                                           "(default 0.02)")
+
+    @model_validator(mode="after")
+    def _strength(self) -> EvasionSpec:
+        default, most = EVASION_STRENGTH[self.transform]
+        if self.strength is None:
+            self.strength = default
+        elif self.strength > most:
+            raise ValueError(f"evasion strength for {self.transform} must be at most {most}")
+        return self
 
 
 class QueryCraftingSpec(CraftingSpec):
@@ -33,6 +60,8 @@ class QueryCraftingSpec(CraftingSpec):
                                                    "and gradient estimates alike)")
     checkpoints: list[int] = Field(default_factory=lambda: list(CHECKPOINTS), min_length=1, max_length=32,
                                    description="Queries per image at which the distortion curve is read")
+    evasion: EvasionSpec | None = Field(None, description="The adaptive attacker: every query randomly transformed "
+                                                          "to evade a similarity detector (default: off)")
 
     @field_validator("checkpoints")
     @classmethod
@@ -59,6 +88,15 @@ class QueryCraftingSpec(CraftingSpec):
                              "next or fixed")
         return self
 
+    def engine_evasion(self) -> Evasion | None:
+        """The engine's `Evasion` of this spec (None: off); every factory passes it to its attack."""
+        if self.evasion is None:
+            return None
+        from bbrange.attacker.engine.query_attacks.evasion import Evasion
+
+        return Evasion(self.evasion.transform, float(self.evasion.strength or 0.0))
+
     def label(self) -> str:
+        evasion = f", evasion {self.evasion.transform} {self.evasion.strength:g}" if self.evasion else ""
         goal = f", targeted ({self.target})" if self.targeted else ""
-        return f"{self.method} {self.norm.upper()}{goal}, ≤{self.max_queries_per_image:,} queries/image"
+        return f"{self.method} {self.norm.upper()}{goal}, ≤{self.max_queries_per_image:,} queries/image{evasion}"

@@ -31,7 +31,7 @@ def engine_rays(spec: RaysCrafting) -> Attack:
     from bbrange.attacker.engine.query_attacks.rays import RayS
 
     return RayS(norm="linf", max_queries_per_image=spec.max_queries_per_image, checkpoints=tuple(spec.checkpoints),
-                tolerance=spec.tolerance, epsilon=spec.epsilon)
+                tolerance=spec.tolerance, epsilon=spec.epsilon, evasion=spec.engine_evasion())
 
 
 register_attack("rays", RaysCrafting, engine_rays)

@@ -34,7 +34,8 @@ def engine_sign_opt(spec: SignOptCrafting) -> Attack:
 
     return SignOPT(norm="l2", max_queries_per_image=spec.max_queries_per_image, checkpoints=tuple(spec.checkpoints),
                    target=spec.target if spec.targeted else None, target_class=spec.target_class,
-                   k=spec.k, alpha=spec.alpha, beta=spec.beta, iterations=spec.iterations, directions=spec.directions)
+                   k=spec.k, alpha=spec.alpha, beta=spec.beta, iterations=spec.iterations, directions=spec.directions,
+                   evasion=spec.engine_evasion())
 
 
 register_attack("sign_opt", SignOptCrafting, engine_sign_opt)
