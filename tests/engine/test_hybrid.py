@@ -108,6 +108,8 @@ def test_the_hybrid_spec_builds_its_engine_attack_and_refuses_what_it_cannot_do(
     assert (built.inner.norm, built.inner.max_queries_per_image, built.transfer_eps) == ("linf", 500, 0.2)
     built = registered("hybrid").engine_attack(CampaignSpec.model_validate(with_crafting(inner="sign_opt")).crafting)
     assert isinstance(built, Hybrid) and isinstance(built.inner, SignOPT)
+    assert (built.start, built.overshoot) == ("l2_walk", 3.0)  # an L2 search starts from the L2 walk by default
+    assert (built.inner.norm, registered("hybrid").engine_attack(crafting).start) == ("l2", "fgsm")  # L∞: FGSM
     walk = CampaignSpec.model_validate(with_crafting(start="l2_walk", overshoot=3)).crafting
     assert isinstance(walk, HybridCrafting) and walk.label().startswith("Hybrid: L2 walk ×3 start")
     built = registered("hybrid").engine_attack(walk)

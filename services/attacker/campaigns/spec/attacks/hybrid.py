@@ -28,12 +28,18 @@ class HybridCrafting(QueryCraftingSpec):
     transfer_eps: float = Field(0.3, gt=0, le=1, description="The L∞ size of the FGSM example crafted on the "
                                                              "substitute, the search's start where the oracle "
                                                              "misclassifies it (start = fgsm)")
-    start: Literal["fgsm", "l2_walk"] = Field(
-        "fgsm", description="How the start is crafted on the substitute: FGSM at transfer_eps, or l2_walk (the "
-                            "substitute's normalised margin gradient in small L2 steps until its label changes, the "
-                            "perturbation then stretched by overshoot), which suits an L2 search")
-    overshoot: float = Field(2.0, ge=1, le=10, description="start = l2_walk: the factor the walk's perturbation is "
-                                                           "stretched by, so that it crosses the oracle's boundary too")
+    start: Literal["fgsm", "l2_walk"] | None = Field(
+        None, description="How the start is crafted on the substitute: FGSM at transfer_eps, or l2_walk (the "
+                          "substitute's normalised margin gradient in small L2 steps until its label changes, the "
+                          "perturbation then stretched by overshoot). Default: l2_walk for an L2 search, fgsm for L∞")
+    overshoot: float = Field(3.0, ge=1, le=10, description="start = l2_walk: the factor the walk's perturbation is "
+                                                           "stretched by, so that it crosses the oracle's boundary too "
+                                                           "(3: the best of 1.5-4 on benchmarks/decision_hybrid.py's "
+                                                           "tuning split)")
+
+    @property
+    def start_method(self) -> Literal["fgsm", "l2_walk"]:
+        return self.start or ("l2_walk" if self.norm == "l2" else "fgsm")
 
     @model_validator(mode="after")
     def _inner_norm(self) -> HybridCrafting:
@@ -43,7 +49,7 @@ class HybridCrafting(QueryCraftingSpec):
         return self
 
     def label(self) -> str:
-        start = f"FGSM ε={self.transfer_eps:g}" if self.start == "fgsm" else f"L2 walk ×{self.overshoot:g}"
+        start = f"FGSM ε={self.transfer_eps:g}" if self.start_method == "fgsm" else f"L2 walk ×{self.overshoot:g}"
         return (f"Hybrid: {start} start, {INNER_LABELS[self.inner]} {self.norm.upper()}, "
                 f"≤{self.max_queries_per_image:,} queries/image")
 
@@ -58,7 +64,7 @@ def engine_hybrid(spec: HybridCrafting) -> Attack:
                          checkpoints=checkpoints, evasion=spec.engine_evasion()) if spec.inner == "hopskipjump"
              else SignOPT(norm="l2", max_queries_per_image=budget, checkpoints=checkpoints,
                           evasion=spec.engine_evasion()))
-    return Hybrid(inner=inner, transfer_eps=spec.transfer_eps, start=spec.start, overshoot=spec.overshoot)
+    return Hybrid(inner=inner, transfer_eps=spec.transfer_eps, start=spec.start_method, overshoot=spec.overshoot)
 
 
 register_attack("hybrid", HybridCrafting, engine_hybrid)
