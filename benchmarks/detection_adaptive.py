@@ -3,8 +3,8 @@
 Blacklight, and the bad-query figure of Debenedetti, Carlini & Tramèr ("Evading Black-box Classifiers Without
 Breaking Eggs", SaTML 2024): the distortion reached after 100 / 500 / 1,000 flagged ("bad") queries.
 
-    BBRANGE_MODEL_DIR=/work/main/models .venv/bin/python benchmarks/detection_adaptive.py      # ~4 min on 2 cores
-    BBRANGE_MODEL_DIR=/work/main/models .venv/bin/python benchmarks/detection_adaptive.py --attack rays
+    .venv/bin/python benchmarks/detection_adaptive.py      # ~4 min on 2 cores
+    .venv/bin/python benchmarks/detection_adaptive.py --attack rays
 
 The engine's HopSkipJump (untargeted L2, its defaults) or RayS (L∞) on N MNIST test images from --offset (those
 the `mnist` LeNet oracle labels correctly; in-process `InProcessOracle`), every image advanced together; every

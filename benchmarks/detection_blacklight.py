@@ -1,7 +1,7 @@
 """Blacklight in the oracle, measured: false positives on benign MNIST traffic, queries until a decision-based
 attack is matched and flagged (one key, and spread over 100 keys), and its cost in CPU, Redis time and memory.
 
-    BBRANGE_MODEL_DIR=/work/main/models .venv/bin/python benchmarks/detection_blacklight.py     # ~2 min on 2 cores
+    .venv/bin/python benchmarks/detection_blacklight.py     # ~2 min on 2 cores
 
 The oracle's own Blacklight logic runs in-process (`blacklight.fingerprints`, `BlacklightStore.observe`: the Lua
 script) against a private redis-server, client by client and request by request as the oracle's detector feeds
