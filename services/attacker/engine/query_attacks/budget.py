@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-Norm = Literal["l2", "linf"]
+from bbrange.shared.perturbations import Norm
+
 LabelBatch = Callable[[np.ndarray], np.ndarray]  # labels of a batch of inputs, one query per row
 DEFAULT_CHECKPOINTS = (100, 200, 500, 1_000, 2_000, 5_000, 10_000)
 

@@ -10,7 +10,8 @@ import numpy as np
 
 from bbrange.attacker.engine.attack import CraftedSet, CraftingContext
 from bbrange.attacker.engine.errors import BudgetExhausted
-from bbrange.attacker.engine.query_attacks.budget import DecisionResult, Norm, PerImageQueries
+from bbrange.attacker.engine.query_attacks.budget import DecisionResult, PerImageQueries
+from bbrange.shared.perturbations import Norm
 
 Search = Callable[[PerImageQueries, "np.ndarray | None", np.random.Generator, Callable[[float], None]], None]
 
