@@ -27,7 +27,8 @@ def load_oracle_model(name: str, device: torch.device) -> tuple[nn.Module, dict]
         how = {"mnist-mlp": "--dataset mnist --architecture mlp --name mnist-mlp",
                "mnist-thesis": "--dataset mnist --recipe mnist-thesis --name mnist-thesis",
                "mnist-fgsm-adv": "--dataset mnist --recipe mnist-fgsm-adv --name mnist-fgsm-adv",
-               "mnist-ens-adv": "--dataset mnist --recipe mnist-ens-adv --name mnist-ens-adv"}.get(name, f"--dataset {name}")
+               "mnist-ens-adv": "--dataset mnist --recipe mnist-ens-adv --name mnist-ens-adv",
+               "mnist-pgd-adv": "--dataset mnist --recipe mnist-pgd-adv --name mnist-pgd-adv"}.get(name, f"--dataset {name}")
         sys.exit(f"{card_file} is missing: train it first: .venv/bin/bbrange oracle train {how}")
     try:
         model, card = load_model(card_file, device)

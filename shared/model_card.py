@@ -37,6 +37,7 @@ class TrainingSettings(BaseModel):
     threads: int | None = None  # absent in cards written before it was recorded
     recipe: str | None = None  # likewise
     optimizer: str | None = None
+    notes: str | None = None  # where the recipe departs from the paper it follows
 
 
 class Preprocessing(BaseModel):

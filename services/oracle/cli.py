@@ -37,7 +37,9 @@ def train(
     recipe: Annotated[str | None, typer.Option(help="Training recipe (default: the dataset's name): mnist, "
                                                        "mnist-thesis (the JSMA thesis's SGD schedule, ~35 min on "
                                                        "2 cores), mnist-fgsm-adv (FGSM adversarial training), "
-                                                       "mnist-ens-adv (ensemble adversarial training), gtsrb.")] = None,
+                                                       "mnist-ens-adv (ensemble adversarial training), "
+                                                       "mnist-pgd-adv (PGD adversarial training, Madry et al. "
+                                                       "scaled down: ~20-30 min on 2 cores), gtsrb.")] = None,
     seed: int = 0,
     quick: Annotated[bool, typer.Option("--quick", help="A subset and one epoch, for tests.")] = False,
     device: DeviceOption = "auto",

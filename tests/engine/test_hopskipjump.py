@@ -13,8 +13,9 @@ from torch import nn
 from bbrange.attacker.engine import InProcessOracle
 from bbrange.attacker.engine.oracles import QueryCounter
 from bbrange.attacker.engine.query_attacks.boundary import estimate_normal
-from bbrange.attacker.engine.query_attacks.budget import DecisionResult, Norm, PerImageQueries
+from bbrange.attacker.engine.query_attacks.budget import DecisionResult, PerImageQueries
 from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump
+from bbrange.shared.perturbations import Norm
 
 N, BUDGET, CHECKPOINTS = 10, 600, (150, 600)
 

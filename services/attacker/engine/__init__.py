@@ -1,7 +1,8 @@
 """The black-box attack engine: a library, usable without the campaign service.
 
-Papernot et al.'s attack against any label-only oracle: train a substitute on the oracle's labels with
-Jacobian-based dataset augmentation, craft adversarial examples on it (any `Attack` plug-in: FGSM, JSMA)
+Papernot et al.'s attack against any label-only oracle: train a substitute (or an ensemble of them) on the
+oracle's labels with Jacobian-based dataset augmentation, craft adversarial examples on it (any `Attack` plug-in:
+FGSM, PGD, I-FGSM, MI-FGSM, DI-FGSM, R+FGSM, JSMA)
 and measure how many the oracle misclassifies. It imports torch and numpy, never a web framework, Redis or
 a job queue.
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from bbrange.attacker.engine.attack import Attack, CraftingContext, Measures
     from bbrange.attacker.engine.augmentation import jacobian_augment, reservoir_sample
     from bbrange.attacker.engine.camouflage import CamouflagedCounter
+    from bbrange.attacker.engine.ensemble import SubstituteEnsemble
     from bbrange.attacker.engine.evaluation import (
         Distortion,
         PairMatrices,
@@ -75,6 +77,12 @@ if TYPE_CHECKING:
     from bbrange.attacker.engine.registry import ENGINE_ATTACKS, attack_class, register_engine_attack
     from bbrange.attacker.engine.substitute import EpochReport, SubstituteConfig, SubstituteResult, train_substitute
     from bbrange.attacker.engine.target_classes import choose_targets
+    from bbrange.attacker.engine.transfer_attacks.difgsm import DIFGSM
+    from bbrange.attacker.engine.transfer_attacks.iterative import GradientAttack
+    from bbrange.attacker.engine.transfer_attacks.losses import loss_gradient
+    from bbrange.attacker.engine.transfer_attacks.mifgsm import MIFGSM
+    from bbrange.attacker.engine.transfer_attacks.pgd import IFGSM, PGD
+    from bbrange.attacker.engine.transfer_attacks.rfgsm import RFGSM
 
 # Each name loaded on first use, from the module that defines it.
 _LAZY: dict[str, tuple[str, ...]] = {
@@ -83,6 +91,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
                 "AfterQuery"),
     "camouflage": ("CamouflagedCounter",),
     "substitute": ("train_substitute", "SubstituteConfig", "SubstituteResult", "EpochReport"),
+    "ensemble": ("SubstituteEnsemble",),
     "presets": ("SUBSTITUTE_PRESETS", "SubstitutePreset", "get_preset"),
     "augmentation": ("jacobian_augment", "reservoir_sample"),
     "attack": ("Attack", "CraftingContext", "Measures"),
@@ -91,6 +100,12 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "jsma": ("jsma", "JSMAResult"),
     "jsma_attack": ("JSMA", "JsmaMeasures"),
     "target_classes": ("choose_targets",),
+    "transfer_attacks.iterative": ("GradientAttack",),
+    "transfer_attacks.losses": ("loss_gradient",),
+    "transfer_attacks.pgd": ("PGD", "IFGSM"),
+    "transfer_attacks.mifgsm": ("MIFGSM",),
+    "transfer_attacks.difgsm": ("DIFGSM",),
+    "transfer_attacks.rfgsm": ("RFGSM",),
     "query_attacks.base": ("QueryAttack",),
     "query_attacks.budget": ("PerImageQueries", "DecisionResult"),
     "query_attacks.hopskipjump": ("HopSkipJump",),
@@ -109,13 +124,15 @@ __all__ = [
     "LabelOracle", "InProcessOracle", "CallableOracle", "QueryCounter", "QueryUsage", "QueryPhase", "QUERY_PHASES",
     "CamouflagedCounter", "BeforeQuery", "AfterQuery",
     # substitute training and augmentation
-    "train_substitute", "SubstituteConfig", "SubstituteResult", "EpochReport", "DEFAULT_STEP_SIZE",
+    "train_substitute", "SubstituteConfig", "SubstituteResult", "EpochReport", "DEFAULT_STEP_SIZE", "SubstituteEnsemble",
     "SUBSTITUTE_PRESETS", "SubstitutePreset", "SubstitutePresetName", "SUBSTITUTE_PRESET_NAMES", "get_preset",
     "epoch_set_sizes", "jacobian_augment", "reservoir_sample",
     # crafting: the plug-in base, the registry, the built-in attacks
     "Attack", "CraftingContext", "Measures", "ENGINE_ATTACKS", "attack_class", "register_engine_attack",
     "FGSM", "JSMA", "JsmaMeasures", "fgsm", "gradient_sign", "jsma", "JSMAResult", "SearchDomain",
     "choose_targets", "TargetChoice", "TARGET_CHOICES",
+    # transfer attacks beyond FGSM: their base and loss, PGD, I-FGSM, MI-FGSM, DI-FGSM, R+FGSM
+    "GradientAttack", "loss_gradient", "PGD", "IFGSM", "MIFGSM", "DIFGSM", "RFGSM",
     # decision-based attacks: their base, the one door to the oracle, the built-in ones
     "QueryAttack", "PerImageQueries", "DecisionResult", "HopSkipJump", "SignOPT", "RayS", "Hybrid",
     # evaluation

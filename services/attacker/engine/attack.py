@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from bbrange.attacker.engine.oracles import QueryCounter
 
 CraftingProgress = Callable[[float], None]
+# craft(model, x, targets): x* for a batch, as `Attack.craft`
+CraftBatch = Callable[[nn.Module, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -107,16 +109,7 @@ class Attack(ABC):
     def craft_set(self, context: CraftingContext, targets: np.ndarray | None,
                   progress: CraftingProgress) -> np.ndarray | CraftedSet:
         """Every x*, float32 on the CPU: `craft` on the substitute, `batch_size` images at a time."""
-        if context.substitute is None:
-            raise TypeError(f"{type(self).__name__} crafts on a substitute; a query attack overrides craft_set")
-        x, out = context.x, []
-        for start in range(0, len(x), self.batch_size):
-            progress(start / len(x))
-            xb = as_batch(x[start : start + self.batch_size], context.device)
-            tb = None if targets is None else torch.from_numpy(targets[start : start + self.batch_size]).to(context.device)
-            out.append(self.craft(context.substitute, xb, tb).detach().cpu().numpy().astype(np.float32, copy=False))
-        progress(1.0)
-        return np.concatenate(out) if out else np.zeros_like(x)
+        return craft_in_batches(self.craft, context, targets, progress, self.batch_size)
 
     def measures(self, context: CraftingContext, x_adv: np.ndarray, targets: np.ndarray | None,
                  crafted: Distortion) -> Measures | None:
@@ -127,3 +120,26 @@ class Attack(ABC):
         """(size, attack) of the headline and of each further size to craft from the one substitute, each
         measured beside its own noise baseline at evaluation queries only; empty for one size."""
         return ()
+
+
+def craft_in_batches(craft: CraftBatch, context: CraftingContext, targets: np.ndarray | None,
+                     progress: CraftingProgress, batch_size: int) -> np.ndarray:
+    """Every x* of the context's set, float32 on the CPU: `craft` on the substitute, `batch_size` images at a time."""
+    if context.substitute is None:
+        raise TypeError("this attack crafts on a substitute; a query attack overrides craft_set")
+    x, out = context.x, []
+    for start in range(0, len(x), batch_size):
+        progress(start / len(x))
+        xb = as_batch(x[start : start + batch_size], context.device)
+        tb = None if targets is None else torch.from_numpy(targets[start : start + batch_size]).to(context.device)
+        out.append(craft(context.substitute, xb, tb).detach().cpu().numpy().astype(np.float32, copy=False))
+    progress(1.0)
+    return np.concatenate(out) if out else np.zeros_like(x)
+
+
+def sizes_of(attack: Any, eps: float, more_sizes: tuple[float, ...]) -> tuple[tuple[float, Attack], ...]:
+    """An `Attack.size_sweep`: (eps, attack) first, then the same attack at each further size, for a dataclass attack
+    whose size is its `eps` field and whose further sizes are `more_sizes`; empty without further sizes."""
+    if not more_sizes:
+        return ()
+    return ((eps, attack), *((e, replace(attack, eps=e, more_sizes=())) for e in more_sizes))

@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from bbrange.attacker.engine.attack import Attack
+from bbrange.attacker.engine.attack import Attack, sizes_of
+from bbrange.attacker.engine.transfer_attacks.losses import loss_gradient
+from bbrange.shared.perturbations import noise_of_size
 
 
 def gradient_sign(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
     """sgn of the cross-entropy gradient; y defaults to the model's own labels.
 
     Using the model's labels rather than true ones is what an attacker without ground truth does, and
-    it avoids the "label leaking" of crafting with the true label.
+    it avoids the "label leaking" of crafting with the true label. A saturated softmax still gives a
+    direction (transfer_attacks/losses.py says how).
     """
-    x = x.detach().requires_grad_(True)
-    logits = model(x)
-    if y is None:
-        y = logits.argmax(1).detach()
-    # ∂CE/∂logits = softmax − onehot. A confident model (a substitute trained to zero loss) saturates the
-    # float32 softmax to exactly one-hot, which makes that gradient exactly 0 and FGSM a no-op. Only
-    # the sign of ∇x matters, so use the same vector rescaled per sample, computed in log space:
-    # w_j = exp(log p_j − max_{k≠y} log p_k) for j ≠ y and w_y = −Σ_{j≠y} w_j, which never underflows.
-    logp = torch.log_softmax(logits.detach().double(), 1)
-    others = logp.scatter(1, y[:, None], float("-inf"))
-    w = torch.exp(others - others.max(1, keepdim=True).values)
-    w = w.scatter(1, y[:, None], -w.sum(1, keepdim=True))
-    (grad,) = torch.autograd.grad(logits, x, grad_outputs=w.to(logits.dtype))
-    return grad.sign()
+    return loss_gradient(model, x, y, "ce").sign()
 
 
 def fgsm(
@@ -72,10 +62,7 @@ class FGSM(Attack):
 
     def noise(self, x: np.ndarray, x_adv: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Random ±ε on every feature: the same L∞ step as FGSM, in a direction that knows nothing."""
-        signs = rng.choice(np.array([-1.0, 1.0], dtype=np.float32), size=x.shape)
-        return np.clip(x + self.eps * signs, self.clip_min, self.clip_max).astype(np.float32)
+        return noise_of_size(x, self.eps, "linf", rng, clip_min=self.clip_min, clip_max=self.clip_max)
 
     def size_sweep(self) -> tuple[tuple[float, Attack], ...]:
-        if not self.more_sizes:
-            return ()
-        return ((self.eps, self), *((e, replace(self, eps=e, more_sizes=())) for e in self.more_sizes))
+        return sizes_of(self, self.eps, self.more_sizes)

@@ -11,9 +11,14 @@ from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump
 from bbrange.attacker.engine.query_attacks.hybrid import Hybrid
 from bbrange.attacker.engine.query_attacks.rays import RayS
 from bbrange.attacker.engine.query_attacks.sign_opt import SignOPT
+from bbrange.attacker.engine.transfer_attacks.difgsm import DIFGSM
+from bbrange.attacker.engine.transfer_attacks.mifgsm import MIFGSM
+from bbrange.attacker.engine.transfer_attacks.pgd import IFGSM, PGD
+from bbrange.attacker.engine.transfer_attacks.rfgsm import RFGSM
 from bbrange.attacker.engine.vocabulary import DEFAULT_ATTACK
 
-ENGINE_ATTACKS: dict[str, type[Attack]] = {a.name: a for a in (FGSM, JSMA, HopSkipJump, SignOPT, RayS, Hybrid)}
+ENGINE_ATTACKS: dict[str, type[Attack]] = {
+    a.name: a for a in (FGSM, PGD, IFGSM, MIFGSM, DIFGSM, RFGSM, JSMA, HopSkipJump, SignOPT, RayS, Hybrid)}
 
 
 def register_engine_attack(attack: type[Attack]) -> type[Attack]:

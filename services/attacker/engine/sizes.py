@@ -15,11 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from bbrange.attacker.engine.attack import Attack
+from bbrange.attacker.engine.attack import Attack, CraftedSet, CraftingContext
 from bbrange.attacker.engine.errors import QueryPhase
 from bbrange.attacker.engine.evaluation import TransferReport, distortion, summarise
 from bbrange.attacker.engine.oracles import QueryCounter
-from bbrange.shared.devices import as_batch
 
 Evaluate = Callable[[QueryCounter, np.ndarray, QueryPhase], tuple[np.ndarray, str | None]]
 
@@ -41,9 +40,10 @@ def transfer_at_sizes(counter: QueryCounter, model: nn.Module, x_eval: np.ndarra
     and stops there, with the reason."""
     reports: list[SizedReport] = []
     for i, (eps, attack) in enumerate(attacks):
-        x_adv = np.concatenate([attack.craft(model, as_batch(x_eval[s : s + attack.batch_size], device))
-                                .detach().cpu().numpy().astype(np.float32, copy=False)
-                                for s in range(0, len(x_eval), attack.batch_size)]) if len(x_eval) else x_eval
+        context = CraftingContext(model, counter, x_eval, label_before, counter.num_classes, seed, device,
+                                  noise_baseline=noise_baseline)
+        crafted = attack.craft_set(context, None, lambda fraction: None)
+        x_adv = crafted.x_adv if isinstance(crafted, CraftedSet) else crafted
         label_after, stop_reason = evaluate(counter, x_adv, "evaluation")
         n = len(label_after)
         label_noise = None

@@ -20,6 +20,11 @@ At a tight budget the size of λ matters more than either refinement: against th
 labels, λ = −0.3 (the attack's own ε) lifts FGSM transfer at ε = 0.3 from ~53% to ~70% with the same S0
 and ρ, while the periodic step's sign flip to +λ costs ~14 points (benchmarks/budget_sweep.py).
 
+Two options of our own: an ensemble of several presets trained on the same labels (ensemble.py; the epoch
+reports measure the ensemble, which is what the attack crafts on), and adversarial training of each substitute
+on the labelled set, half clean and half FGSM or PGD examples of itself (Goodfellow et al., 2015; the examples
+are bbrange.shared.adversarial's, as the oracle's defended recipes).
+
 Only labels come from the oracle, through a `QueryCounter`; nothing here reads the oracle's model.
 """
 
@@ -35,12 +40,18 @@ import torch
 from torch import nn
 
 from bbrange.attacker.engine.augmentation import jacobian_augment, reservoir_sample
+from bbrange.attacker.engine.ensemble import build_members, crafting_model
 from bbrange.attacker.engine.errors import BudgetExhausted
 from bbrange.attacker.engine.oracles import LabelOracle, QueryCounter
 from bbrange.attacker.engine.presets import get_preset
-from bbrange.attacker.engine.vocabulary import DEFAULT_STEP_SIZE  # λ; see the module docstring for the sign
-from bbrange.shared.architectures import build_model
+from bbrange.attacker.engine.vocabulary import (
+    DEFAULT_STEP_SIZE,  # λ; see the module docstring for the sign
+    MAX_ENSEMBLE,
+    AugmentWith,
+)
+from bbrange.shared.adversarial import adversarial_loss, training_examples
 from bbrange.shared.devices import as_batch
+from bbrange.shared.perturbations import TrainingAttack
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,23 @@ class SubstituteConfig:
     seed: int = 0
     clip_min: float = 0.0
     clip_max: float = 1.0
+    # Further presets trained beside `preset` on the same labels; the attack crafts on their averaged logits.
+    ensemble: tuple[str, ...] = ()
+    augment_with: AugmentWith = "first"  # whose Jacobian chooses the next points: the first member's, or the ensemble's
+    adversarial: TrainingAttack | None = None  # train each substitute on clean and adversarial examples of itself
+
+    def __post_init__(self) -> None:
+        for name in self.presets:
+            get_preset(name)
+        if len(self.presets) > MAX_ENSEMBLE:
+            raise ValueError(f"an ensemble of {len(self.presets)} substitutes; at most {MAX_ENSEMBLE}")
+        if self.augment_with == "ensemble" and not self.ensemble:
+            raise ValueError("augment_with='ensemble' needs an ensemble: name further presets in `ensemble`")
+
+    @property
+    def presets(self) -> tuple[str, ...]:
+        """Every member's preset, the first (whose Jacobian augments by default) first."""
+        return (self.preset, *self.ensemble)
 
     def step_size(self, rho: int) -> float:
         if self.periodic_step:
@@ -80,14 +108,14 @@ class EpochReport:
     substitute_accuracy: float | None  # on the held-out images, against true labels
     oracle_agreement: float | None  # on the held-out images, against the oracle's labels
     step_size: float  # λ_ρ used for the augmentation after this epoch (0 when none followed)
-    train_loss: float
+    train_loss: float  # an ensemble: its members' mean
     wall_s: float
     budget_exhausted: bool = False
 
 
 @dataclass
 class SubstituteResult:
-    model: nn.Module
+    model: nn.Module  # what the attack crafts on: the substitute, or the ensemble of them (ensemble.py)
     config: SubstituteConfig
     reports: list[EpochReport]
     x_train: np.ndarray  # the final S_ρ that was labelled
@@ -114,12 +142,17 @@ def _train(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, 
            config: SubstituteConfig, generator: torch.Generator) -> float:
     model.train()
     last = float("nan")
+    adversarial = config.adversarial
     for _ in range(config.train_epochs):
         order = torch.randperm(len(x), generator=generator).to(x.device)
         total, count = 0.0, 0
         for i in range(0, len(x), config.batch_size):
             idx = order[i : i + config.batch_size]
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            if adversarial is None:
+                loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            else:
+                x_adv = training_examples(adversarial, model, x[idx], y[idx], generator)
+                loss = adversarial_loss(adversarial, model, x[idx], y[idx], x_adv)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             optimizer.step()
@@ -157,7 +190,6 @@ def train_substitute(
     """
     counter = oracle if isinstance(oracle, QueryCounter) else QueryCounter(oracle)
     device = device or torch.device("cpu")
-    preset = get_preset(config.preset)
     input_shape = tuple(counter.input_shape)
     x0 = np.asarray(x0, dtype=np.float32)
     if x0.ndim != 4 or tuple(x0.shape[1:]) != input_shape:
@@ -165,9 +197,12 @@ def train_substitute(
 
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    model = build_model(preset.architecture, input_shape, counter.num_classes).to(device)  # type: ignore[arg-type]
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    members = build_members(config.presets, config.seed, input_shape, counter.num_classes, device)  # type: ignore[arg-type]
+    # Each member its own optimizer and data order (the first's as a lone substitute's), on the same labels.
+    optimizers = [torch.optim.Adam(m.parameters(), lr=config.learning_rate) for m in members]
+    generators = [torch.Generator().manual_seed(config.seed + i) for i in range(len(members))]
+    model = crafting_model(members)
+    augmenter = members[0] if config.augment_with == "first" else model
 
     hold_x = hold_y = hold_oracle = None
     if holdout is not None:
@@ -210,7 +245,8 @@ def train_substitute(
             x_set = x_set[: len(y_set)]
             break
         y_set = torch.cat([y_set, torch.from_numpy(labels).to(device)])
-        loss = _train(model, optimizer, x_set, y_set, config, generator)
+        loss = float(np.mean([_train(m, o, x_set, y_set, config, g)
+                              for m, o, g in zip(members, optimizers, generators, strict=True)]))
 
         accuracy = agreement = None
         if hold_x is not None and hold_y is not None:
@@ -239,7 +275,7 @@ def train_substitute(
         else:
             chosen = torch.arange(len(x_set), device=device)
         previous_size = len(x_set)
-        augmented = jacobian_augment(model, x_set[chosen], y_set[chosen], lam,
+        augmented = jacobian_augment(augmenter, x_set[chosen], y_set[chosen], lam,
                                      batch_size=config.augment_batch_size,
                                      clip_min=config.clip_min, clip_max=config.clip_max)
         x_set = torch.cat([x_set, augmented])

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+# The engine's words too (re-exported): the norms of a perturbation, the attacks a substitute may be trained against.
+from bbrange.shared.perturbations import NORMS as NORMS
+from bbrange.shared.perturbations import TRAINING_ATTACK_METHODS as TRAINING_ATTACK_METHODS
+from bbrange.shared.perturbations import Norm as Norm
+from bbrange.shared.perturbations import TrainingAttackMethod as TrainingAttackMethod
+
 # Substitute architectures (presets.py describes each; it refuses to load if the two lists differ).
 SubstitutePresetName = Literal["papernot-mnist", "lenet", "mlp", "gtsrb-substitute"]
 SUBSTITUTE_PRESET_NAMES: tuple[SubstitutePresetName, ...] = get_args(SubstitutePresetName)
@@ -15,6 +21,15 @@ SUBSTITUTE_PRESET_NAMES: tuple[SubstitutePresetName, ...] = get_args(SubstituteP
 # λ, the Jacobian augmentation step, signed: negative steps towards the oracle's decision boundary (the
 # authors' reference code); +0.1 is the paper as printed (substitute.py says why).
 DEFAULT_STEP_SIZE = -0.1
+
+# An ensemble of substitutes (Liu et al., ICLR 2017): at most this many presets, trained on the same labels; the
+# Jacobian augmentation follows the first one, or the ensemble's averaged logits.
+MAX_ENSEMBLE = 5
+AugmentWith = Literal["first", "ensemble"]
+
+# What a gradient crafting attack ascends: cross-entropy, or Carlini & Wagner's margin max_{j≠y} Z_j − Z_y.
+CraftingLoss = Literal["ce", "margin"]
+CRAFTING_LOSSES: tuple[CraftingLoss, ...] = get_args(CraftingLoss)
 
 # labelling: S_ρ for the substitute; agreement: the clean evaluation images; attack: a query attack's own
 # questions (initialisation, binary searches, gradient estimates); evaluation: the adversarial examples;

@@ -2,40 +2,41 @@
 
 - FGSM adversarial training (Goodfellow et al., 2015): every batch is trained half on clean images and half
   on FGSM examples of the model being trained (ε, true labels).
+- PGD adversarial training (Madry et al., ICLR 2018): the examples are PGD's from a random start, and the loss
+  may be on them alone (`TrainingAttack.clean_weight` = 0), as Madry et al. train.
 - Ensemble adversarial training (Tramèr et al., ICLR 2018): the adversarial half comes, batch by batch, from
   the model itself or from one of several static models trained beforehand, whose examples the model
   being trained cannot mask its own gradient against. It was designed against transferred attacks,
   which is what the black-box attack is.
 
-FGSM is written here rather than taken from the attack engine: the oracle never imports the attacker, and
-training uses the true labels and the plain cross-entropy gradient, as the defence papers do.
+The examples and the mixed loss are bbrange.shared.adversarial's, which the attacker's adversarially trained
+substitutes use too: the oracle never imports the attacker, and training uses the true labels and the plain
+cross-entropy gradient, as the defence papers do.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from bbrange.shared.adversarial import adversarial_loss as mixed_loss
+from bbrange.shared.adversarial import training_examples
 from bbrange.shared.architectures import build_model
+from bbrange.shared.perturbations import TrainingAttack
 
 
 @dataclass(frozen=True)
 class AdversarialTraining:
-    eps: float = 0.3
-    # Architectures of the static models (ensemble adversarial training); empty: FGSM adversarial training.
+    attack: TrainingAttack = field(default_factory=TrainingAttack)
+    # Architectures of the static models (ensemble adversarial training); empty: the model's own examples only.
     static_architectures: tuple[str, ...] = ()
     static_epochs: int = 2
 
-
-def fgsm_examples(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    x = x.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), x)
-    model.train(was_training)
-    return (x.detach() + eps * grad.sign()).clamp_(0.0, 1.0)
+    def describe(self) -> str:
+        """The card's words, e.g. "FGSM ε=0.3 from itself, mlp, papernot-mnist"."""
+        return f"{self.attack.describe()} from " + ", ".join(["itself", *self.static_architectures])
 
 
 def train_static_models(spec: AdversarialTraining, x: torch.Tensor, y: torch.Tensor, num_classes: int,
@@ -62,8 +63,8 @@ def train_static_models(spec: AdversarialTraining, x: torch.Tensor, y: torch.Ten
 
 
 def adversarial_loss(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, spec: AdversarialTraining,
-                     static: list[nn.Module], step: int) -> torch.Tensor:
-    """Half clean, half adversarial: from the model itself, or in turn from each static model."""
+                     static: list[nn.Module], step: int, generator: torch.Generator) -> torch.Tensor:
+    """Clean and adversarial: the examples from the model itself, or in turn from each static model."""
     sources = [model, *static]
-    x_adv = fgsm_examples(sources[step % len(sources)], xb, yb, spec.eps)
-    return 0.5 * nn.functional.cross_entropy(model(xb), yb) + 0.5 * nn.functional.cross_entropy(model(x_adv), yb)
+    x_adv = training_examples(spec.attack, sources[step % len(sources)], xb, yb, generator)
+    return mixed_loss(spec.attack, model, xb, yb, x_adv)

@@ -48,6 +48,8 @@ class Sample(BaseModel):
 
 class SamplePage(BaseModel):
     campaign_id: str
+    method: str | None = Field(None, description="The crafting method the samples were made with")
+    crafting: str | None = Field(None, description="That method and its settings in a few words")
     items: list[Sample]
     total: int
     offset: int

@@ -148,7 +148,14 @@ def run(
     dataset: Annotated[str, typer.Option(help="mnist or gtsrb.")] = "mnist",
     s0: Annotated[int, typer.Option(help="|S0|: test images from --s0-offset on.")] = 150,
     s0_offset: int = 0,
-    preset: str = "papernot-mnist",
+    preset: Annotated[list[str] | None, typer.Option(
+        help="Substitute preset (default papernot-mnist); repeat it for an ensemble trained on the same labels, "
+             "crafted on as the average of their logits.")] = None,
+    augment_with: Annotated[str, typer.Option(help="An ensemble: whose Jacobian augments, first or "
+                                                   "ensemble.")] = "first",
+    adversarial_training: Annotated[str | None, typer.Option(
+        help="Train each substitute adversarially too: fgsm or pgd (half clean, half adversarial).")] = None,
+    adversarial_eps: Annotated[float, typer.Option(help="ε of the adversarial training examples.")] = 0.3,
     rho: Annotated[int, typer.Option(help="Substitute epochs ρ.")] = 6,
     lam: Annotated[float, typer.Option(help="λ, the augmentation step, signed: negative steps towards the "
                                             "oracle's decision boundary; +0.1 is the paper as printed.")] = DEFAULT_STEP_SIZE,
@@ -158,7 +165,8 @@ def run(
     sigma: int = 3,
     kappa: int = 400,
     train_epochs: int = 10,
-    method: Annotated[str, typer.Option(help="The attack: a registered crafting method (built in: fgsm, jsma; "
+    method: Annotated[str, typer.Option(help="The attack: a registered crafting method (built in: fgsm, pgd, ifgsm, "
+                                             "mifgsm, difgsm, rfgsm, jsma, hopskipjump, sign_opt, rays, hybrid; "
                                              "plug-ins add theirs).")] = DEFAULT_ATTACK,
     crafting_settings: Annotated[list[str] | None, typer.Option(
         "--crafting", "-c", help="KEY=VALUE, a setting of the attack (its spec's `crafting` fields: eps=0.3, "
@@ -180,12 +188,14 @@ def run(
         spec: dict[str, Any] = json.loads(spec_file.read_text())
     else:
         crafting = {"method": method, **crafting_options(crafting_settings or [])}
+        substitute: dict[str, Any] = {"periodic_step": periodic_step, "tau": tau, "reservoir": reservoir,
+                                      "sigma": sigma, "kappa": kappa, "augment_with": augment_with}
+        if adversarial_training is not None:
+            substitute["adversarial_training"] = {"method": adversarial_training, "eps": adversarial_eps}
         spec = campaign_spec(
-            bbrange_target(oracle_url, api_key or [""], model), dataset=dataset, s0=s0, s0_offset=s0_offset, preset=preset,
-            rho=rho, lam=lam, train_epochs=train_epochs, crafting=crafting, eval_size=eval_size, seed=seed,
-            substitute={"periodic_step": periodic_step, "tau": tau, "reservoir": reservoir, "sigma": sigma,
-                        "kappa": kappa},
-            query_budget=budget)
+            bbrange_target(oracle_url, api_key or [""], model), dataset=dataset, s0=s0, s0_offset=s0_offset,
+            preset=preset, rho=rho, lam=lam, train_epochs=train_epochs, crafting=crafting,
+            eval_size=eval_size, seed=seed, substitute=substitute, query_budget=budget)
     if not token:
         console.print("[red]no user token: give --token or set BBRANGE_ATTACK_TOKEN (an admin creates users with "
                       "`bbrange attack users create`)[/]")

@@ -52,7 +52,8 @@ def _row(record: CampaignRecord, api_url: str) -> dict[str, Any]:
         success = [f"{percent(r.transfer_rate if r else None, 1)} (noise {percent(r.noise_rate if r else None, 1)})"]
     return {"id": record.id, "short": record.id[:8], "name": record.name, "state": record.state.value,
             "created": record.created_at, "attack": attack_label(record.spec),
-            "substitute": f"{sub.get('preset', '?')} ρ={sub.get('rho', '?')} λ={sub.get('lam', '?')}",
+            "substitute": f"{'+'.join(sub.get('presets') or [sub.get('preset', '?')])} ρ={sub.get('rho', '?')} "
+                          f"λ={sub.get('lam', '?')}",
             "labelling": record.queries.labelling, "total": record.queries.total,
             "agreement": r.oracle_agreement if r else None, "clean": r.clean_accuracy if r else None,
             "success": success, "report": f"{api_url}/attacks/{record.id}/report",
@@ -61,7 +62,10 @@ def _row(record: CampaignRecord, api_url: str) -> dict[str, Any]:
 
 def _robustness_plot(records: list[CampaignRecord]) -> str | None:
     series = []
-    for i, record in enumerate([r for r in records if sizes_of(r)][:PLOTTED]):
+    # One axis, L∞ sizes: an L2 campaign's ε (a gradient attack's norm l2) is listed in the table, not plotted here.
+    linf = [r for r in records if sizes_of(r) and getattr(stored_crafting(r.spec.get("crafting", {})), "norm", "linf")
+            == "linf"]
+    for i, record in enumerate(linf[:PLOTTED]):
         sizes = sorted(sizes_of(record))
         colour = PALETTE[i % len(PALETTE)]
         hit = [(e, t) for e, t, _ in sizes if t is not None]

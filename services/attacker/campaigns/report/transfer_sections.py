@@ -53,14 +53,18 @@ def sizes_section(view: CampaignView) -> Section | None:
         return None
     eps = [s["eps"] for s in sizes]
     order = sorted(range(len(eps)), key=lambda i: eps[i])
-    series = [figures.Curve("transfer (FGSM on the substitute)", [eps[i] for i in order],
+    crafting = view.record.spec.get("crafting", {})
+    l2 = crafting.get("norm") == "l2"  # a gradient attack's norm; FGSM's and the others' sizes are L∞
+    noise_words = "random noise of L2 length ε" if l2 else "random ±ε noise"
+    series = [figures.Curve(f"transfer ({crafting.get('method', '?')} on the substitute)", [eps[i] for i in order],
                             [sizes[i]["transfer_rate"] for i in order])]
     noise = [i for i in order if sizes[i]["noise_rate"] is not None]
     if noise:
-        series.append(figures.Curve("random ±ε noise on the same images", [eps[i] for i in noise],
+        series.append(figures.Curve(f"{noise_words} on the same images", [eps[i] for i in noise],
                                     [sizes[i]["noise_rate"] for i in noise], colour=figures.NOISE, dashed=True))
-    plot = figures.curves(series, "ε (L∞ size of the perturbation)", "misclassified by the oracle")
-    return Section("sizes", "Transfer against ε", render("sections/sizes.html", sizes=sizes, plot=trusted_svg(plot)))
+    plot = figures.curves(series, f"ε ({'L2' if l2 else 'L∞'} size of the perturbation)", "misclassified by the oracle")
+    return Section("sizes", "Transfer against ε", render("sections/sizes.html", sizes=sizes, plot=trusted_svg(plot),
+                                                         noise_words=noise_words))
 
 
 SECTIONS = (substitute_section, queries_section, transfer_section, sizes_section)

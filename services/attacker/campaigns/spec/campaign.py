@@ -9,7 +9,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    field_validator,
     model_validator,
 )
 
@@ -27,45 +26,12 @@ from bbrange.attacker.campaigns.spec.data import (
 from bbrange.attacker.campaigns.spec.data import (
     UploadedInitialSet as UploadedInitialSet,  # re-exported: the routes and the runner import it from here
 )
+from bbrange.attacker.campaigns.spec.substitute import Substitute
 from bbrange.attacker.campaigns.spec.target import Target
-from bbrange.attacker.engine.vocabulary import DEFAULT_STEP_SIZE, SubstitutePresetName  # torch-free
 
 Dataset = Literal["mnist", "gtsrb", "custom"]
 
 _STRICT = ConfigDict(strict=True, extra="forbid")
-
-
-class Training(BaseModel):
-    """How each substitute epoch trains F (the paper's cleverhans tutorial: 10 epochs, batch 128, Adam 1e-3)."""
-
-    model_config = _STRICT
-    epochs: int = Field(10, ge=1, le=100)
-    batch_size: int = Field(128, ge=1, le=4096)
-    learning_rate: float = Field(1e-3, gt=0, le=1)
-
-
-class Substitute(BaseModel):
-    model_config = _STRICT
-    preset: SubstitutePresetName = Field("papernot-mnist",
-                                         description="Substitute architecture; `bbrange attack presets` lists them")
-    rho: int = Field(6, ge=0, le=12, description="ρ_max: substitute epochs (the last one trains on |S0|·2^ρ points "
-                                                 "without reservoir sampling)")
-    lam: float = Field(DEFAULT_STEP_SIZE, ge=-1, le=1,
-                       description="λ: Jacobian augmentation step size, signed: negative steps towards the oracle's "
-                                   "decision boundary (as the authors' reference code), +0.1 is the paper as printed")
-    periodic_step: bool = Field(False, description="λ_ρ = λ·(−1)^⌊ρ/τ⌋")
-    tau: int = Field(3, ge=1, le=100, description="τ: period of the step-size sign flip")
-    reservoir: bool = Field(False, description="From ρ ≥ σ on, augment only κ of the newest points")
-    sigma: int = Field(3, ge=0, le=100, description="σ: first substitute epoch with reservoir sampling")
-    kappa: int = Field(400, ge=1, le=1_000_000, description="κ: points augmented per epoch with reservoir sampling")
-    training: Training = Field(default_factory=Training)
-
-    @field_validator("lam")
-    @classmethod
-    def _moves(cls, value: float) -> float:
-        if value == 0:
-            raise ValueError("λ = 0 would add copies of the points already labelled; use e.g. -0.1 or 0.1")
-        return value
 
 
 # The attacks a spec may name, discriminated by `method`: the built-in ones and the plug-ins (spec/attacks/).

@@ -93,6 +93,8 @@ class CampaignResults(BaseModel):
     # are declared below so that the schema documents them.
     model_config = ConfigDict(extra="allow")
 
+    method: str | None = Field(None, description="The crafting method (the spec's crafting.method)")
+    crafting: str | None = Field(None, description="The crafting method and its settings in a few words")
     substitute_accuracy: float | None = Field(None, description="Last substitute epoch, on the evaluation images")
     oracle_agreement: float | None = Field(None, description="Last substitute epoch: share of evaluation images "
                                                              "the substitute labels as the oracle does")

@@ -24,6 +24,7 @@ from bbrange.attacker.engine import (
     epoch_set_sizes,
 )
 from bbrange.shared.datasets import load_dataset
+from bbrange.shared.perturbations import TrainingAttack
 
 _PRESET_CLASSES = {"mnist": 10, "gtsrb": 43}
 
@@ -39,10 +40,14 @@ class CampaignInputs:
 
 def engine_attack(spec: CampaignSpec) -> BlackBoxAttack:
     sub = spec.substitute
+    first, *others = sub.members
+    adv = sub.adversarial_training
     config = SubstituteConfig(
-        preset=sub.preset, substitute_epochs=sub.rho, lam=sub.lam, periodic_step=sub.periodic_step, tau=sub.tau,
+        preset=first, substitute_epochs=sub.rho, lam=sub.lam, periodic_step=sub.periodic_step, tau=sub.tau,
         reservoir=sub.reservoir, sigma=sub.sigma, kappa=sub.kappa, train_epochs=sub.training.epochs,
         batch_size=sub.training.batch_size, learning_rate=sub.training.learning_rate, seed=spec.seed,
+        ensemble=tuple(others), augment_with=sub.augment_with,
+        adversarial=None if adv is None else TrainingAttack(**adv.model_dump(exclude_none=True)),
     )
     crafting = registered(spec.crafting.method).engine_attack(spec.crafting)
     # A campaign whose budget ran out while labelling is over: its record says so, with what it has.

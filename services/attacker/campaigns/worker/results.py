@@ -10,9 +10,12 @@ from bbrange.attacker.campaigns.worker.plan import CampaignInputs
 from bbrange.attacker.engine import BlackBoxResult
 
 
-def campaign_results(result: BlackBoxResult) -> CampaignResults:
+def campaign_results(result: BlackBoxResult, method: str | None = None, crafting: str | None = None) -> CampaignResults:
+    """The record's results; `method` and `crafting` name the attack (the spec's method and its label)."""
     reports = result.substitute.reports if result.substitute is not None else []
     return CampaignResults.model_validate({
+        "method": method,
+        "crafting": crafting,
         **(result.report.as_dict() if result.report else {}),
         "substitute_accuracy": reports[-1].substitute_accuracy if reports else None,
         "oracle_agreement": reports[-1].oracle_agreement if reports else None,

@@ -224,7 +224,7 @@ class _CampaignRun:
         self.enter(CampaignPhase.agreement)
         result = run_blackbox_attack(self.counter, inputs.x0, inputs.x_eval, inputs.y_eval, attack,
                                      device=device, on_epoch=self.on_epoch, on_progress=self.on_stage)
-        self.results = campaign_results(result)
+        self.results = campaign_results(result, spec.crafting.method, spec.crafting.label())
         if result.substitute is not None and not result.substitute.completed:
             raise BudgetSpent(result.stop_reason or "substitute training stopped")
 

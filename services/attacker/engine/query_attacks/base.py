@@ -24,12 +24,13 @@ from torch import nn
 
 from bbrange.attacker.engine.attack import Attack, CraftedSet, CraftingContext, CraftingProgress
 from bbrange.attacker.engine.evaluation import Distortion
-from bbrange.attacker.engine.query_attacks.budget import DEFAULT_CHECKPOINTS, DecisionResult, Norm, PerImageQueries
+from bbrange.attacker.engine.query_attacks.budget import DEFAULT_CHECKPOINTS, DecisionResult, PerImageQueries
 from bbrange.attacker.engine.query_attacks.crafting import craft_by_queries
 from bbrange.attacker.engine.query_attacks.evasion import Evasion
 from bbrange.attacker.engine.query_attacks.measures import QueryMeasures, query_measures
 from bbrange.attacker.engine.target_classes import choose_targets
 from bbrange.attacker.engine.vocabulary import TargetChoice
+from bbrange.shared.perturbations import Norm
 
 SearchProgress = Callable[[float], None]
 

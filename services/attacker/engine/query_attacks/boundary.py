@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bbrange.attacker.engine.query_attacks.budget import Norm, PerImageQueries, distances
+from bbrange.attacker.engine.query_attacks.budget import PerImageQueries, distances
+from bbrange.shared.perturbations import Norm
 
 
 def ask_trimmed(queries: PerImageQueries, images: np.ndarray, x: np.ndarray, shape: tuple[int, ...],

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from bbrange.attacker.engine.query_attacks.evasion import Evasion
+from bbrange.shared.perturbations import Norm
 
-Norm = Literal["l2", "linf"]
 LabelBatch = Callable[[np.ndarray], np.ndarray]  # labels of a batch of inputs, one query per row
 DEFAULT_CHECKPOINTS = (100, 200, 500, 1_000, 2_000, 5_000, 10_000)
 

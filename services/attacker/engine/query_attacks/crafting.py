@@ -10,8 +10,9 @@ import numpy as np
 
 from bbrange.attacker.engine.attack import CraftedSet, CraftingContext
 from bbrange.attacker.engine.errors import BudgetExhausted
-from bbrange.attacker.engine.query_attacks.budget import DecisionResult, Norm, PerImageQueries
+from bbrange.attacker.engine.query_attacks.budget import DecisionResult, PerImageQueries
 from bbrange.attacker.engine.query_attacks.evasion import Evasion
+from bbrange.shared.perturbations import Norm
 
 Search = Callable[[PerImageQueries, "np.ndarray | None", np.random.Generator, Callable[[float], None]], None]
 

@@ -26,12 +26,13 @@ from bbrange.attacker.engine.attack import Attack, CraftedSet, CraftingContext, 
 from bbrange.attacker.engine.evaluation import Distortion
 from bbrange.attacker.engine.fgsm import fgsm
 from bbrange.attacker.engine.query_attacks.base import QueryAttack, SearchProgress
-from bbrange.attacker.engine.query_attacks.budget import DecisionResult, Norm, PerImageQueries, distances
+from bbrange.attacker.engine.query_attacks.budget import DecisionResult, PerImageQueries, distances
 from bbrange.attacker.engine.query_attacks.crafting import craft_by_queries
 from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump
 from bbrange.attacker.engine.query_attacks.measures import QueryMeasures
 from bbrange.attacker.engine.query_attacks.transfer_start import l2_walk
 from bbrange.shared.devices import as_batch
+from bbrange.shared.perturbations import Norm
 
 AMORTISED = ("queries_per_image and distortion_by_queries count each image's search on the oracle only; the "
              "substitute its transferred start came from cost labelling_queries once for the whole set, which is "

@@ -17,8 +17,9 @@ import numpy as np
 
 from bbrange.attacker.engine.attack import CraftingContext
 from bbrange.attacker.engine.errors import BudgetExhausted
-from bbrange.attacker.engine.query_attacks.budget import DecisionResult, Norm
+from bbrange.attacker.engine.query_attacks.budget import DecisionResult
 from bbrange.attacker.engine.query_attacks.crafting import adversarial_criterion
+from bbrange.shared.perturbations import Norm, noise_of_size
 
 # Success at these sizes (MNIST's customary ones), per norm the attack minimises.
 SUCCESS_SIZES: dict[str, tuple[float, ...]] = {"l2": (1.5, 2.0, 3.0), "linf": (0.1, 0.2, 0.3)}
@@ -93,18 +94,6 @@ def _in_norm(context: CraftingContext, result: DecisionResult, targets: np.ndarr
     return QueryMeasures(norm, [result.checkpoints[k] for k in keep], _rounded(quartiles[1]),
                          _rounded(quartiles[0]), _rounded(quartiles[2]), list(sizes), success, noise_rates,
                          result.queries, stop)
-
-
-def noise_of_size(x: np.ndarray, size: float, norm: Norm, rng: np.random.Generator) -> np.ndarray:
-    """x moved by random noise of exactly `size` in `norm` (a uniform direction, or random signs), then clipped."""
-    n = len(x)
-    if norm == "l2":
-        direction = rng.standard_normal((n, int(np.prod(x.shape[1:]))))
-        direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
-        moved = direction * size
-    else:
-        moved = rng.choice([-1.0, 1.0], size=(n, int(np.prod(x.shape[1:])))) * size
-    return np.clip(x.reshape(n, -1) + moved, 0.0, 1.0).reshape(x.shape).astype(np.float32)
 
 
 def _noise_at_sizes(context: CraftingContext, targets: np.ndarray | None, norm: Norm,

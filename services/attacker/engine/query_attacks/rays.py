@@ -26,8 +26,9 @@ from typing import ClassVar
 import numpy as np
 
 from bbrange.attacker.engine.query_attacks.base import QueryAttack, SearchProgress
-from bbrange.attacker.engine.query_attacks.budget import Norm, PerImageQueries
+from bbrange.attacker.engine.query_attacks.budget import PerImageQueries
 from bbrange.attacker.engine.query_attacks.ray_search import IDLE, RaySearches
+from bbrange.shared.perturbations import Norm
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,9 @@ from typing import ClassVar
 import numpy as np
 
 from bbrange.attacker.engine.query_attacks.base import QueryAttack, SearchProgress
-from bbrange.attacker.engine.query_attacks.budget import Norm, PerImageQueries
+from bbrange.attacker.engine.query_attacks.budget import PerImageQueries
 from bbrange.attacker.engine.query_attacks.ray_search import RaySearches, along, unit
+from bbrange.shared.perturbations import Norm
 
 DONE, PROBE, INIT, GRAD, LS_UP, LS_DOWN = range(6)
 INIT_TOLERANCE = 1e-3  # the reference's fine_grained_binary_search

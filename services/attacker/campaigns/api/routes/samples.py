@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse
 from bbrange.attacker.campaigns.api.dependencies import Campaign, Services
 from bbrange.attacker.campaigns.api.responses import Sample, SamplePage, SourceImage
 from bbrange.attacker.campaigns.report.pictures import grid_png, png_bytes
+from bbrange.attacker.campaigns.spec.attacks.registry import crafting_label
 from bbrange.attacker.campaigns.storage.records import CampaignRecord
 from bbrange.attacker.campaigns.storage.samples import SampleSet
 from bbrange.shared.http_errors import ApiError, error_responses
@@ -54,7 +55,9 @@ def list_samples(
         for i in range(offset, min(offset + limit, len(s)))
     ]
     nxt = offset + limit if offset + limit < len(s) else None
-    return SamplePage(campaign_id=record.id, items=items, total=len(s), offset=offset, limit=limit, next_offset=nxt)
+    crafting = record.spec.get("crafting", {})
+    return SamplePage(campaign_id=record.id, method=crafting.get("method"), crafting=crafting_label(crafting),
+                      items=items, total=len(s), offset=offset, limit=limit, next_offset=nxt)
 
 
 @router.get("/samples.npz", response_class=FileResponse,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bbrange.attacker.engine.vocabulary import DEFAULT_ATTACK
 
@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 PLUGINS_ENV = "BBRANGE_ATTACK_PLUGINS"
 _BUILT_IN = ("bbrange.attacker.campaigns.spec.attacks.fgsm", "bbrange.attacker.campaigns.spec.attacks.jsma",
              "bbrange.attacker.campaigns.spec.attacks.hopskipjump", "bbrange.attacker.campaigns.spec.attacks.sign_opt",
-             "bbrange.attacker.campaigns.spec.attacks.rays", "bbrange.attacker.campaigns.spec.attacks.hybrid")
+             "bbrange.attacker.campaigns.spec.attacks.rays", "bbrange.attacker.campaigns.spec.attacks.hybrid",
+             "bbrange.attacker.campaigns.spec.attacks.pgd", "bbrange.attacker.campaigns.spec.attacks.mifgsm",
+             "bbrange.attacker.campaigns.spec.attacks.difgsm", "bbrange.attacker.campaigns.spec.attacks.rfgsm")
 
 
 class CraftingSpec(BaseModel):
@@ -35,6 +37,19 @@ class CraftingSpec(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid")
     method: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settings_of_other_attacks(cls, data: Any) -> Any:
+        """A setting this attack lacks but another has (a momentum on PGD) is refused with the attacks that take it."""
+        if isinstance(data, dict):
+            for key in data:
+                if key not in cls.model_fields:
+                    owners = [m for m, entry in _ATTACKS.items() if key in entry.spec.model_fields]
+                    if owners:
+                        raise ValueError(f"{data.get('method')} has no setting {key!r}; {', '.join(owners)} "
+                                         f"{'has' if len(owners) == 1 else 'have'} it")
+        return data
 
     def label(self) -> str:
         """The attack and its settings in a few characters, for reports (e.g. "FGSM ε=0.3")."""
