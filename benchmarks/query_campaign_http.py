@@ -114,8 +114,9 @@ def main(method: str = typer.Option("hopskipjump", help="A decision-based attack
     for point in (results.get("success_by_size") or {}).get("points", []):
         console.print(f"  success at {curve.get('norm', norm).upper()} ≤ {point['size']:g}: {point['success_rate']:.2%}"
                       f" (random noise of that size {point['noise_rate'] or 0:.2%})")
-    console.print(f"success {results.get('transfer_rate') or 0:.2%}; goal (hopskipjump, mnist, 100 x 1,000): under "
-                  f"180 s, {'met' if wall < 180 else 'missed'} at {wall:.1f} s")
+    console.print(f"success {results.get('transfer_rate') or 0:.2%}")
+    if (method, card.name, images, queries) == ("hopskipjump", "mnist", 100, 1_000):
+        console.print(f"goal (issue 20): under 180 s, {'met' if wall < 180 else 'missed'} at {wall:.1f} s")
 
 
 if __name__ == "__main__":
