@@ -25,7 +25,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 import typer
-from oracles import label_oracle  # noqa: I001 - benchmarks/ is the script's directory
+from oracles import correctly_labelled, label_oracle  # noqa: I001 - benchmarks/ is the script's directory
 
 from bbrange.attacker.engine import (
     FGSM,
@@ -95,9 +95,7 @@ def main(oracles: list[str] = typer.Option(["mnist", "mnist-fgsm-adv", "mnist-en
     table = []
     for name in oracles:
         oracle, card = label_oracle(name, dev)
-        x, y = data.x[5_000 : 5_000 + 3 * images], data.y[5_000 : 5_000 + 3 * images]
-        keep = np.flatnonzero(oracle.label(x) == y)[:images]
-        x, y = x[keep], y[keep]
+        x, y = correctly_labelled(oracle, data.x, data.y, 5_000, images)
         print(f"\n{name} ({card['architecture']}, recipe {(card.get('training') or {}).get('recipe')}, test accuracy "
               f"{card['test_accuracy']:.2%})", flush=True)
         runs: list[tuple[str, FGSM | QueryAttack]] = [

@@ -27,14 +27,14 @@ from dataclasses import replace
 import numpy as np
 import torch
 import typer
-from oracles import label_oracle  # noqa: I001 - benchmarks/ is the script's directory
+from oracles import correctly_labelled, label_oracle  # noqa: I001 - benchmarks/ is the script's directory
 
-from bbrange.attacker.engine import InProcessOracle, QueryCounter, SubstituteConfig, distortion, train_substitute
+from bbrange.attacker.engine import QueryCounter, SubstituteConfig, distortion, train_substitute
 from bbrange.attacker.engine.attack import CraftingContext
 from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump
 from bbrange.attacker.engine.query_attacks.hybrid import Hybrid, HybridMeasures
 from bbrange.attacker.engine.query_attacks.measures import QueryMeasures
-from bbrange.shared.datasets import Dataset, load_dataset
+from bbrange.shared.datasets import load_dataset
 from bbrange.shared.devices import resolve_device
 
 TOTALS = (500, 1_000, 2_000)  # total queries per image the two are compared at
@@ -46,14 +46,6 @@ STARTS: tuple[dict, ...] = (*({"start": "fgsm", "transfer_eps": e} for e in (0.2
 def described(start: dict) -> str:
     return (f"FGSM ε = {start['transfer_eps']:.1f}" if start["start"] == "fgsm" else
             f"L2 walk × {start['overshoot']:.1f}")
-
-
-def correctly_labelled(oracle: InProcessOracle, data: Dataset, start: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The first n test images from `start` that the oracle labels correctly, with its labels."""
-    x, y = data.x[start : start + 3 * n], data.y[start : start + 3 * n]
-    clean = oracle.label(x)
-    keep = np.flatnonzero(clean == y)[:n]
-    return x[keep], clean[keep]
 
 
 def median_at(curve: dict, queries: int) -> float:
@@ -90,8 +82,8 @@ def main(images: int = typer.Option(100, help="Evaluation images (test images fr
     dev = resolve_device(device)
     oracle, card = label_oracle("mnist", dev)
     data = load_dataset("mnist", "test")
-    x_tune, clean_tune = correctly_labelled(oracle, data, 2_000, tune_images)
-    x_eval, clean_eval = correctly_labelled(oracle, data, 5_000, images)
+    x_tune, clean_tune = correctly_labelled(oracle, data.x, data.y, 2_000, tune_images)
+    x_eval, clean_eval = correctly_labelled(oracle, data.x, data.y, 5_000, images)
     labelling = s0 * 2**rho  # S0 labelled, then each augmentation labels as many new points as the set holds
     amortised = round(labelling / len(x_eval))
     budget = TOTALS[-1]

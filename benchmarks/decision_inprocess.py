@@ -24,7 +24,7 @@ import time
 import numpy as np
 import torch
 import typer
-from oracles import MODEL_DIR, frozen, load_oracle_model  # noqa: I001 - benchmarks/ is the script's directory
+from oracles import MODEL_DIR, correctly_labelled, frozen, load_oracle_model  # noqa: I001 - benchmarks/ is the script's directory
 
 from bbrange.attacker.engine import InProcessOracle
 from bbrange.attacker.engine.query_attacks.base import QueryAttack
@@ -175,10 +175,7 @@ def main(attack: str = typer.Option("hopskipjump", help="hopskipjump or sign_opt
     model, card = load_or_train(on)
     oracle = InProcessOracle(frozen(model), tuple(card["input_shape"]), card["num_classes"], on)
     test = load_dataset("mnist", "test", download=False)
-    x, y = test.x[offset : offset + 4 * images], test.y[offset : offset + 4 * images]
-    clean = oracle.label(x)
-    keep = np.flatnonzero(clean == y)[:images]
-    x, clean = x[keep], clean[keep]
+    x, clean = correctly_labelled(oracle, test.x, test.y, offset, images, candidates=4)
     checkpoints = tuple(c for c in CURVE if c < budget) + (budget,)
     print(f"{len(x)} MNIST test images from {offset} (labelled correctly by the oracle), budget {budget:,}/image, "
           f"untargeted L2, torch threads {torch.get_num_threads()}")

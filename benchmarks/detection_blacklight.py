@@ -39,7 +39,7 @@ from blacklight_streams import (  # noqa: E402
     hopskipjump_stream,
     over_keys,
 )
-from oracles import frozen, load_oracle_model  # noqa: E402
+from oracles import correctly_labelled, frozen, load_oracle_model  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
 from bbrange.attacker.engine import InProcessOracle  # noqa: E402
@@ -115,8 +115,7 @@ async def attack(r: Redis, test_x: np.ndarray, config: BlacklightConfig, images:
     model, card = load_oracle_model("mnist", torch.device("cpu"))
     oracle = InProcessOracle(frozen(model), tuple(card["input_shape"]), card["num_classes"])
     test_y = load_dataset("mnist", "test", download=False).y
-    x, y = test_x[5000 : 5000 + 4 * images], test_y[5000 : 5000 + 4 * images]
-    x = x[np.flatnonzero(oracle.label(x) == y)[:images]]
+    x, _ = correctly_labelled(oracle, test_x, test_y, 5000, images, candidates=4)
     calls = hopskipjump_stream(oracle, x, budget, seed)
     total = sum(len(c) for c in calls)
     print(f"\n3. Attack: HopSkipJump, {len(x)} images × {budget:,} queries ({total:,} queries in {len(calls)} calls)")

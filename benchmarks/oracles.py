@@ -37,6 +37,14 @@ def load_oracle_model(name: str, device: torch.device) -> tuple[nn.Module, dict]
     return model, card.model_dump()
 
 
+def correctly_labelled(oracle: InProcessOracle, x: np.ndarray, y: np.ndarray, start: int, n: int,
+                       candidates: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """The first n images of x from `start` (among candidates·n) that the oracle labels as y, with its labels."""
+    x, y = x[start : start + candidates * n], y[start : start + candidates * n]
+    keep = np.flatnonzero(oracle.label(x) == y)[:n]
+    return x[keep], y[keep]
+
+
 def frozen(model: nn.Module) -> nn.Module:
     for p in model.parameters():
         p.requires_grad_(False)

@@ -23,8 +23,8 @@ from bbrange.attacker.campaigns.targets.refusals import OracleBudgetExhausted
 from bbrange.attacker.engine import PartiallyAnswered
 from tests.specs import campaign_spec
 from tests.unit.attacker_inprocess import InProcessApi
+from tests.unit.mock_endpoint import URL, images
 
-URL = "http://oracle.test:8000"
 KEYS = ["sybil-key-alpha-0001", "sybil-key-bravo-0002", "sybil-key-charlie-0003"]
 Reply = Callable[[int], httpx.Response]  # the answer to a batch of n inputs
 
@@ -80,10 +80,6 @@ def make() -> Iterator[Callable[..., TargetClient]]:
     yield make
     for client in made:
         client.close()
-
-
-def images(n: int) -> np.ndarray:
-    return np.full((n, 1, 28, 28), 0.5, np.float32)
 
 
 def usage(client: TargetClient, field: str) -> list[Any]:

@@ -17,8 +17,8 @@ from bbrange.attacker.campaigns.targets import ADAPTERS, TargetClient
 from bbrange.attacker.campaigns.targets.client import FLAG_HEADER
 from bbrange.attacker.campaigns.targets.refusals import OracleBudgetExhausted, clip, retry_after
 from bbrange.attacker.engine import PartiallyAnswered
+from tests.unit.mock_endpoint import URL, images
 
-URL = "http://oracle.test:8000"
 Reply = Callable[[httpx.Request], httpx.Response]
 
 
@@ -88,10 +88,6 @@ def make(waits: list[float]) -> Iterator[Callable[..., TargetClient]]:
     yield make
     for client in made:
         client.close()
-
-
-def images(n: int) -> np.ndarray:
-    return np.full((n, 1, 28, 28), 0.5, np.float32)
 
 
 def test_transient_failures_are_retried_with_the_same_idempotency_key(make: Callable[..., TargetClient],

@@ -119,7 +119,7 @@ class Hybrid(Attack):
         return self.inner.max_queries_per_image
 
     def craft(self, model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-        raise TypeError("the hybrid asks the oracle in craft_set; its transfer start alone is FGSM")
+        raise TypeError("the hybrid asks the oracle in craft_set; its starts are crafted there (transfer_starts)")
 
     def transfer_starts(self, context: CraftingContext) -> np.ndarray:
         """The starts crafted on the substitute, pushed away from the oracle's label of each clean image."""
