@@ -64,6 +64,9 @@ class Feeder:
         self.store = BlacklightStore(redis, prefix)
         self.config, self.model = config, model
 
+    def index_bytes(self) -> int:
+        return sum(self.store.index_bytes().values())
+
     async def feed(self, requests: list[Request], fed: Fed | None = None) -> Fed:
         fed = fed or Fed()
         for client, x in requests:

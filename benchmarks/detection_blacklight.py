@@ -15,8 +15,8 @@ it; every scenario starts from an empty store. Settings: `BlacklightConfig()` de
 3. Attack: the engine's HopSkipJump (untargeted L2, its defaults; images from test index 5000 that the `mnist`
    oracle labels correctly, all advanced together) against the `mnist` oracle, its oracle calls recorded and fed
    in order, from one key, and round-robin over 100 keys (each call's rows dealt over the keys).
-4. Cost: fingerprinting µs per query, the store's round trip, Redis's time in the script (INFO commandstats),
-   and bytes per stored query (MEMORY USAGE of every key of the store) after part 1 and after filling one model's
+4. Cost: fingerprinting µs per query, the store's round trip, Redis's own time (INFO commandstats),
+   and bytes per stored query (MEMORY USAGE of every key of the store; the oracle process's index beside it) after part 1 and after filling one model's
    store to its cap with random fingerprints (every hash distinct: the worst case).
 """
 
@@ -43,7 +43,7 @@ from oracles import correctly_labelled, frozen, load_oracle_model  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
 from bbrange.attacker.engine import InProcessOracle  # noqa: E402
-from bbrange.oracle.detection.blacklight_store import BlacklightStore, shard_count  # noqa: E402
+from bbrange.oracle.detection.blacklight_store import BlacklightStore  # noqa: E402
 from bbrange.oracle.detection.config import BlacklightConfig  # noqa: E402
 from bbrange.shared.datasets import load_dataset  # noqa: E402
 from bbrange.shared.stack import RedisServer  # noqa: E402
@@ -57,7 +57,7 @@ def rule(config: BlacklightConfig) -> str:
 
 async def redis_usec(r: Redis) -> float:
     stats = await r.info("commandstats")
-    return float(stats.get("cmdstat_evalsha", {}).get("usec", 0.0))
+    return float(sum(v.get("usec", 0.0) for k, v in stats.items() if k.startswith("cmdstat_")))
 
 
 async def store_bytes(r: Redis, match: str) -> int:
@@ -98,9 +98,9 @@ async def benign(r: Redis, test_x: np.ndarray, test_y: np.ndarray, config: Black
     n = len(fed.matched)
     used = await store_bytes(r, f"bench:distinct{config.salt_seed}:bl:{feeder.model}:*")
     print(f"  cost: fingerprints {1e6 * fed.fingerprint_s / n:.0f} µs/query, store round trip "
-          f"{1e6 * fed.store_s / n:.0f} µs/query (Redis in the script {usec / n:.0f} µs/query); "
-          f"{used / max(fed.stored.count(1), 1):,.0f} bytes per stored query ({fed.stored.count(1):,} stored, "
-          f"{shard_count(config):,} shards)")
+          f"{1e6 * fed.store_s / n:.0f} µs/query (Redis's own time {usec / n:.0f} µs/query); "
+          f"{used / max(fed.stored.count(1), 1):,.0f} bytes of Redis per stored query ({fed.stored.count(1):,} "
+          f"stored), {feeder.index_bytes() / max(fed.stored.count(1), 1):,.0f} bytes of the process's index")
 
 
 async def real_use(r: Redis, test_x: np.ndarray, config: BlacklightConfig, clients: int, seed: int) -> None:
@@ -133,19 +133,20 @@ async def fill(r: Redis, config: BlacklightConfig, queries: int, seed: int) -> N
     rng = np.random.default_rng(seed + 2)
     store = BlacklightStore(r, "bench:fill")
     stored, checkpoints = 0, sorted({min(queries, c) for c in (10_000, queries // 2, queries)})
-    print(f"\n4. Memory: one model's store filled with {queries:,} random fingerprints (cap {config.max_queries:,}, "
-          f"{shard_count(config):,} shards)")
+    print(f"\n4. Memory: one model's store filled with {queries:,} random fingerprints (cap {config.max_queries:,})")
     for target in checkpoints:
         while stored < target:
             n = min(1000, target - stored)
             fps = rng.integers(1, 2**63, size=(n, config.hashes), dtype=np.int64).astype(np.uint64)
-            ids = [rng.bytes(4) for _ in range(n)]
+            ids = rng.integers(1, 2**63, size=n, dtype=np.int64).astype(np.uint64)
             seen = await store.observe(f"filler{stored % 97}", "mnist", ids, fps, config)
             stored += seen.stored.count(1)
             if seen.stored.count(1) < n:
                 break
         used = await store_bytes(r, "bench:fill:bl:*")
-        print(f"  {stored:>8,} stored: {used / 2**20:,.1f} MiB, {used / stored:,.0f} bytes per stored query")
+        index = sum(store.index_bytes().values())
+        print(f"  {stored:>8,} stored: Redis {used / 2**20:,.1f} MiB, {used / stored:,.0f} bytes per stored query; "
+              f"the process's index {index / 2**20:,.1f} MiB, {index / stored:,.0f} bytes per stored query")
 
 
 def main(images: int = typer.Option(10_000, help="Distinct MNIST test images for the benign run"),

@@ -79,6 +79,24 @@ def test_an_attack_split_over_keys_is_matched_with_both_client_ids(redis_server,
     assert clients[0].first_match_at == 2  # key0's first probe came before any other
 
 
+def test_another_process_matches_against_the_shared_log_and_rebuilds_when_redis_loses_it(redis_server, mnist_test):
+    """Two stores on one Redis are two oracle processes: each reads what the other stored; a flushed log (a Redis
+    restart) gives a new token, and a copy holding fingerprints Redis no longer has is rebuilt, not kept."""
+    probes = near_copies(mnist_test.x[5], 3, seed=5)
+
+    async def body(redis: Redis) -> list[Observed]:
+        first, second = BlacklightStore(redis, "bl-procs"), BlacklightStore(redis, "bl-procs")
+        await observe(first, "c_p1", probes[:1])
+        across = await observe(second, "c_p2", probes[1:2])  # second's copy is built from the log
+        await redis.delete(*[k async for k in redis.scan_iter(match="bl-procs:bl:*")])
+        after = await observe(second, "c_p3", probes[2:])
+        return [across, after]
+
+    across, after = run(redis_server.url, body)
+    assert across.matched_client == ["c_p1"]
+    assert after.matched_client == [""] and after.stored == [1]
+
+
 def test_exact_resends_are_neither_matches_nor_stored_again(redis_server, mnist_test):
     async def body(redis: Redis) -> list[Observed]:
         store = BlacklightStore(redis, "bl-resend")
@@ -102,6 +120,7 @@ def test_fingerprints_are_forgotten_with_their_bucket(redis_server, mnist_test):
         store = BlacklightStore(redis, "bl-retention")
         await observe(store, "c_r", probes[:1], now=NOW)
         next_day = await observe(store, "c_r", probes[1:], now=NOW + day)  # one bucket of 24 h: gone
+        store = BlacklightStore(redis, "bl-retention2")
         two = BlacklightConfig(buckets=2)  # buckets of 12 h: the previous one is still looked up
         await observe(store, "c_s", probes[:1], two, now=NOW)
         half_day = await observe(store, "c_s", probes[1:], two, now=NOW + day / 2)

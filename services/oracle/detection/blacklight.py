@@ -17,7 +17,7 @@ position with numpy) followed by the splitmix64 finaliser (a bijection) gives al
 model's forward. Two different windows collide only where the polynomial of their difference vanishes modulo 2**64
 at the multiplier: never among the 20,000 random windows of the tests. The hash starts from the salt's seed, so that
 the seed also decides which windows are a query's largest S (the reference's SHA-256 is unkeyed). The hashes are 8
-bytes, stored whole (`blacklight_store.py` splits them into a shard and a 6-byte tag).
+bytes, stored whole.
 """
 
 from __future__ import annotations
@@ -99,11 +99,11 @@ def fingerprints(x: np.ndarray, config: BlacklightConfig) -> np.ndarray:
     return out
 
 
-def input_ids(x: np.ndarray) -> list[bytes]:
-    """4 bytes per input naming its exact content (BLAKE2b of its float32 values): an exact re-send of a query
+def input_ids(x: np.ndarray) -> np.ndarray:
+    """A uint64 per input naming its exact content (BLAKE2b of its float32 values): an exact re-send of a query
     (an idempotent retry, the same image asked again, one image several clients ask) has the same id."""
     flat = np.ascontiguousarray(np.asarray(x, np.float32).reshape(len(x), -1))
-    return [hashlib.blake2b(row.tobytes(), digest_size=4).digest() for row in flat]
+    return np.frombuffer(b"".join(hashlib.blake2b(row.tobytes(), digest_size=8).digest() for row in flat), "<u8")
 
 
 def shared(a: np.ndarray, b: np.ndarray) -> int:

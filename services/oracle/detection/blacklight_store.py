@@ -1,114 +1,79 @@
-"""Blacklight's state in Redis, shared by every client of a model: one Lua script call per chunk of queries looks
-each query up, stores it, counts it for its client and links the clients whose queries it matched.
+"""Blacklight's state in Redis, shared by every client and process of a model: a log of the stored fingerprints, and
+each client's counters. Matching runs in-process on each process's copy of the log (`blacklight_index.py`).
 
-    {prefix}:bl:{model}:{layout}:{bucket}:{shard}   hash: field = a hash's 6-byte tag (the high 48 bits; the shard
-                                                     is its low bits), value = the 4-byte ids of the (at most
-                                                     keep_per_hash, most recent) queries that had it; field
-                                                     "o" + id = the client that sent that query, and its epoch
-    {prefix}:bl:{model}:{layout}:{bucket}:n          fingerprints stored in the bucket (its cap: per_bucket)
+    {prefix}:bl:{model}:{layout}:log        stream, one entry per stored query in the order stored: field c = the
+                                            client and its epoch ("client epoch"), field f = the query's 8-byte
+                                            exact-input id, then its S 8-byte hashes (padding left out)
+    {prefix}:bl:{model}:{layout}:gen        a token naming this log: a log that Redis lost (restart, flush, expiry)
+                                            gets a new one, and every process rebuilds its copy
     {prefix}:detect:{client}:{model}:blacklight      hash: queries, matched, matched_other, max_shared,
                                                      first_match_at (the client's counters for this model)
     ... :blacklight:linked                           set: the other clients whose queries matched this client's,
                                                      or that matched its queries (at most 64)
     ... :blacklight:recent                           list: positions of its last flag_matches matches (the flag rule)
 
-`layout` names the fingerprint settings and the shard count, so a changed configuration never mixes fingerprints
-that cannot match. Time is cut into buckets of retention_s / buckets; a query is stored in the current one and
-looked up in the live ones; every key of a bucket expires when the bucket is retention_s old (a TTL per key, so
-nothing has to sweep). An id is a hash of the exact input: a query whose input is already stored in the current
-bucket is an exact re-send (an Idempotency-Key retry the oracle answered again, a picture asked twice, one picture
-many clients ask): it is neither a match of that input nor stored again.
+`layout` names the fingerprint settings, so a changed configuration never mixes fingerprints that cannot match.
+Time is cut into buckets of retention_s / buckets: a query is looked up against the queries stored since the oldest
+live bucket began, and the log is trimmed to them (XTRIM MINID: an entry's id is the time it was stored) and holds
+at most `max_queries` (beyond the cap a query is matched but not stored, counted); the keys expire when the current
+bucket is retention_s old, so an idle model's state goes. An exact re-send (an Idempotency-Key retry answered
+again, a picture asked twice, one picture many clients ask) is neither a match of that input nor stored again.
 
-Size: a stored query costs S tags and ids in listpack-encoded hashes (~14 bytes each: a 6-byte field, a 4-byte id,
-their headers) plus its owner field; the shard count is chosen so that a full bucket holds ~96 fields per shard,
-under Redis's hash-max-listpack-entries (128), where a hash stays a listpack. Measured with MEMORY USAGE of every
-key (benchmarks/detection_blacklight.py; tests/oracle/test_detection_blacklight.py holds it under 2 KB): ~1 KB per
-stored MNIST query, 863 B at the default cap. Redis spends ~0.3 ms per query in the script (~130 commands).
+One observe call: a pipelined read (the log's token, the client's epoch, the entries since this process last read)
+that brings the copy up to date, the lookup in numpy, then one Lua call that appends the stored queries and updates
+the client's counters, links and flag rule. The first store kept the hashes themselves in Redis and looked every
+one up in Lua: ~0.3 ms of Redis per query, as much as the model's forward (half the oracle's throughput at batch
+100). What this costs instead: two processes answering at the same moment do not see each other's call's queries
+(each sees them from its next call on). Size: ~0.5 KB of Redis per stored query (MEMORY USAGE, benchmarks/
+detection_blacklight.py; tests/oracle/test_detection_blacklight.py holds it under 2 KB), and ~0.8 KB of each oracle
+process's memory (S pairs of hash and sequence number, 16 bytes each).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import secrets
 import time
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 
 import numpy as np
 from redis.asyncio import Redis
 
+from bbrange.oracle.detection.blacklight_index import FingerprintIndex
 from bbrange.oracle.detection.config import BlacklightConfig
 
-CHUNK = 32  # queries per script call: a call holds Redis for ~32 × 0.3 ms, other clients' commands wait no longer
-_FIELDS_PER_SHARD = 96
+_PAGE = 2000  # log entries per read when a process rebuilds its copy
 
-# ARGV: 1 key base ("{prefix}:bl:{model}:{layout}:"), 2 current bucket, 3 live buckets, 4 expiry of the current
-# bucket's keys (unix s), 5 per-bucket cap, 6 T, 7 bytes of ids kept per hash, 8 shards, 9 client, 10 the client's
-# counters key, 11 the client's detection hash (its blacklight_epoch: a clear raises it, and the client's queries
-# stored before no longer count against it), 12 flag_matches, 13 flag_window, 14 detect prefix
-# ("{prefix}:detect:"), 15 model; then one ARGV per query: its 4-byte id, then 10 bytes per hash (the 4 hex digits
-# of its shard, its 6-byte tag). Returns {best shared count per query}, {matched client per query ('' none)},
-# {1 stored, 0 re-send, -1 over the cap}, the client's queries before this call, the position of a new alarm or -1.
+# ARGV: 1 log key, 2 its token's key, 3 the time (ms), 4 the oldest live time (ms), 5 the cap, 6 when the keys
+# expire (unix s), 7 client, 8 the client's counters key, 9 "client epoch", 10 flag_matches, 11 flag_window,
+# 12 detect prefix ("{prefix}:detect:"), 13 model, 14 the most hashes a query shared; then two ARGV per query:
+# "1" to store it or "0" (a re-send) followed by the client whose query it matched ('' none), and its record (the
+# 8-byte id and hashes; '' for a re-send). Returns {1 stored, 0 re-send, -1 over the cap per query}, the client's
+# queries before this call, the position of a new alarm or -1.
 _SCRIPT = """
-local base, now, live, expire_at = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local cap, T, keep, shards = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local client, stats = ARGV[9], ARGV[10]
-local epoch = redis.call('HGET', ARGV[11], 'blacklight_epoch') or '0'
-local k, W, detect, model = tonumber(ARGV[12]), tonumber(ARGV[13]), ARGV[14], ARGV[15]
-local me = client .. ' ' .. epoch
-local count_key = base .. now .. ':n'
-local stored = tonumber(redis.call('GET', count_key) or '0')
-local before = tonumber(redis.call('HGET', stats, 'queries') or '0')
-local function owner_key(prefix, id)
-  return prefix .. string.format('%04x', (string.byte(id, 1) * 256 + string.byte(id, 2)) % shards)
+local log, token, now, cutoff, cap, expire_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local client, stats, me = ARGV[7], ARGV[8], ARGV[9]
+local k, W, detect, model = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12], ARGV[13]
+local max_shared = tonumber(ARGV[14])
+redis.call('XTRIM', log, 'MINID', cutoff)
+local length = redis.call('XLEN', log)
+local id_ms = now
+local top = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)[1]
+if top then  -- ids must grow: a clock that stepped back writes at the last entry's time
+  local t = string.match(top[1], '^(%d+)')
+  if tonumber(t) > tonumber(id_ms) then id_ms = t end
 end
-local best, whom, status, touched = {}, {}, {}, {}
-local matched, matched_other, max_shared, alarm = 0, 0, 0, -1
+local before = tonumber(redis.call('HGET', stats, 'queries') or '0')
 local recent_key = stats .. ':recent'
-for q = 16, #ARGV do
-  local rec = ARGV[q]
-  local id = string.sub(rec, 1, 4)
-  local resent, current, top, found, owner, looked = false, {}, 0, false, '', 0
-  for b = now, now - live + 1, -1 do
-    local prefix = base .. b .. ':'
-    local counts = {}
-    for i = 5, #rec, 10 do
-      local v = redis.call('HGET', prefix .. string.sub(rec, i, i + 3), string.sub(rec, i + 4, i + 9))
-      if b == now then current[i] = v end
-      if v then
-        for j = 1, #v, 4 do
-          local other = string.sub(v, j, j + 3)
-          if other == id then
-            if b == now then resent = true end
-          else
-            counts[other] = (counts[other] or 0) + 1
-          end
-        end
-      end
-    end
-    for other, n in pairs(counts) do
-      if n >= T and (owner == client or not found) and looked < 8 then
-        -- whose query it matched: another client's, this client's, or this client's from before a clear (ignored)
-        looked = looked + 1
-        local o = redis.call('HGET', owner_key(prefix, other), 'o' .. other) or ''
-        local sep = string.find(o, ' ', 1, true)
-        local o_client = sep and string.sub(o, 1, sep - 1) or '?'
-        if o_client ~= client or o == me then
-          if n > top then top = n end
-          if not found or o_client ~= client then owner = o_client end
-          found = true
-        end
-      elseif (n < T or found) and n > top then
-        top = n
-      end
-    end
-  end
-  best[#best + 1] = top
-  if top > max_shared then max_shared = top end
-  local position = before + q - 15
-  if found then
-    whom[#whom + 1] = owner
+local status, matched, matched_other, alarm = {}, 0, 0, -1
+for q = 15, #ARGV, 2 do
+  local head, rec = ARGV[q], ARGV[q + 1]
+  local owner = string.sub(head, 2)
+  local position = before + (q - 13) / 2
+  if owner ~= '' then
     matched = matched + 1
-    if owner ~= client and owner ~= '?' then  -- '?': its owner field is gone (not expected)
+    if owner ~= client then
       matched_other = matched_other + 1
       local linked = stats .. ':linked'
       if redis.call('SCARD', linked) < 64 then redis.call('SADD', linked, owner) end
@@ -120,41 +85,27 @@ for q = 16, #ARGV do
     redis.call('LTRIM', recent_key, 0, k - 1)
     local kth = tonumber(redis.call('LINDEX', recent_key, k - 1) or '-1')
     if alarm < 0 and kth >= 0 and position - kth < W then alarm = position end
-  else
-    whom[#whom + 1] = ''
   end
-  if resent then
+  if string.sub(head, 1, 1) ~= '1' then
     status[#status + 1] = 0
-  elseif stored >= cap then
+  elseif length >= cap then
     status[#status + 1] = -1
   else
-    stored = stored + 1
+    redis.call('XADD', log, id_ms .. '-*', 'c', me, 'f', rec)
+    length = length + 1
     status[#status + 1] = 1
-    local prefix = base .. now .. ':'
-    for i = 5, #rec, 10 do
-      local key = prefix .. string.sub(rec, i, i + 3)
-      local v = (current[i] or '') .. id
-      if #v > keep then v = string.sub(v, #v - keep + 1) end
-      redis.call('HSET', key, string.sub(rec, i + 4, i + 9), v)
-      -- a field that was there means a key that was there, with its expiry (every key is made here, with one)
-      if not current[i] and not touched[key] then touched[key] = true; redis.call('EXPIREAT', key, expire_at) end
-    end
-    local key = owner_key(prefix, id)
-    redis.call('HSET', key, 'o' .. id, me)
-    if not touched[key] then touched[key] = true; redis.call('EXPIREAT', key, expire_at) end
   end
 end
-redis.call('SET', count_key, stored)
-redis.call('EXPIREAT', count_key, expire_at)
-local n = #ARGV - 15
-redis.call('HINCRBY', stats, 'queries', n)
+if redis.call('EXISTS', log) == 1 then redis.call('EXPIREAT', log, expire_at) end
+redis.call('EXPIREAT', token, expire_at)
+redis.call('HINCRBY', stats, 'queries', (#ARGV - 14) / 2)
 if matched > 0 then
   redis.call('HINCRBY', stats, 'matched', matched)
   redis.call('HINCRBY', stats, 'matched_other', matched_other)
   local old = tonumber(redis.call('HGET', stats, 'max_shared') or '0')
   if max_shared > old then redis.call('HSET', stats, 'max_shared', max_shared) end
 end
-return {best, whom, status, before, alarm}
+return {status, before, alarm}
 """
 
 
@@ -163,7 +114,7 @@ class Observed:
     """What one call learnt about a client's queries, in order."""
 
     shared: list[int]  # the most hashes each query shared with one earlier query (0: none)
-    matched_client: list[str]  # per query, the client whose query it matched ('' none, '?' unknown)
+    matched_client: list[str]  # per query, the client whose query it matched ('' none)
     stored: list[int]  # 1 stored, 0 an exact re-send (not stored again, not a match of itself), -1 over the cap
     queries_before: int  # the client's queries of the model Blacklight had seen before these
     alarm_at: int | None  # the client's query (position) at which the flag rule fired first, in this call
@@ -179,34 +130,37 @@ class ClientBlacklight:
     linked: list[str]
 
 
-def shard_count(config: BlacklightConfig) -> int:
-    """Shards per bucket: a power of two with ~96 fields each when the bucket is full (16 to 65,536)."""
-    wanted = config.per_bucket * (config.hashes + 1) / _FIELDS_PER_SHARD
-    return int(min(max(2 ** int(np.ceil(np.log2(max(wanted, 1)))), 16), 65_536))
+def _match(index: FingerprintIndex, cutoff_ms: int, config: BlacklightConfig, ids: np.ndarray, fps: np.ndarray,
+           client_id: str, me: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Per query: the most hashes shared with one earlier query, the client whose query it matched ('' none), and
+    whether it is an exact re-send (of a live stored query or of an earlier one in the batch)."""
+    index.forget_before(cutoff_ms, config.max_queries)
+    resent = index.resent(ids)
+    repeat = np.ones(len(ids), bool)
+    repeat[np.unique(ids, return_index=True)[1]] = False
+    resent |= repeat
+    found = index.lookup(fps, ids, config.threshold, client_id, me)
+    in_batch, _ = index.within_batch(fps, ids, ~resent)
+    owners = iter(index.owner_of(found.matched_qid[found.matched_qid >= 0]))
+    whom = [next(owners).rsplit(" ", 1)[0] if qid >= 0 else client_id if n >= config.threshold else ""
+            for qid, n in zip(found.matched_qid.tolist(), in_batch.tolist(), strict=True)]
+    return np.maximum(found.shared, in_batch), whom, resent
 
 
 def layout(config: BlacklightConfig) -> str:
     """8 hex digits naming what a stored fingerprint depends on."""
-    parts = (config.quantization, config.window, config.stride, config.hashes, config.salt_seed, shard_count(config),
-             config.keep_per_hash)
+    parts = (config.quantization, config.window, config.stride, config.hashes, config.salt_seed)
     return hashlib.sha256(repr(parts).encode()).hexdigest()[:8]
 
 
-@lru_cache(maxsize=4)
-def _hex(shards: int) -> np.ndarray:
-    """(shards, 4) ASCII hex digits of every shard number."""
-    return np.frombuffer("".join(f"{i:04x}" for i in range(shards)).encode(), np.uint8).reshape(shards, 4)
+@dataclass
+class _Copy:
+    """This process's copy of one model's log, and how far it has read."""
 
-
-def records(ids: list[bytes], fps: np.ndarray, shards: int) -> list[bytes]:
-    """One script argument per query: its id, then per hash the 4 hex digits of its shard and its 6-byte tag."""
-    n, s = fps.shape
-    packed = np.empty((n, s, 10), np.uint8)
-    packed[:, :, :4] = _hex(shards)[(fps & np.uint64(shards - 1)).astype(np.int64)]
-    packed[:, :, 4:] = (fps >> np.uint64(16)).astype(">u8").view(np.uint8).reshape(n, s, 8)[:, :, 2:]
-    valid = (fps != 0).sum(axis=1)  # padding (rows with fewer distinct windows) sits at the end of a row
-    rows = packed.reshape(n, s * 10)
-    return [query_id + rows[i, : 10 * int(valid[i])].tobytes() for i, query_id in enumerate(ids)]
+    index: FingerprintIndex
+    token: bytes | None = None
+    last_id: bytes = b"0-0"
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one call at a time reads, matches and appends
 
 
 class BlacklightStore:
@@ -214,6 +168,7 @@ class BlacklightStore:
         self.redis = redis
         self.prefix = prefix
         self._script = redis.register_script(_SCRIPT)
+        self._copies: dict[str, _Copy] = {}
 
     def base(self, model: str, config: BlacklightConfig) -> str:
         return f"{self.prefix}:bl:{model}:{layout(config)}:"
@@ -221,34 +176,71 @@ class BlacklightStore:
     def client_key(self, client_id: str, model: str) -> str:
         return f"{self.prefix}:detect:{client_id}:{model}:blacklight"
 
-    async def observe(self, client_id: str, model: str, ids: list[bytes], fps: np.ndarray, config: BlacklightConfig,
+    async def observe(self, client_id: str, model: str, ids: np.ndarray, fps: np.ndarray, config: BlacklightConfig,
                       now: float | None = None) -> Observed:
-        """Look up, store and count one client's queries (in order), in one pipelined round trip."""
+        """Look up, store and count one client's queries, in order: `ids` their exact-input ids
+        (`blacklight.input_ids`), `fps` their fingerprints."""
         now = time.time() if now is None else now
         bucket = int(now // config.bucket_s)
         expire_at = (bucket + config.buckets) * config.bucket_s
-        shards = shard_count(config)
-        recs = records(ids, fps, shards)
-        head: list[str | int | bytes] = [
-            self.base(model, config), bucket, config.buckets, expire_at, config.per_bucket, config.threshold,
-            4 * config.keep_per_hash, shards, client_id, self.client_key(client_id, model),
-            f"{self.prefix}:detect:{client_id}", config.flag_matches, config.flag_window, f"{self.prefix}:detect:",
-            model]
+        cutoff_ms = (bucket - config.buckets + 1) * config.bucket_s * 1000
+        base = self.base(model, config)
+        copy = self._copies.setdefault(base, _Copy(FingerprintIndex(config.keep_per_hash)))
+        ids = np.asarray(ids, np.uint64)
+        async with copy.lock:
+            epoch = await self._catch_up(copy, base, client_id, expire_at)
+            me = f"{client_id} {epoch}"
+            # numpy off the event loop (it answers requests meanwhile), as is every change of the copy
+            shared, whom, resent = await asyncio.to_thread(_match, copy.index, cutoff_ms, config, ids, fps, client_id,
+                                                           me)
+            args: list[str | int | bytes] = [
+                base + "log", base + "gen", int(now * 1000), cutoff_ms, config.max_queries, expire_at, client_id,
+                self.client_key(client_id, model), me, config.flag_matches, config.flag_window,
+                f"{self.prefix}:detect:", model, int(shared.max(initial=0))]
+            for i, again in enumerate(resent.tolist()):
+                args.append(("0" if again else "1") + whom[i])
+                args.append(b"" if again else ids[i : i + 1].astype("<u8").tobytes()
+                            + fps[i][fps[i] != 0].astype("<u8").tobytes())
+            status, before, alarm = await self._script(keys=[], args=args)
+        return Observed([int(v) for v in shared.tolist()], whom, [int(v) for v in status], int(before),
+                        int(alarm) if int(alarm) >= 0 else None)
+
+    async def _catch_up(self, copy: _Copy, base: str, client_id: str, expire_at: int) -> int:
+        """Bring this process's copy of the log up to date; returns the client's Blacklight epoch."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for i in range(0, len(recs), CHUNK):
-                await self._script(keys=[], args=[*head, *recs[i : i + CHUNK]], client=pipe)
-            replies = await pipe.execute()
-        shared: list[int] = []
-        whom: list[str] = []
-        stored: list[int] = []
-        alarm = None
-        for best, matched, status, _, alarm_at in replies:
-            shared += [int(v) for v in best]
-            whom += [v.decode() if isinstance(v, bytes) else str(v) for v in matched]
-            stored += [int(v) for v in status]
-            if alarm is None and int(alarm_at) >= 0:
-                alarm = int(alarm_at)
-        return Observed(shared, whom, stored, int(replies[0][3]) if replies else 0, alarm)
+            pipe.set(base + "gen", secrets.token_hex(8), nx=True, exat=expire_at)
+            pipe.get(base + "gen")
+            pipe.hget(f"{self.prefix}:detect:{client_id}", "blacklight_epoch")
+            pipe.xrange(base + "log", min=b"(" + copy.last_id, max="+")
+            _, token, epoch, entries = await pipe.execute()
+        if token == copy.token:
+            await asyncio.to_thread(self._add, copy, entries)
+            return int(epoch or 0)
+        # A new log (the first call, or Redis lost the old one): this process's copy is rebuilt from it.
+        copy.index, copy.token, copy.last_id = FingerprintIndex(copy.index.keep), token, b"0-0"
+        while True:
+            page = await self.redis.xrange(base + "log", min=b"(" + copy.last_id, max="+", count=_PAGE)
+            await asyncio.to_thread(self._add, copy, page)
+            if len(page) < _PAGE:
+                return int(epoch or 0)
+
+    @staticmethod
+    def _add(copy: _Copy, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        if not entries:
+            return
+        records = [fields[b"f"] for _, fields in entries]
+        fps = np.zeros((len(records), max(max(len(r) for r in records) // 8 - 1, 1)), np.uint64)
+        for i, r in enumerate(records):
+            row = np.frombuffer(r, "<u8")
+            fps[i, : len(row) - 1] = row[1:]
+        inputs = np.array([np.frombuffer(r[:8], "<u8")[0] for r in records], np.uint64)
+        times = np.array([int(entry_id.split(b"-", 1)[0]) for entry_id, _ in entries], np.int64)
+        copy.index.add(times, [fields[b"c"].decode() for _, fields in entries], inputs, fps)
+        copy.last_id = entries[-1][0]
+
+    def index_bytes(self) -> dict[str, int]:
+        """Bytes of this process's copy of each model's log (benchmarks)."""
+        return {base: copy.index.nbytes for base, copy in self._copies.items()}
 
     async def client(self, client_id: str, model: str) -> ClientBlacklight:
         key = self.client_key(client_id, model)

@@ -44,17 +44,14 @@ class BlacklightConfig(BaseModel):
     flag_window: int = Field(100, ge=1, le=100_000, description="... within this many of its consecutive queries")
     retention_s: int = Field(86_400, ge=60, description="Fingerprints are forgotten at most this long after they "
                              "were stored (Blacklight resets daily)")
-    buckets: int = Field(1, ge=1, le=24, description="Time buckets of retention_s / buckets each, all looked up "
-                         "(one Redis read per hash and bucket); a fingerprint lives (retention_s - retention_s / "
-                         "buckets, retention_s]. 1: the whole state is forgotten at once, as Blacklight's daily reset")
-    max_queries: int = Field(100_000, ge=1, description="Most fingerprints stored per model at once (each bucket "
-                             "takes max_queries / buckets); beyond it queries are matched but not stored (counted)")
-    keep_per_hash: int = Field(16, ge=1, le=16, description="Queries remembered per hash (the most recent): a hash "
-                               "that nearly every query has tells little, and its list stays small")
-
-    @property
-    def per_bucket(self) -> int:
-        return max(self.max_queries // self.buckets, 1)
+    buckets: int = Field(1, ge=1, le=24, description="Time buckets of retention_s / buckets each: a fingerprint "
+                         "lives (retention_s - retention_s / buckets, retention_s], until the bucket it was stored in "
+                         "is the oldest of the live ones. 1: the whole state is forgotten at once, as Blacklight's "
+                         "daily reset")
+    max_queries: int = Field(100_000, ge=1, description="Most fingerprints stored per model at once; beyond it "
+                             "queries are matched but not stored (counted)")
+    keep_per_hash: int = Field(16, ge=1, le=64, description="Queries looked at per hash (the most recent): a hash "
+                               "that nearly every query has tells little, and a lookup stays cheap")
 
     @property
     def bucket_s(self) -> int:
