@@ -2,8 +2,8 @@
 
 `Feeder` runs the oracle's own Blacklight logic (`blacklight.fingerprints`, `BlacklightStore.observe`: the Lua
 script, on a real redis-server) for requests of a client, in order. The streams: benign clients of MNIST test
-images (distinct, re-sent, lightly augmented, popular images shared by many clients), and a decision-based
-attack recorded from the engine's HopSkipJump against the `mnist` oracle.
+images (distinct, re-sent, lightly augmented, popular images shared by many clients), and decision-based attacks
+recorded from the engine (`decision_stream`: any of its query attacks; `hopskipjump_stream`) against an oracle.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 from redis.asyncio import Redis
 
 from bbrange.attacker.engine import InProcessOracle
+from bbrange.attacker.engine.query_attacks.base import QueryAttack
 from bbrange.attacker.engine.query_attacks.budget import PerImageQueries
 from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump
 from bbrange.oracle.detection import blacklight
@@ -53,7 +54,7 @@ class Fed:
         """The client's own query number at which the rule would fire first."""
         mine = np.asarray([m for c, m in zip(self.clients, self.matched, strict=True) if c == client], bool)
         pos = np.flatnonzero(mine) + 1
-        hit = np.flatnonzero(pos[k - 1 :] - pos[: len(pos) - k + 1] < w) if len(pos) >= k else []
+        hit = np.flatnonzero(pos[k - 1 :] - pos[: len(pos) - k + 1] < w) if len(pos) >= k else np.zeros(0, np.int64)
         return int(pos[hit[0] + k - 1]) if len(hit) else None
 
 
@@ -153,21 +154,32 @@ def benign_real_use(x: np.ndarray, clients: int, per_client: int, rng: np.random
     return scenarios
 
 
-def hopskipjump_stream(oracle: InProcessOracle, x: np.ndarray, budget: int, seed: int) -> list[np.ndarray]:
-    """The engine's HopSkipJump (untargeted L2, its defaults) on `x`, every image advanced together: each oracle
-    call's inputs in order (the label function is wrapped; the attack does not know it is watched)."""
+Call = tuple[np.ndarray, np.ndarray]  # one oracle call: (inputs, the oracle's labels)
+
+
+def decision_stream(oracle: InProcessOracle, attack: QueryAttack, x: np.ndarray, seed: int) -> list[Call]:
+    """The engine's decision-based `attack` (untargeted, as configured) on `x`, every image advanced together: each
+    oracle call's inputs and the oracle's labels, in order (the label function is wrapped; the attack does not know
+    it is watched). The clean images' own labels, which the attack starts from, are not among the calls."""
     clean = oracle.label(x)
-    calls: list[np.ndarray] = []
+    calls: list[Call] = []
 
     def label(batch: np.ndarray) -> np.ndarray:
-        calls.append(np.asarray(batch, np.float32).copy())
-        return oracle.label(batch)
+        labels = oracle.label(batch)
+        calls.append((np.asarray(batch, np.float32).copy(), np.asarray(labels).copy()))
+        return labels
 
-    queries = PerImageQueries(label, x, lambda labels, images: labels != clean[images], norm="l2",
-                              max_queries_per_image=budget, checkpoints=(budget,))
-    HopSkipJump(norm="l2", max_queries_per_image=budget, checkpoints=(budget,), batch_size=len(x)).search(
-        queries, None, np.random.default_rng(seed), lambda fraction: None)
+    queries = PerImageQueries(label, x, lambda labels, images: labels != clean[images], norm=attack.norm,
+                              max_queries_per_image=attack.max_queries_per_image, checkpoints=attack.checkpoints,
+                              evasion=attack.evasion, evasion_seed=seed + 1)
+    attack.search(queries, None, np.random.default_rng(seed), lambda fraction: None)
     return calls
+
+
+def hopskipjump_stream(oracle: InProcessOracle, x: np.ndarray, budget: int, seed: int) -> list[np.ndarray]:
+    """The engine's HopSkipJump (untargeted L2, its defaults) on `x` (`decision_stream`): each call's inputs."""
+    attack = HopSkipJump(norm="l2", max_queries_per_image=budget, checkpoints=(budget,), batch_size=len(x))
+    return [inputs for inputs, _ in decision_stream(oracle, attack, x, seed)]
 
 
 def over_keys(calls: list[np.ndarray], keys: int) -> list[Request]:

@@ -16,8 +16,8 @@ it; every scenario starts from an empty store. Settings: `BlacklightConfig()` de
    oracle labels correctly, all advanced together) against the `mnist` oracle, its oracle calls recorded and fed
    in order, from one key, and round-robin over 100 keys (each call's rows dealt over the keys).
 4. Cost: fingerprinting µs per query, the store's round trip, Redis's own time (INFO commandstats),
-   and bytes per stored query (MEMORY USAGE of every key of the store; the oracle process's index beside it) after part 1 and after filling one model's
-   store to its cap with random fingerprints (every hash distinct: the worst case).
+   and bytes per stored query (MEMORY USAGE of every key of the store; the process's index beside it) after part 1
+   and after filling one model's store to its cap with random fingerprints (every hash distinct: the worst case).
 """
 
 from __future__ import annotations

@@ -48,3 +48,26 @@ def test_a_jbda_campaign_is_blocked_with_a_clear_reason(blocked_attacker: Attack
     assert record["results"]["flagged_after_queries"] == q["total"]
     # The refused request was charged nothing: the oracle answered (and charged) exactly what the campaign counted.
     assert oracle_answered(oracle, client_id) == q["total"] == oracle.usage(client_id)["used"]
+
+
+def test_a_flagged_query_attack_reports_what_its_bad_queries_bought(blocked_attacker: AttackerStack,
+                                                                     blocking_oracle: OracleProcess):
+    """HopSkipJump from a key whose own policy is `flag`: Blacklight flags it within its first hundred or so
+    queries; the campaign finishes and its results carry the flag and the bad-query figure."""
+    oracle = blocking_oracle
+    client_id, key = oracle.create_client(budget=100_000, name="flagged-query-attack")
+    oracle.admin_client().set_detection_policy(client_id, "flag")
+    spec = small_spec(oracle.url, key, crafting={"method": "hopskipjump", "max_queries_per_image": 300,
+                                                 "checkpoints": [100, 200, 300]}, evaluation={"size": 4})
+    with blocked_attacker.client() as api:
+        record = wait_final(api, submit(api, spec), timeout=300)
+    assert record["state"] == "succeeded", record
+    results, q = record["results"], record["queries"]
+    assert results["flagged"].startswith("blacklight; queries=")
+    figure = results["distortion_after_bad_queries"]
+    assert figure["norm"] == "l2" and 0 <= figure["attack_queries_at_flag"] < q["attack"]
+    assert figure["images_with_bad_queries"] >= 1
+    assert [p["bad_queries"] for p in figure["points"]] == [100, 500, 1_000]
+    # More bad queries never bought a larger median distortion
+    medians = [p["median"] for p in figure["points"]]
+    assert medians == sorted(medians, reverse=True)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bbrange.attacker.campaigns.spec.builder import bbrange_target
 from tests.attacker.conftest import AttackerStack, small_spec, start_stack, submit, wait_final
 from tests.conftest import OracleProcess, RedisServer, start_oracle
 from tests.report.browser import assert_readable, open_page
@@ -48,3 +49,23 @@ def test_the_report_marks_when_the_oracle_flagged_the_campaign(flagged_attacker:
     url = f"{flagged_attacker.url}/attacks/{record['id']}/report"
     seen = open_page(url, "flagged-report", {"Authorization": f"Bearer {flagged_attacker.token}"})
     assert_readable(seen, url)
+
+
+def test_the_report_shows_each_keys_flag_and_what_the_bad_queries_bought(flagged_attacker: AttackerStack,
+                                                                          flagging_oracle: OracleProcess) -> None:
+    """HopSkipJump over two keys against an oracle that announces flags: Blacklight matches its probes across both
+    keys; the report's blue side has the bad-query figure and a row per key (never the key itself)."""
+    keys = [flagging_oracle.create_client(budget=100_000, name=f"bad-queries-{i}")[1] for i in range(2)]
+    spec = small_spec(flagging_oracle.url, keys[0], crafting={"method": "hopskipjump", "max_queries_per_image": 300,
+                                                              "checkpoints": [100, 200, 300]}, evaluation={"size": 4})
+    spec["target"] = bbrange_target(flagging_oracle.url, keys)
+    with flagged_attacker.client() as api:
+        record = wait_final(api, submit(api, spec), timeout=300)
+        assert record["state"] == "succeeded", record
+        html = api.get(f"/attacks/{record['id']}/report").raise_for_status().text
+    figure = record["results"]["distortion_after_bad_queries"]
+    assert record["results"]["flagged"].startswith("blacklight; queries=") and figure["images_with_bad_queries"] > 0
+    assert all(k["flagged"] for k in record["queries"]["keys"])  # each key's own probes matched the other's
+    blue = html[html.index('<section id="blue-side">'):html.index('<section id="samples">')]
+    assert "the bad-query figure" in blue and "queries of its own answered under the flag" in blue
+    assert "<td>key 1</td>" in blue and "<td>key 2</td>" in blue and not any(k in html for k in keys)

@@ -21,7 +21,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -74,6 +74,13 @@ class Measures(Protocol):
     whose keys join a campaign's results."""
 
     def as_results(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class FlagAwareMeasures(Protocol):
+    """Measures that can say what the attack bought after the oracle flagged its key (a query attack's)."""
+
+    def after_bad_queries(self, attack_queries_at_flag: int) -> dict[str, Any]: ...
 
 
 class Attack(ABC):

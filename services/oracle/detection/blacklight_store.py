@@ -44,6 +44,7 @@ from bbrange.oracle.detection.blacklight_index import FingerprintIndex
 from bbrange.oracle.detection.config import BlacklightConfig
 
 _PAGE = 2000  # log entries per read when a process rebuilds its copy
+LogEntries = list[tuple[bytes, dict[bytes, bytes]]]  # XRANGE's reply: (entry id, fields)
 
 # ARGV: 1 log key, 2 its token's key, 3 the time (ms), 4 the oldest live time (ms), 5 the cap, 6 when the keys
 # expire (unix s), 7 client, 8 the client's counters key, 9 "client epoch", 10 flag_matches, 11 flag_window,
@@ -219,13 +220,14 @@ class BlacklightStore:
         # A new log (the first call, or Redis lost the old one): this process's copy is rebuilt from it.
         copy.index, copy.token, copy.last_id = FingerprintIndex(copy.index.keep), token, b"0-0"
         while True:
-            page = await self.redis.xrange(base + "log", min=b"(" + copy.last_id, max="+", count=_PAGE)
+            page: LogEntries = await self.redis.xrange(base + "log", min=b"(" + copy.last_id, max="+",
+                                                       count=_PAGE)  # type: ignore[assignment]
             await asyncio.to_thread(self._add, copy, page)
             if len(page) < _PAGE:
                 return int(epoch or 0)
 
     @staticmethod
-    def _add(copy: _Copy, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _add(copy: _Copy, entries: LogEntries) -> None:
         if not entries:
             return
         records = [fields[b"f"] for _, fields in entries]

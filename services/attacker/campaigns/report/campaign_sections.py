@@ -45,9 +45,11 @@ def blue_side_section(view: CampaignView) -> Section | None:
     label = f"flagged after {flagged_at:,} queries" if flagged_at is not None else ""
     plot = figures.query_timeline(spans, flagged_at, label)
     blocked = record.error is not None and record.error.code == "suspected_extraction"
+    keys = [k.model_dump() for k in record.queries.keys or []]
     return Section("blue-side", "The blue side: did the oracle notice?",
                    render("sections/blue_side.html", flagged=flagged, flagged_at=flagged_at, during=during,
-                          blocked=blocked, spans=spans, plot=trusted_svg(plot)))
+                          blocked=blocked, spans=spans, plot=trusted_svg(plot), keys=keys,
+                          bad=view.results.get("distortion_after_bad_queries")))
 
 
 def samples_section(view: CampaignView) -> Section | None:

@@ -154,6 +154,12 @@ class CampaignResults(BaseModel):
                                                   "(its X-Extraction-Flagged: detector and its own query count)")
     flagged_after_queries: int | None = Field(None, description="Queries answered to this campaign before the "
                                                                 "oracle first said it was flagged (or blocked it)")
+    distortion_after_bad_queries: dict[str, Any] | None = Field(
+        None, description="A query attack the oracle flagged: the bad-query figure (Debenedetti, Carlini & Tramèr, "
+                          "SaTML 2024), the median distortion the images had reached after 100 / 500 / 1,000 queries "
+                          "of their own answered under the flag: {norm, attack_queries_at_flag, "
+                          "images_with_bad_queries, median_queries_per_image_at_flag, points: [{bad_queries, "
+                          "median}]}; read at the last checkpoint within that count (a lower bound)")
 
 
 class CampaignError(BaseModel):

@@ -42,6 +42,7 @@ from bbrange.attacker.campaigns.worker import lifecycle
 from bbrange.attacker.campaigns.worker.plan import campaign_inputs, engine_attack, epoch_weights, query_counter
 from bbrange.attacker.campaigns.worker.results import campaign_results, sample_set
 from bbrange.attacker.engine import EpochReport, QueryCounter, QueryPhase, Stage, run_blackbox_attack
+from bbrange.attacker.engine.attack import FlagAwareMeasures
 from bbrange.shared.devices import resolve_device
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class _CampaignRun:
         self.client = ClientReport()
         self.epoch_weights: list[float] = []
         self.spans = lifecycle.SPANS
+        self.attack_queries_at_flag: int | None = None  # the search's queries answered before the oracle's flag
 
     # ------------------------------------------------------------------ record updates
 
@@ -137,6 +139,10 @@ class _CampaignRun:
         metrics = attack_metrics()
         if answered:
             metrics.oracle_queries.labels(phase=phase).inc(answered)
+        if self.attack_queries_at_flag is None and self.oracle is not None and self.oracle.flag is not None \
+                and self.counter is not None:
+            # the flag came with this call's answer: its inputs are the first answered under it
+            self.attack_queries_at_flag = self.counter.usage.by_phase["attack"] - (answered if phase == "attack" else 0)
         self._report_client()
         self.enter(lifecycle.phase_of_query(phase))
 
@@ -225,6 +231,8 @@ class _CampaignRun:
         result = run_blackbox_attack(self.counter, inputs.x0, inputs.x_eval, inputs.y_eval, attack,
                                      device=device, on_epoch=self.on_epoch, on_progress=self.on_stage)
         self.results = campaign_results(result, spec.crafting.method, spec.crafting.label())
+        if isinstance(result.measures, FlagAwareMeasures) and self.attack_queries_at_flag is not None:
+            self.results.distortion_after_bad_queries = result.measures.after_bad_queries(self.attack_queries_at_flag)
         if result.substitute is not None and not result.substitute.completed:
             raise BudgetSpent(result.stop_reason or "substitute training stopped")
 

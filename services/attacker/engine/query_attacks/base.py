@@ -78,7 +78,8 @@ class QueryAttack(Attack):
         """The distortion against queries and the success at fixed sizes beside noise of the same size."""
         if not isinstance(context.details, DecisionResult):
             return None
-        return query_measures(context, context.details, targets, self.max_queries_per_image, self.success_sizes)
+        return query_measures(context, context.details, targets, self.max_queries_per_image, self.success_sizes,
+                              chunk=self.batch_size)
 
     @abstractmethod
     def search(self, queries: PerImageQueries, starts: np.ndarray | None, rng: np.random.Generator,

@@ -68,6 +68,9 @@ class HybridMeasures:
     def amortised_per_image(self) -> float:
         return self.labelling_queries / self.images if self.images else 0.0
 
+    def after_bad_queries(self, attack_queries_at_flag: int) -> dict[str, Any]:
+        return self.search.after_bad_queries(attack_queries_at_flag)
+
     def as_results(self) -> dict[str, Any]:
         a = self.amortised_per_image
         curve = self.search.distortion_by_queries()

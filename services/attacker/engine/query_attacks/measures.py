@@ -24,6 +24,7 @@ from bbrange.shared.perturbations import Norm, noise_of_size
 # Success at these sizes (MNIST's customary ones), per norm the attack minimises.
 SUCCESS_SIZES: dict[str, tuple[float, ...]] = {"l2": (1.5, 2.0, 3.0), "linf": (0.1, 0.2, 0.3)}
 LABEL_BATCH = 1000
+BAD_QUERIES = (100, 500, 1_000)  # the bad-query figure's points (Debenedetti, Carlini & Tramèr, SaTML 2024)
 NOT_RELABELLED = ("the examples were confirmed adversarial by the oracle during the search and are not labelled "
                   "again (no evaluation queries): transfer_rate is the search's success rate")
 
@@ -39,6 +40,9 @@ class QueryMeasures:
     success_rates: list[float]
     noise_rates: list[float | None]
     queries: np.ndarray  # per image
+    at_checkpoints: np.ndarray  # (images, checkpoints) each image's distortion after each checkpoint's queries
+    ceiling: float  # the distortion counted for an image with no adversarial yet
+    chunk: int  # images searched side by side, chunk after chunk
     stop_reason: str | None = None  # the budget ran out during the search or its noise baseline
     other: QueryMeasures | None = None  # the same examples in the other norm (its own `other` None)
 
@@ -49,6 +53,27 @@ class QueryMeasures:
         return {"norm": self.norm, "points": [
             {"size": s, "success_rate": r, "noise_rate": nr}
             for s, r, nr in zip(self.sizes, self.success_rates, self.noise_rates, strict=True)]}
+
+    def after_bad_queries(self, attack_queries_at_flag: int) -> dict[str, Any]:
+        """The bad-query figure (Debenedetti, Carlini & Tramèr, "Evading Black-box Classifiers Without Breaking
+        Eggs", SaTML 2024) from the account flag the oracle announced: a query answered after the flag is a bad
+        one. `attack_queries_at_flag`: the search's queries answered before the flag (all of them if it came
+        later). Each image's own count at the flag follows from the order of the search (chunks one after another,
+        the images of a chunk side by side, each its share of the chunk's queries); the distortion it had after
+        b bad queries is read at the last checkpoint within its count at the flag + b (a lower bound on what b bad
+        queries bought: the checkpoints are coarse), its final one if it stopped sooner."""
+        at_flag = queries_at_flag(self.queries, self.chunk, attack_queries_at_flag)
+        checkpoints = np.asarray(self.checkpoints)
+        rows = np.arange(len(at_flag))
+        points = []
+        for bad in BAD_QUERIES:
+            k = np.searchsorted(checkpoints, at_flag + bad, side="right") - 1
+            reached = np.where(k >= 0, self.at_checkpoints[rows, np.maximum(k, 0)], self.ceiling)
+            points.append({"bad_queries": bad, "median": round(float(np.median(reached)), 6) if len(rows) else None})
+        return {"norm": self.norm, "attack_queries_at_flag": attack_queries_at_flag,
+                "images_with_bad_queries": int((at_flag < self.queries).sum()),
+                "median_queries_per_image_at_flag": float(np.median(at_flag)) if len(rows) else None,
+                "points": points}
 
     def as_results(self) -> dict[str, Any]:
         return {
@@ -64,23 +89,39 @@ class QueryMeasures:
         }
 
 
+def queries_at_flag(queries: np.ndarray, chunk: int, flagged_at: int) -> np.ndarray:
+    """Each image's own query count when the search's `flagged_at`-th query was answered: the images are searched
+    `chunk` at a time, chunk after chunk, and within a chunk side by side (each at its share of the chunk's)."""
+    at = np.zeros(len(queries), np.float64)
+    before = 0
+    for start in range(0, len(queries), max(chunk, 1)):
+        q = queries[start : start + chunk].astype(np.float64)
+        total = float(q.sum())
+        share = min(max((flagged_at - before) / total, 0.0), 1.0) if total else 1.0
+        at[start : start + chunk] = share * q
+        before += int(total)
+    return at
+
+
 def query_measures(context: CraftingContext, result: DecisionResult, targets: np.ndarray | None,
-                   max_queries_per_image: int, sizes: tuple[float, ...] | None = None) -> QueryMeasures:
+                   max_queries_per_image: int, sizes: tuple[float, ...] | None = None,
+                   chunk: int | None = None) -> QueryMeasures:
     # Checkpoints past the per-image budget would only repeat the last point.
     keep = [k for k, c in enumerate(result.checkpoints) if c <= max_queries_per_image] or \
         list(range(len(result.checkpoints)))
+    chunk = chunk or max(len(result.queries), 1)
     own = _in_norm(context, result, targets, keep, result.norm, result.distortion, result.at_checkpoints,
-                   sizes or SUCCESS_SIZES[result.norm], result.stop_reason)
+                   sizes or SUCCESS_SIZES[result.norm], result.stop_reason, chunk)
     if result.distortion_other is None or result.at_checkpoints_other is None:
         return own
     other = _in_norm(context, result, targets, keep, result.other_norm, result.distortion_other,
-                     result.at_checkpoints_other, SUCCESS_SIZES[result.other_norm], own.stop_reason)
+                     result.at_checkpoints_other, SUCCESS_SIZES[result.other_norm], own.stop_reason, chunk)
     return replace(own, other=other, stop_reason=other.stop_reason)
 
 
 def _in_norm(context: CraftingContext, result: DecisionResult, targets: np.ndarray | None, keep: list[int],
              norm: Norm, distortion: np.ndarray, at_checkpoints: np.ndarray, sizes: tuple[float, ...],
-             stop: str | None) -> QueryMeasures:
+             stop: str | None, chunk: int) -> QueryMeasures:
     """The curve and the success at `sizes` of the examples measured in `norm`; the noise baseline only while
     the budget lasts (`stop` None)."""
     features = int(np.prod(context.x.shape[1:])) if context.x.ndim > 1 else 1
@@ -93,7 +134,7 @@ def _in_norm(context: CraftingContext, result: DecisionResult, targets: np.ndarr
         noise_rates, stop = _noise_at_sizes(context, targets, norm, sizes)
     return QueryMeasures(norm, [result.checkpoints[k] for k in keep], _rounded(quartiles[1]),
                          _rounded(quartiles[0]), _rounded(quartiles[2]), list(sizes), success, noise_rates,
-                         result.queries, stop)
+                         result.queries, at, ceiling, chunk, stop)
 
 
 def _noise_at_sizes(context: CraftingContext, targets: np.ndarray | None, norm: Norm,
