@@ -84,6 +84,8 @@ class Feeder:
             if seen.alarm_at is not None:
                 at = len(fed.clients) - len(x) + seen.alarm_at - seen.queries_before
                 fed.alarms.setdefault(client, (seen.alarm_at, at))
+                for member, queries in seen.group_flagged:  # its group's rule fired: the group's keys with it
+                    fed.alarms.setdefault(member, (queries, at))
         return fed
 
 

@@ -124,8 +124,8 @@ async def attack(r: Redis, test_x: np.ndarray, config: BlacklightConfig, images:
         firsts = sorted(at for _, at in fed.alarms.values())
         print(f"  {keys:>3} key{'s' if keys > 1 else ' '}: first match at query {fed.first_match()}, "
               f"{fed.match_rate():.1%} of its queries matched; first key flagged at query "
-              f"{firsts[0] + 1 if firsts else '-'}, {len(firsts)} of {keys} keys flagged"
-              + (f" (the last at query {firsts[-1] + 1:,})" if keys > 1 and firsts else ""))
+              f"{firsts[0] if firsts else '-'}, {len(firsts)} of {keys} keys flagged"
+              + (f" (the last at query {firsts[-1]:,})" if keys > 1 and firsts else ""))
 
 
 async def fill(r: Redis, config: BlacklightConfig, queries: int, seed: int) -> None:

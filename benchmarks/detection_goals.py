@@ -346,6 +346,8 @@ def main(
     train_epochs: int = typer.Option(10, help="Substitute training epochs per JBDA substitute epoch"),
     quick: bool = typer.Option(False, help="A smoke run: 3 images × 300 queries, 2,000 benign images"),
     seed: int = typer.Option(0, help="Seed of the attacks, the substitute, the camouflage and the benign order"),
+    groups: bool = typer.Option(True, help="Blacklight's group rule (flag_groups): off, each key only by its own "
+                                           "matches"),
     json_out: Path | None = typer.Option(None, help="Write the settings, cells, benign rows and timings here"),
 ) -> None:
     if quick:
@@ -365,7 +367,7 @@ def main(
             sys.exit(f"the {dataset} test set is missing (set BBRANGE_DATA_DIR): {e}")
         oracles[dataset] = (InProcessOracle(frozen(model), tuple(card["input_shape"]), card["num_classes"]),
                             card["num_classes"], test)
-    prada_config, bl_config = DetectorConfig(), BlacklightConfig()
+    prada_config, bl_config = DetectorConfig(), BlacklightConfig(flag_groups=groups)
     attacks = decision_attacks(budget, images)
     settings: dict[str, object] = {
         "datasets": list(oracles), "images": images, "budget_per_image": budget, "seed": seed,

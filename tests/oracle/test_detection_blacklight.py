@@ -97,6 +97,36 @@ def test_another_process_matches_against_the_shared_log_and_rebuilds_when_redis_
     assert after.matched_client == [""] and after.stored == [1]
 
 
+def test_an_attack_over_many_keys_is_flagged_as_a_group_as_fast_as_from_one_key(redis_server, mnist_test):
+    """Twenty keys, one probe each in turn: no key has k matches of its own, but their group does after k matches
+    between its clients; the call that fires it names every other member, and a later member is flagged as it joins."""
+    probes = near_copies(mnist_test.x[6], 25, seed=6)
+
+    async def body(redis: Redis) -> list[Observed]:
+        store = BlacklightStore(redis, "bl-group")
+        return [await observe(store, f"c_g{i}", probes[i : i + 1]) for i in range(25)]
+
+    seen = run(redis_server.url, body)
+    fired = [i for i, o in enumerate(seen) if o.group_flagged]
+    # probe 0 matches nothing; probes 1..k match an earlier key's: the k-th match is probe k, the group's (k+1)-th query
+    assert fired == [CONFIG.flag_matches]
+    assert sorted(c for c, _ in seen[fired[0]].group_flagged) == sorted(f"c_g{i}" for i in range(CONFIG.flag_matches))
+    assert all(q == 1 for _, q in seen[fired[0]].group_flagged)  # each had sent its one probe
+    assert seen[fired[0]].alarm_at == 1 and all(o.alarm_at == 1 for o in seen[fired[0] + 1 :])  # later keys at once
+    assert all(o.alarm_at is None for o in seen[: fired[0]])
+
+
+def test_without_groups_only_a_keys_own_matches_flag_it(redis_server, mnist_test):
+    probes = near_copies(mnist_test.x[6], 25, seed=6)
+    alone = CONFIG.model_copy(update={"flag_groups": False})
+
+    async def body(redis: Redis) -> list[Observed]:
+        store = BlacklightStore(redis, "bl-nogroup")
+        return [await observe(store, f"c_n{i}", probes[i : i + 1], alone) for i in range(25)]
+
+    assert all(o.alarm_at is None and not o.group_flagged for o in run(redis_server.url, body))
+
+
 def test_exact_resends_are_neither_matches_nor_stored_again(redis_server, mnist_test):
     async def body(redis: Redis) -> list[Observed]:
         store = BlacklightStore(redis, "bl-resend")

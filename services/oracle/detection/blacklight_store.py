@@ -11,6 +11,17 @@ each client's counters. Matching runs in-process on each process's copy of the l
     ... :blacklight:linked                           set: the other clients whose queries matched this client's,
                                                      or that matched its queries (at most 64)
     ... :blacklight:recent                           list: positions of its last flag_matches matches (the flag rule)
+    {prefix}:bl:{model}:{layout}:grp:{bucket}:parent hash: "client epoch" -> its parent in the groups' union-find
+    ...:grp:{bucket}:{root}                          hash: queries (the group's, counted from when each member
+                                                     joined), flagged; ...:recent (the positions of its last
+                                                     flag_matches matches between two of its clients), ...:members
+
+Groups (`flag_groups`): a match between two clients' queries links them, and linked clients form a group (a
+union-find in Redis, union by size); the flag rule also runs on each group's queries, counting only the matches
+between two of its clients, and when it fires every member is flagged, and any client that joins later as it
+joins. An attack dealt over 100 keys is then flagged as soon as from one key (each key has sent a query or two);
+a benign client's near-duplicates of its own pictures (brightened copies) count only for itself. Groups start
+afresh with each time bucket (their keys expire with it).
 
 `layout` names the fingerprint settings, so a changed configuration never mixes fingerprints that cannot match.
 Time is cut into buckets of retention_s / buckets: a query is looked up against the queries stored since the oldest
@@ -48,15 +59,16 @@ LogEntries = list[tuple[bytes, dict[bytes, bytes]]]  # XRANGE's reply: (entry id
 
 # ARGV: 1 log key, 2 its token's key, 3 the time (ms), 4 the oldest live time (ms), 5 the cap, 6 when the keys
 # expire (unix s), 7 client, 8 the client's counters key, 9 "client epoch", 10 flag_matches, 11 flag_window,
-# 12 detect prefix ("{prefix}:detect:"), 13 model, 14 the most hashes a query shared; then two ARGV per query:
-# "1" to store it or "0" (a re-send) followed by the client whose query it matched ('' none), and its record (the
-# 8-byte id and hashes; '' for a re-send). Returns {1 stored, 0 re-send, -1 over the cap per query}, the client's
-# queries before this call, the position of a new alarm or -1.
+# 12 detect prefix ("{prefix}:detect:"), 13 model, 14 the most hashes a query shared, 15 the groups' key prefix
+# ('' without groups); then two ARGV per query: "1" to store it or "0" (a re-send) followed by the "client epoch"
+# whose query it matched ('' none), and its record (the 8-byte id and hashes; '' for a re-send). Returns {1 stored,
+# 0 re-send, -1 over the cap per query}, the client's queries before this call, the position of a new alarm or -1,
+# and the other members of a group whose rule fired, each followed by its queries.
 _SCRIPT = """
 local log, token, now, cutoff, cap, expire_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local client, stats, me = ARGV[7], ARGV[8], ARGV[9]
 local k, W, detect, model = tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12], ARGV[13]
-local max_shared = tonumber(ARGV[14])
+local max_shared, groups = tonumber(ARGV[14]), ARGV[15]
 redis.call('XTRIM', log, 'MINID', cutoff)
 local length = redis.call('XLEN', log)
 local id_ms = now
@@ -65,13 +77,50 @@ if top then  -- ids must grow: a clock that stepped back writes at the last entr
   local t = string.match(top[1], '^(%d+)')
   if tonumber(t) > tonumber(id_ms) then id_ms = t end
 end
+-- Groups: a union-find over "client epoch" nodes, linked when one's query matched another's; per root: its queries
+-- since each member joined, the positions (on that count) of its last k matches between two of its clients, its
+-- members (at most 1,000) and, once the rule fired, flagged.
+local parent = groups .. 'parent'
+local function find(node)
+  local hops = 0
+  local p = redis.call('HGET', parent, node)
+  while p and p ~= node and hops < 64 do
+    node = p
+    p = redis.call('HGET', parent, node)
+    hops = hops + 1
+  end
+  return node
+end
+local function touch(root)
+  for _, key in ipairs({groups .. root, groups .. root .. ':recent', groups .. root .. ':members'}) do
+    redis.call('EXPIREAT', key, expire_at)
+  end
+end
+local function union(a, b)  -- the larger group's root stays root
+  local ka, kb = groups .. a, groups .. b
+  redis.call('SADD', ka .. ':members', a)
+  redis.call('SADD', kb .. ':members', b)
+  if redis.call('SCARD', ka .. ':members') < redis.call('SCARD', kb .. ':members') then a, b, ka, kb = b, a, kb, ka end
+  redis.call('HSET', parent, b, a)
+  redis.call('EXPIREAT', parent, expire_at)
+  redis.call('HINCRBY', ka, 'queries', tonumber(redis.call('HGET', kb, 'queries') or '0'))
+  local flagged_b = redis.call('HGET', kb, 'flagged')
+  if flagged_b and not redis.call('HGET', ka, 'flagged') then redis.call('HSET', ka, 'flagged', flagged_b) end
+  if redis.call('SCARD', ka .. ':members') < 1000 then
+    redis.call('SUNIONSTORE', ka .. ':members', ka .. ':members', kb .. ':members')
+  end
+  redis.call('DEL', kb, kb .. ':recent', kb .. ':members')
+  touch(a)
+  return a
+end
 local before = tonumber(redis.call('HGET', stats, 'queries') or '0')
 local recent_key = stats .. ':recent'
-local status, matched, matched_other, alarm = {}, 0, 0, -1
-for q = 15, #ARGV, 2 do
+local status, matched, matched_other, alarm, group_alarm = {}, 0, 0, -1, ''
+for q = 16, #ARGV, 2 do
   local head, rec = ARGV[q], ARGV[q + 1]
-  local owner = string.sub(head, 2)
-  local position = before + (q - 13) / 2
+  local node = string.sub(head, 2)
+  local owner = string.match(node, '^(.*) [^ ]*$') or ''
+  local position = before + (q - 14) / 2
   if owner ~= '' then
     matched = matched + 1
     if owner ~= client then
@@ -87,6 +136,27 @@ for q = 15, #ARGV, 2 do
     local kth = tonumber(redis.call('LINDEX', recent_key, k - 1) or '-1')
     if alarm < 0 and kth >= 0 and position - kth < W then alarm = position end
   end
+  if groups ~= '' then
+    local root = find(me)
+    local count = redis.call('HINCRBY', groups .. root, 'queries', 1)
+    if owner ~= '' and owner ~= client then
+      local theirs = find(node)
+      if theirs ~= root then root = union(root, theirs) end
+      count = tonumber(redis.call('HGET', groups .. root, 'queries'))
+      local recent = groups .. root .. ':recent'
+      redis.call('LPUSH', recent, count)
+      redis.call('LTRIM', recent, 0, k - 1)
+      local kth = tonumber(redis.call('LINDEX', recent, k - 1) or '-1')
+      if kth >= 0 and count - kth < W and not redis.call('HGET', groups .. root, 'flagged') then
+        redis.call('HSET', groups .. root, 'flagged', count)
+        group_alarm = root
+      end
+      touch(root)
+    elseif count == 1 then
+      touch(root)
+    end
+    if alarm < 0 and redis.call('HGET', groups .. root, 'flagged') then alarm = position end
+  end
   if string.sub(head, 1, 1) ~= '1' then
     status[#status + 1] = 0
   elseif length >= cap then
@@ -99,14 +169,26 @@ for q = 15, #ARGV, 2 do
 end
 if redis.call('EXISTS', log) == 1 then redis.call('EXPIREAT', log, expire_at) end
 redis.call('EXPIREAT', token, expire_at)
-redis.call('HINCRBY', stats, 'queries', (#ARGV - 14) / 2)
+redis.call('HINCRBY', stats, 'queries', (#ARGV - 15) / 2)
 if matched > 0 then
   redis.call('HINCRBY', stats, 'matched', matched)
   redis.call('HINCRBY', stats, 'matched_other', matched_other)
   local old = tonumber(redis.call('HGET', stats, 'max_shared') or '0')
   if max_shared > old then redis.call('HSET', stats, 'max_shared', max_shared) end
 end
-return {status, before, alarm}
+-- The members of a group whose rule fired in this call, each with its queries of the model so far (current epochs
+-- only: a client cleared since it joined is not flagged for what it did before)
+local members = {}
+if group_alarm ~= '' then
+  for _, m in ipairs(redis.call('SMEMBERS', groups .. group_alarm .. ':members')) do
+    local c, e = string.match(m, '^(.*) ([^ ]*)$')
+    if c and c ~= client and (redis.call('HGET', detect .. c, 'blacklight_epoch') or '0') == e then
+      members[#members + 1] = c
+      members[#members + 1] = redis.call('HGET', detect .. c .. ':' .. model .. ':blacklight', 'queries') or '0'
+    end
+  end
+end
+return {status, before, alarm, members}
 """
 
 
@@ -118,7 +200,9 @@ class Observed:
     matched_client: list[str]  # per query, the client whose query it matched ('' none)
     stored: list[int]  # 1 stored, 0 an exact re-send (not stored again, not a match of itself), -1 over the cap
     queries_before: int  # the client's queries of the model Blacklight had seen before these
-    alarm_at: int | None  # the client's query (position) at which the flag rule fired first, in this call
+    alarm_at: int | None  # the client's query (position) at which the flag rule (its own or its group's) fired
+    group_flagged: list[tuple[str, int]] = field(default_factory=list)  # the other clients of a group whose rule
+    # fired in this call, each with its queries of the model so far
 
 
 @dataclass(frozen=True)
@@ -133,8 +217,8 @@ class ClientBlacklight:
 
 def _match(index: FingerprintIndex, cutoff_ms: int, config: BlacklightConfig, ids: np.ndarray, fps: np.ndarray,
            client_id: str, me: str) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Per query: the most hashes shared with one earlier query, the client whose query it matched ('' none), and
-    whether it is an exact re-send (of a live stored query or of an earlier one in the batch)."""
+    """Per query: the most hashes shared with one earlier query, the "client epoch" whose query it matched ('' none),
+    and whether it is an exact re-send (of a live stored query or of an earlier one in the batch)."""
     index.forget_before(cutoff_ms, config.max_queries)
     resent = index.resent(ids)
     repeat = np.ones(len(ids), bool)
@@ -143,9 +227,13 @@ def _match(index: FingerprintIndex, cutoff_ms: int, config: BlacklightConfig, id
     found = index.lookup(fps, ids, config.threshold, client_id, me)
     in_batch, _ = index.within_batch(fps, ids, ~resent)
     owners = iter(index.owner_of(found.matched_qid[found.matched_qid >= 0]))
-    whom = [next(owners).rsplit(" ", 1)[0] if qid >= 0 else client_id if n >= config.threshold else ""
-            for qid, n in zip(found.matched_qid.tolist(), in_batch.tolist(), strict=True)]
-    return np.maximum(found.shared, in_batch), whom, resent
+    nodes = [next(owners) if qid >= 0 else me if n >= config.threshold else ""
+             for qid, n in zip(found.matched_qid.tolist(), in_batch.tolist(), strict=True)]
+    return np.maximum(found.shared, in_batch), nodes, resent
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def layout(config: BlacklightConfig) -> str:
@@ -192,19 +280,21 @@ class BlacklightStore:
             epoch = await self._catch_up(copy, base, client_id, expire_at)
             me = f"{client_id} {epoch}"
             # numpy off the event loop (it answers requests meanwhile), as is every change of the copy
-            shared, whom, resent = await asyncio.to_thread(_match, copy.index, cutoff_ms, config, ids, fps, client_id,
-                                                           me)
+            shared, nodes, resent = await asyncio.to_thread(_match, copy.index, cutoff_ms, config, ids, fps,
+                                                            client_id, me)
             args: list[str | int | bytes] = [
                 base + "log", base + "gen", int(now * 1000), cutoff_ms, config.max_queries, expire_at, client_id,
                 self.client_key(client_id, model), me, config.flag_matches, config.flag_window,
-                f"{self.prefix}:detect:", model, int(shared.max(initial=0))]
+                f"{self.prefix}:detect:", model, int(shared.max(initial=0)),
+                f"{base}grp:{bucket}:" if config.flag_groups else ""]
             for i, again in enumerate(resent.tolist()):
-                args.append(("0" if again else "1") + whom[i])
+                args.append(("0" if again else "1") + nodes[i])
                 args.append(b"" if again else ids[i : i + 1].astype("<u8").tobytes()
                             + fps[i][fps[i] != 0].astype("<u8").tobytes())
-            status, before, alarm = await self._script(keys=[], args=args)
-        return Observed([int(v) for v in shared.tolist()], whom, [int(v) for v in status], int(before),
-                        int(alarm) if int(alarm) >= 0 else None)
+            status, before, alarm, members = await self._script(keys=[], args=args)
+        group = [(_text(members[i]), int(members[i + 1])) for i in range(0, len(members), 2)]
+        return Observed([int(v) for v in shared.tolist()], [n.rsplit(" ", 1)[0] if n else "" for n in nodes],
+                        [int(v) for v in status], int(before), int(alarm) if int(alarm) >= 0 else None, group)
 
     async def _catch_up(self, copy: _Copy, base: str, client_id: str, expire_at: int) -> int:
         """Bring this process's copy of the log up to date; returns the client's Blacklight epoch."""
@@ -252,4 +342,4 @@ class BlacklightStore:
             (queries, matched, other, top, first), linked = await pipe.execute()
         return ClientBlacklight(int(queries or 0), int(matched or 0), int(other or 0), int(top or 0),
                                 int(first) if first is not None else None,
-                                sorted(v.decode() if isinstance(v, bytes) else v for v in linked))
+                                sorted(_text(v) for v in linked))

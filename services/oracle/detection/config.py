@@ -42,6 +42,10 @@ class BlacklightConfig(BaseModel):
     flag_matches: int = Field(10, ge=1, le=1000, description="The client is flagged once this many of its queries "
                               "matched ...")
     flag_window: int = Field(100, ge=1, le=100_000, description="... within this many of its consecutive queries")
+    flag_groups: bool = Field(True, description="Clients linked by matches form a group, and the same rule applies to "
+                              "the group's queries counting only matches between two of its clients: an attack split "
+                              "over many keys is flagged (every key of it) as fast as from one key; a client's matches "
+                              "of its own earlier queries count only for itself")
     retention_s: int = Field(86_400, ge=60, description="Fingerprints are forgotten at most this long after they "
                              "were stored (Blacklight resets daily)")
     buckets: int = Field(1, ge=1, le=24, description="Time buckets of retention_s / buckets each: a fingerprint "

@@ -183,10 +183,13 @@ class Detector:
         if other:
             m.blacklight_matches.labels(model=model, owner="other_client").inc(other)
         m.statistic.labels(client=client_id, model=model, detector="blacklight").set(max(seen.shared, default=0))
+        statistic = float(max(seen.shared, default=0))
         if seen.alarm_at is not None:
             linked = (await self.blacklight.client(client_id, model)).linked
-            await self._flag(client_id, Flag("blacklight", model, seen.alarm_at, float(max(seen.shared)), now_iso(),
-                                             tuple(linked)))
+            await self._flag(client_id, Flag("blacklight", model, seen.alarm_at, statistic, now_iso(), tuple(linked)))
+        for member, queries in seen.group_flagged:  # the rest of a linked group whose rule fired just now
+            linked = (await self.blacklight.client(member, model)).linked
+            await self._flag(member, Flag("blacklight", model, queries, statistic, now_iso(), tuple(linked)))
 
     async def set_policy(self, client_id: str, policy: Policy | None) -> None:
         await self.store.set_policy(client_id, policy)
