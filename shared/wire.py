@@ -8,6 +8,8 @@ shape (batch, C, H, W). JSON: {"inputs": nested lists of floats in [0, 1]}. Labe
 from __future__ import annotations
 
 import io
+import struct
+from functools import lru_cache
 
 import numpy as np
 
@@ -30,38 +32,53 @@ def encode_npy(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _check_declared_size(body: bytes) -> None:
-    """Refuse a .npy whose header declares more data than the body carries, before anything is allocated for
-    it (a header may declare 2^40 elements in a few bytes)."""
-    stream = io.BytesIO(body)
+def _header_end(body: bytes) -> int | None:
+    """Where a version 1.0 or 2.0 .npy header ends (its data begins), or None for anything else."""
+    if len(body) < 12 or body[:6] != b"\x93NUMPY" or body[6:8] not in (b"\x01\x00", b"\x02\x00"):
+        return None
+    if body[6] == 1:
+        return 10 + int(struct.unpack("<H", body[8:10])[0])
+    return 12 + int(struct.unpack("<I", body[8:12])[0])
+
+
+@lru_cache(maxsize=256)
+def _parsed_header(header: bytes) -> tuple[tuple[int, ...], bool, np.dtype] | None:
+    """A .npy header's shape, order and dtype, parsed by numpy's own reader; remembered, since a client sends the
+    same header request after request (numpy parses it with `ast.literal_eval`: ~5% of a single input's cost)."""
+    stream = io.BytesIO(header)
     try:
         version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-        else:
-            return  # np.load says what is wrong with other versions
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(stream)
     except (ValueError, OSError, EOFError):
-        return  # not a .npy header: np.load says why
-    if dtype.hasobject or not all(isinstance(d, int) and d >= 0 for d in shape):
-        return
-    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    carried = len(body) - stream.tell()
-    if declared != carried:
-        raise WireFormatError("malformed_npy", f"the .npy header declares shape {tuple(shape)} of {dtype} "
-                                               f"({declared:,} bytes) but the body carries {carried:,} bytes")
+        return None  # np.load says what is wrong
+    if stream.tell() != len(header) or dtype.hasobject or not all(isinstance(d, int) and d >= 0 for d in shape):
+        return None
+    return tuple(shape), bool(fortran), dtype
 
 
 def decode_npy(body: bytes) -> np.ndarray:
-    _check_declared_size(body)
+    end = _header_end(body)
+    parsed = _parsed_header(body[:end]) if end is not None and end <= len(body) else None
+    if parsed is None:
+        return _load(body)  # np.load reads it or says why not
+    shape, fortran, dtype = parsed
+    # A header may declare 2^40 elements in a few bytes: refused before anything is allocated for it.
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    carried = len(body) - end
+    if declared != carried:
+        raise WireFormatError("malformed_npy", f"the .npy header declares shape {shape} of {dtype} "
+                                               f"({declared:,} bytes) but the body carries {carried:,} bytes")
+    flat = np.frombuffer(body, dtype, count=declared // dtype.itemsize if dtype.itemsize else 0, offset=end)
+    return flat.reshape(shape, order="F" if fortran else "C").copy()  # writable, like np.load's
+
+
+def _load(body: bytes) -> np.ndarray:
     try:
         array = np.load(io.BytesIO(body), allow_pickle=False)
     except MemoryError:
         raise WireFormatError("malformed_npy", "the .npy array is too large to decode") from None
-    except ValueError as e:  # object arrays without pickle, bad headers, truncated data
-        raise WireFormatError("malformed_npy", f"body is not a valid .npy array: {e}") from None
-    except (OSError, EOFError) as e:
+    except (ValueError, OSError, EOFError) as e:  # object arrays without pickle, bad headers, truncated data
         raise WireFormatError("malformed_npy", f"body is not a valid .npy array: {e}") from None
     if not isinstance(array, np.ndarray):
         raise WireFormatError("malformed_npy", "body is an .npz archive, not a single .npy array")

@@ -36,3 +36,28 @@ def test_shape_checks():
         with pytest.raises(WireFormatError) as e:
             check_shape(np.zeros(shape), (3, 32, 32), 10)
         assert e.value.code == code
+
+
+def test_decoding_reads_what_numpy_wrote_whatever_the_header():
+    """The decoder parses a header once and reuses it for the next body with the same header: every body still
+    decodes to exactly what np.load reads, Fortran order and a version 2.0 header included, and stays writable."""
+    import io
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.random((2, 1, 28, 28), dtype=np.float32), rng.random((2, 1, 28, 28), dtype=np.float32),
+              rng.integers(0, 255, (3, 3, 32, 32), dtype=np.uint8), np.asfortranarray(rng.random((4, 5)))]
+    bodies = [encode_npy(a) for a in arrays[:3]]
+    fortran = io.BytesIO()
+    np.save(fortran, arrays[3])
+    bodies.append(fortran.getvalue())
+    v2 = io.BytesIO()
+    np.lib.format.write_array(v2, arrays[0], version=(2, 0))
+    bodies.append(v2.getvalue())
+    for body in bodies:
+        decoded = decode_npy(body)
+        expected = np.load(io.BytesIO(body))
+        assert decoded.dtype == expected.dtype and decoded.shape == expected.shape
+        assert np.array_equal(decoded, expected) and decoded.flags.writeable
+    with pytest.raises(WireFormatError) as e:
+        decode_npy(bodies[0][:-4])  # the same cached header, a body 4 bytes short
+    assert e.value.code == "malformed_npy"
