@@ -5,6 +5,8 @@ Breaking Eggs", SaTML 2024): the distortion reached after 100 / 500 / 1,000 flag
 
     .venv/bin/python benchmarks/detection_adaptive.py      # ~4 min on 2 cores
     .venv/bin/python benchmarks/detection_adaptive.py --attack rays
+    .venv/bin/python benchmarks/detection_adaptive.py --attack signopt --variant none --variant noise:0.01 \
+        --variant noise:0.02 --variant brightness:0.05
 
 The engine's HopSkipJump (untargeted L2, its defaults) or RayS (L∞) on N MNIST test images from --offset (those
 the `mnist` LeNet oracle labels correctly; in-process `InProcessOracle`), every image advanced together; every
@@ -42,6 +44,7 @@ from bbrange.attacker.engine.query_attacks.base import QueryAttack  # noqa: E402
 from bbrange.attacker.engine.query_attacks.evasion import Evasion  # noqa: E402
 from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump  # noqa: E402
 from bbrange.attacker.engine.query_attacks.rays import RayS  # noqa: E402
+from bbrange.attacker.engine.query_attacks.sign_opt import SignOPT  # noqa: E402
 from bbrange.oracle.detection.config import BlacklightConfig  # noqa: E402
 from bbrange.shared.datasets import load_dataset  # noqa: E402
 from bbrange.shared.stack import RedisServer  # noqa: E402
@@ -63,6 +66,8 @@ def build(attack: str, budget: int, images: int) -> QueryAttack:
     checkpoints = tuple(sorted({min(c, budget) for c in (500, 1_000, budget)}))
     if attack == "rays":
         return RayS(max_queries_per_image=budget, checkpoints=checkpoints, batch_size=images)
+    if attack == "signopt":
+        return SignOPT(norm="l2", max_queries_per_image=budget, checkpoints=checkpoints, batch_size=images)
     return HopSkipJump(norm="l2", max_queries_per_image=budget, checkpoints=checkpoints, batch_size=images)
 
 
@@ -76,15 +81,15 @@ def row(run: Run, seconds: float) -> str:
             f"| {flagged} | {bad} | {seconds:.0f} s |")
 
 
-def main(attack: str = typer.Option("hopskipjump", help="hopskipjump (L2) or rays (L∞)"),
+def main(attack: str = typer.Option("hopskipjump", help="hopskipjump (L2), signopt (L2) or rays (L∞)"),
          images: int = typer.Option(10, help="MNIST test images attacked"),
          budget: int = typer.Option(2_000, help="Queries per image"),
          offset: int = typer.Option(5000, help="First test index (strengths were chosen on 7000 on)"),
          variant: list[str] = typer.Option(VARIANTS, help="none, transform:strength (brightness, noise), or "
                                                          "probes-only:transform:strength"),
          seed: int = 0) -> None:
-    if attack not in ("hopskipjump", "rays"):
-        raise typer.BadParameter("attack: hopskipjump or rays")
+    if attack not in ("hopskipjump", "signopt", "rays"):
+        raise typer.BadParameter("attack: hopskipjump, signopt or rays")
     torch.set_num_threads(1)
     config = BlacklightConfig()
     model, card = load_oracle_model("mnist", torch.device("cpu"))
