@@ -91,5 +91,11 @@ def markdown_table(report: dict[str, Any]) -> str:
                   f"after: {after['loadavg_1m']:.2f}, {after['busy_share']:.0%} busy "
                   f"({report['settings']['cpus']} CPUs, torch threads {report['settings']['torch_threads']}, "
                   f"{report['settings']['duration_s']:.0f} s per cell after {report['settings']['warmup_s']:.0f} s "
-                  "of warm-up)."]
+                  f"of warm-up; each cell the median of {report['settings'].get('rounds', 1)} round(s) over every "
+                  "server in turn)."]
+    waits = [float(c.get("waited_for_quiet_s", 0.0)) for name, row in results.items() if name != RAW
+             for c in row.values() if isinstance(c, dict)]
+    if waits:
+        lines.append(f"Each cell began once the machine was idle (under 15% busy): waited {min(waits):.0f}-"
+                     f"{max(waits):.0f} s (a detector finishing the previous cell's queries).")
     return "\n".join(lines)
