@@ -274,7 +274,9 @@ class BlacklightStore:
         expire_at = (bucket + config.buckets) * config.bucket_s
         cutoff_ms = (bucket - config.buckets + 1) * config.bucket_s * 1000
         base = self.base(model, config)
-        copy = self._copies.setdefault(base, _Copy(FingerprintIndex(config.keep_per_hash)))
+        copy = self._copies.get(base)
+        if copy is None:
+            copy = self._copies[base] = _Copy(FingerprintIndex(config.keep_per_hash))
         ids = np.asarray(ids, np.uint64)
         async with copy.lock:
             epoch = await self._catch_up(copy, base, client_id, expire_at)
