@@ -195,3 +195,31 @@ def over_keys(calls: list[np.ndarray], keys: int) -> list[Request]:
         for k in dict.fromkeys(owners.tolist()):
             out.append((f"key{k}", batch[owners == k]))
     return out
+
+
+def groups_of(keys: list[str], linked: dict[str, list[str]]) -> int:
+    """The connected groups Blacklight's links make of the keys."""
+    parent = {k: k for k in keys}
+
+    def root(k: str) -> str:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for k, others in linked.items():
+        for o in others:
+            if o in parent:
+                parent[root(k)] = root(o)
+    return len({root(k) for k in keys})
+
+
+async def blacklight_feed(r: Redis, prefix: str, model: str, requests: list[Request], config: BlacklightConfig,
+                          ) -> tuple[dict[str, int], dict[str, list[str]], float, int]:
+    """Blacklight on a fresh store: per client the stream's query at which it was flagged, its linked clients; the
+    share of queries matched, the queries fed."""
+    feeder = Feeder(r, prefix, config, model=model)
+    fed = await feeder.feed(requests)
+    clients = list(dict.fromkeys(fed.clients))
+    linked = {c: (await feeder.store.client(c, model)).linked for c in clients}
+    return {c: at for c, (_, at) in fed.alarms.items()}, linked, fed.match_rate(), len(fed.matched)

@@ -38,7 +38,7 @@ import asyncio
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,8 +46,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import typer  # noqa: E402
-from blacklight_streams import Call, Feeder, Request, benign_distinct, decision_stream, over_keys  # noqa: E402
+from blacklight_streams import Call, benign_distinct, blacklight_feed, decision_stream, groups_of, over_keys  # noqa: E402
 from detection import Recorder  # noqa: E402
+from detection_goals_report import (  # noqa: E402
+    DETECTORS,
+    GOAL_MATCHED,
+    KEYS,
+    BenignRow,
+    Cell,
+    Report,
+    Timer,
+    say,
+    tables,
+    verdict,
+)
+from detection_streams import prada_feed  # noqa: E402
 from oracles import correctly_labelled, frozen, load_oracle_model  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
@@ -65,71 +78,13 @@ from bbrange.attacker.engine.query_attacks.base import QueryAttack  # noqa: E402
 from bbrange.attacker.engine.query_attacks.hopskipjump import HopSkipJump  # noqa: E402
 from bbrange.attacker.engine.query_attacks.rays import RayS  # noqa: E402
 from bbrange.attacker.engine.query_attacks.sign_opt import SignOPT  # noqa: E402
-from bbrange.oracle.detection import prada  # noqa: E402
 from bbrange.oracle.detection.config import BlacklightConfig, DetectorConfig  # noqa: E402
 from bbrange.shared.datasets import Dataset, DatasetUnavailable, load_dataset  # noqa: E402
 from bbrange.shared.stack import RedisServer  # noqa: E402
 
-KEYS = (1, 100)
-GOAL_QUERIES = 100  # flagged at a query before this one
-GOAL_MATCHED = 0.001  # benign queries matched, at most
-DETECTORS = ("PRADA", "Blacklight", "both")
 SUBSTITUTE_PRESET = {"mnist": "papernot-mnist", "gtsrb": "gtsrb-substitute"}
 JBDA_S0, JBDA_RHO, JBDA_LAM, CAMOUFLAGE = 150, 3, -0.1, 2.0
 JBDA_EVAL = 100  # held-out images the campaign needs (agreement, evaluation): not part of the recorded stream
-
-
-@dataclass
-class Cell:
-    dataset: str
-    stream: str
-    queries: int
-    keys: int
-    detector: str
-    first_flag: int | None  # the stream's query (1-based) at which the first key was flagged
-    flagged: int  # keys flagged by the stream's end
-    linked: int | None  # keys Blacklight linked to at least one other key (None: 1 key, or PRADA: it links none)
-    groups: int | None  # the groups Blacklight's links make of the keys that sent queries
-    goal: bool
-    verdict: str
-
-
-@dataclass
-class BenignRow:
-    dataset: str
-    images: int
-    clients: int
-    queries: int
-    detector: str
-    matched: float | None  # share of queries matched (None: PRADA has no per-query match)
-    flagged: int
-    note: str
-    goal: bool | None
-
-
-@dataclass
-class Report:
-    settings: dict[str, object]
-    cells: list[Cell] = field(default_factory=list)
-    benign: list[BenignRow] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
-
-
-class Timer:
-    def __init__(self, report: Report, name: str) -> None:
-        self.report, self.name = report, name
-
-    def __enter__(self) -> Timer:
-        self.started = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.report.seconds[self.name] = round(time.perf_counter() - self.started, 1)
-        say(f"    [{self.name}: {self.report.seconds[self.name]:.1f} s]")
 
 
 # --- streams -------------------------------------------------------------------------------------------------------
@@ -154,68 +109,6 @@ def jbda_stream(oracle: InProcessOracle, num_classes: int, test: Dataset, sub: S
 
 
 # --- detectors -----------------------------------------------------------------------------------------------------
-
-def prada_feed(requests: list[Request], labels: list[Request], config: DetectorConfig,
-               ) -> tuple[dict[str, int], dict[str, prada.PradaState]]:
-    """PRADA as the oracle runs it: one state per client, each request one batch in order. Per client the stream's
-    query (1-based) at which it was flagged, and the states."""
-    states: dict[str, prada.PradaState] = {}
-    flags: dict[str, int] = {}
-    seen = 0
-    for (client, x), (same, y) in zip(requests, labels, strict=True):
-        assert client == same
-        if client not in flags:  # a flagged client's later queries do not move its first flag
-            z = prada.project(x, config)
-            state = states.get(client)
-            if state is None:
-                state = states[client] = prada.PradaState(z.shape[1])
-            before = state.queries
-            prada.update(state, z, y, config)
-            if state.alarm_at is not None:
-                flags[client] = seen + state.alarm_at - before
-        seen += len(x)
-    return flags, states
-
-
-def groups_of(keys: list[str], linked: dict[str, list[str]]) -> int:
-    """The connected groups Blacklight's links make of the keys."""
-    parent = {k: k for k in keys}
-
-    def root(k: str) -> str:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    for k, others in linked.items():
-        for o in others:
-            if o in parent:
-                parent[root(k)] = root(o)
-    return len({root(k) for k in keys})
-
-
-async def blacklight_feed(r: Redis, prefix: str, model: str, requests: list[Request], config: BlacklightConfig,
-                          ) -> tuple[dict[str, int], dict[str, list[str]], float, int]:
-    """Blacklight on a fresh store: per client the stream's query at which it was flagged, its linked clients; the
-    share of queries matched, the queries fed."""
-    feeder = Feeder(r, prefix, config, model=model)
-    fed = await feeder.feed(requests)
-    clients = list(dict.fromkeys(fed.clients))
-    linked = {c: (await feeder.store.client(c, model)).linked for c in clients}
-    return {c: at for c, (_, at) in fed.alarms.items()}, linked, fed.match_rate(), len(fed.matched)
-
-
-def verdict(first: int | None, keys: int, linked: int | None) -> tuple[bool, str]:
-    if first is None:
-        return False, "NO: not flagged"
-    if first >= GOAL_QUERIES:
-        return False, f"NO: flagged at query {first:,}"
-    if keys > 1 and linked is None:
-        return False, "NO: PRADA links no keys"
-    if keys > 1 and linked is not None and linked < keys:
-        return False, f"NO: {linked} of {keys} keys linked"
-    return True, "yes"
-
 
 async def attack_cells(r: Redis, dataset: str, name: str, calls: list[Call], prada_config: DetectorConfig,
                        bl_config: BlacklightConfig, report: Report) -> None:
@@ -303,38 +196,6 @@ async def run_dataset(r: Redis, dataset: str, oracle: InProcessOracle, num_class
     for name, calls in streams.items():
         await attack_cells(r, dataset, name, calls, prada_config, bl_config, report)
     await benign_rows(r, dataset, test, oracle, benign_images, clients, prada_config, bl_config, seed, report)
-
-
-def first_text(c: Cell) -> str:
-    return "not flagged" if c.first_flag is None else f"{c.first_flag:,}"
-
-
-def tables(report: Report) -> str:
-    lines = [f"### Attacks: first key flagged (stream query, 1-based); goal: flagged at a query < {GOAL_QUERIES}, over "
-             f"100 keys also every key linked", "",
-             "| dataset | stream | queries | keys | detector | first key flagged at | keys flagged | keys linked "
-             "(groups) | goal |", "|---|---|---:|---:|---|---:|---:|---:|---|"]
-    for c in report.cells:
-        link = "-" if c.linked is None else f"{c.linked} ({c.groups})"
-        lines.append(f"| {c.dataset} | {c.stream} | {c.queries:,} | {c.keys} | {c.detector} | {first_text(c)} | "
-                     f"{c.flagged}/{c.keys} | {link} | {c.verdict} |")
-    lines += ["", f"### Benign: distinct test images; goal: ≤ {GOAL_MATCHED:.1%} of queries matched", "",
-              "| dataset | images | clients | queries | detector | queries matched | clients flagged | goal | note |",
-              "|---|---:|---:|---:|---|---:|---:|---|---|"]
-    for b in report.benign:
-        matched = "- (no per-query match)" if b.matched is None else f"{b.matched:.3%}"
-        goal = "-" if b.goal is None else ("yes" if b.goal else "NO")
-        lines.append(f"| {b.dataset} | {b.images:,} | {b.clients} | {b.queries:,} | {b.detector} | {matched} | "
-                     f"{b.flagged}/{b.clients} | {goal} | {b.note} |")
-    lines += ["", "### Summary: attack cells meeting the goal", "", "| dataset | detector | 1 key | 100 keys |",
-              "|---|---|---:|---:|"]
-    for dataset in dict.fromkeys(c.dataset for c in report.cells):
-        for detector in DETECTORS:
-            mine = [c for c in report.cells if c.dataset == dataset and c.detector == detector]
-            cols = [f"{sum(c.goal for c in mine if c.keys == k)} of {sum(1 for c in mine if c.keys == k)}"
-                    for k in KEYS]
-            lines.append(f"| {dataset} | {detector} | {' | '.join(cols)} |")
-    return "\n".join(lines)
 
 
 def main(

@@ -85,3 +85,25 @@ def benign_streams(train: Dataset, test: Dataset, clients: int, queries: int, se
             continue
         streams.append((kind, _batches(x, rng)))
     return streams
+
+
+def prada_feed(requests: list[tuple[str, np.ndarray]], labels: list[tuple[str, np.ndarray]], config: DetectorConfig,
+               ) -> tuple[dict[str, int], dict[str, prada.PradaState]]:
+    """PRADA as the oracle runs it: one state per client, each request one batch in order. Per client the stream's
+    query (1-based) at which it was flagged, and the states."""
+    states: dict[str, prada.PradaState] = {}
+    flags: dict[str, int] = {}
+    seen = 0
+    for (client, x), (same, y) in zip(requests, labels, strict=True):
+        assert client == same
+        if client not in flags:  # a flagged client's later queries do not move its first flag
+            z = prada.project(x, config)
+            state = states.get(client)
+            if state is None:
+                state = states[client] = prada.PradaState(z.shape[1])
+            before = state.queries
+            prada.update(state, z, y, config)
+            if state.alarm_at is not None:
+                flags[client] = seen + state.alarm_at - before
+        seen += len(x)
+    return flags, states

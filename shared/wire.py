@@ -59,9 +59,11 @@ def _parsed_header(header: bytes) -> tuple[tuple[int, ...], bool, np.dtype] | No
 
 def decode_npy(body: bytes) -> np.ndarray:
     end = _header_end(body)
-    parsed = _parsed_header(body[:end]) if end is not None and end <= len(body) else None
-    if parsed is None:
+    if end is None or end > len(body):
         return _load(body)  # np.load reads it or says why not
+    parsed = _parsed_header(body[:end])
+    if parsed is None:
+        return _load(body)
     shape, fortran, dtype = parsed
     # A header may declare 2^40 elements in a few bytes: refused before anything is allocated for it.
     declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
