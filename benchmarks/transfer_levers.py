@@ -78,10 +78,11 @@ def agreement(model: torch.nn.Module, x: np.ndarray, oracle_labels: np.ndarray, 
     return float((labels.numpy() == oracle_labels).mean())
 
 
-def rows_of_lever() -> list[Row]:
-    rows: list[Row] = [("method", m, "ce", "single") for m in METHODS]
-    rows += [("loss", m, "margin", "single") for m in METHODS if m != "fgsm"]
-    rows += [("ensemble", m, "ce", "ensemble") for m in METHODS]
+def rows_of_lever(methods: tuple[str, ...] = METHODS, levers: tuple[str, ...] = ("method", "loss", "ensemble"),
+                  ) -> list[Row]:
+    rows: list[Row] = [("method", m, "ce", "single") for m in methods]
+    rows += [("loss", m, "margin", "single") for m in methods if m != "fgsm" and "loss" in levers]
+    rows += [("ensemble", m, "ce", "ensemble") for m in methods if "ensemble" in levers]
     return rows
 
 
@@ -94,17 +95,27 @@ def main(images: int = typer.Option(500, help="Evaluation images: test[1000:1000
          seeds: int = typer.Option(1, help="Substitutes per lever (seeds 0..n-1), each tuned on its own"),
          rho: int = typer.Option(6, help="Substitute epochs ρ"),
          train_epochs: int = typer.Option(10, help="Training epochs per substitute epoch"),
+         method: list[str] = typer.Option(list(METHODS), help="Crafting methods measured (repeat; default all)"),
+         lever: list[str] = typer.Option(["method", "loss", "ensemble"], help="Levers measured besides the method "
+                                         "(repeat): loss, ensemble (without it no ensemble is trained)"),
          device: str = "auto") -> None:
     if not (0 < images <= 9000 and 0 < tune_images <= 850):
         raise typer.BadParameter("--images must be in 1..9000 and --tune-images in 1..850 (the splits are disjoint)")
+    unknown = sorted(set(method) - set(METHODS)) + sorted(set(lever) - {"method", "loss", "ensemble"})
+    if unknown:
+        raise typer.BadParameter(f"unknown method or lever: {', '.join(unknown)}")
+    methods = tuple(m for m in METHODS if m in method)
+    levers = tuple(lever)
+    rows = rows_of_lever(methods, levers)
     dev = resolve_device(device)
     oracle, card = label_oracle("mnist", dev)
     data = load_dataset("mnist", "test")
     x0, x_tune, y_tune = data.x[:150], data.x[150 : 150 + tune_images], data.y[150 : 150 + tune_images]
     x_eval, y_eval = data.x[1000 : 1000 + images], data.y[1000 : 1000 + images]
     print(f"oracle mnist ({card['architecture']}, test accuracy {card['test_accuracy']:.2%}); ε = {EPS} (L∞); "
-          f"S0 = test[0:150], ρ = {rho}, λ = −0.1, {train_epochs} training epochs; substitute papernot-mnist, ensemble "
-          f"{' + '.join(ENSEMBLE)} (same labels, augmented by the first); tuning split test[150:{150 + tune_images}], "
+          f"S0 = test[0:150], ρ = {rho}, λ = −0.1, {train_epochs} training epochs; substitute papernot-mnist"
+          + (f", ensemble {' + '.join(ENSEMBLE)} (same labels, augmented by the first)" if "ensemble" in levers else "")
+          + f"; methods {', '.join(methods)}; levers {', '.join(levers)}; tuning split test[150:{150 + tune_images}], "
           f"evaluation split test[1000:{1000 + images}]; {seeds} seed(s); device {dev}, torch threads "
           f"{torch.get_num_threads()}", flush=True)
     results: dict[Row, list[TransferReport]] = defaultdict(list)
@@ -113,42 +124,47 @@ def main(images: int = typer.Option(500, help="Evaluation images: test[1000:1000
     for seed in range(seeds):
         counter = QueryCounter(oracle)
         started = time.perf_counter()
-        config = SubstituteConfig(substitute_epochs=rho, train_epochs=train_epochs, seed=seed, ensemble=ENSEMBLE[1:])
-        ensemble = frozen(train_substitute(counter, x0, config, device=dev).model)
-        assert isinstance(ensemble, SubstituteEnsemble)
-        models = {"single": ensemble.members[0], "ensemble": ensemble}
+        with_ensemble = "ensemble" in levers
+        config = SubstituteConfig(substitute_epochs=rho, train_epochs=train_epochs, seed=seed,
+                                  ensemble=ENSEMBLE[1:] if with_ensemble else ())
+        trained = frozen(train_substitute(counter, x0, config, device=dev).model)
+        if with_ensemble:
+            assert isinstance(trained, SubstituteEnsemble)
+            models = {"single": trained.members[0], "ensemble": trained}
+        else:
+            models = {"single": trained}
         clean_tune, clean_eval = counter.label(x_tune, "agreement"), counter.label(x_eval, "agreement")
         for name, model in models.items():
             agreements[name].append(agreement(model, x_eval, clean_eval, dev))
         print(f"\nseed {seed}: substitutes trained in {time.perf_counter() - started:.0f} s on "
-              f"{counter.used('labelling'):,} labels; agreement with the oracle on the evaluation split: lone "
-              f"{agreements['single'][-1]:.2%}, ensemble {agreements['ensemble'][-1]:.2%}", flush=True)
+              f"{counter.used('labelling'):,} labels; agreement with the oracle on the evaluation split: "
+              + ", ".join(f"{'lone' if n == 'single' else n} {a[-1]:.2%}" for n, a in agreements.items()), flush=True)
         settings: dict[str, dict[str, Any]] = {}
-        for method in METHODS:
-            scores = [transfer(counter, models["single"], engine_attack(method, "ce", s), x_tune, y_tune, clean_tune,
-                               seed, dev).transfer_rate or 0.0 for s in GRID[method]]
-            settings[method] = GRID[method][int(np.argmax(scores))]
-            chosen[method].append(str(settings[method] or "paper defaults"))
-            print(f"  tuning {method}: " + ", ".join(f"{s or 'defaults'} {r:.1%}" for s, r in zip(GRID[method], scores,
-                                                                                                  strict=True)),
+        for name in methods:
+            scores = [transfer(counter, models["single"], engine_attack(name, "ce", s), x_tune, y_tune, clean_tune,
+                               seed, dev).transfer_rate or 0.0 for s in GRID[name]]
+            settings[name] = GRID[name][int(np.argmax(scores))]
+            chosen[name].append(str(settings[name] or "paper defaults"))
+            print(f"  tuning {name}: " + ", ".join(f"{s or 'defaults'} {r:.1%}" for s, r in zip(GRID[name], scores,
+                                                                                                strict=True)),
                   flush=True)
-        for row in rows_of_lever():
-            _, method, loss, substitute = row
+        for row in rows:
+            _, name, loss, substitute = row
             started = time.perf_counter()
-            report = transfer(counter, models[substitute], engine_attack(method, loss, settings[method]), x_eval,
+            report = transfer(counter, models[substitute], engine_attack(name, loss, settings[name]), x_eval,
                               y_eval, clean_eval, seed, dev)
             results[row].append(report)
             print(f"  {' '.join(row):32} transfer {report.transfer_rate:.1%}, noise {report.noise_rate:.1%} "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
 
-    clean = results[rows_of_lever()[0]][0].clean_accuracy or 0.0
+    clean = results[rows[0]][0].clean_accuracy or 0.0
     print(f"\nTransfer at ε = {EPS} over {seeds} seed(s), {images} evaluation images (mean ± sd, %); the oracle's clean "
-          f"accuracy on them {clean:.2%}; agreement with the oracle: lone {mean_sd(agreements['single']).strip()}, "
-          f"ensemble {mean_sd(agreements['ensemble']).strip()}; settings chosen on the tuning split: "
-          + "; ".join(f"{m} {', '.join(chosen[m])}" for m in METHODS))
+          f"accuracy on them {clean:.2%}; agreement with the oracle: "
+          + ", ".join(f"{'lone' if n == 'single' else n} {mean_sd(a).strip()}" for n, a in agreements.items())
+          + "; settings chosen on the tuning split: " + "; ".join(f"{m} {', '.join(chosen[m])}" for m in methods))
     print(f"{'lever':9} {'method':7} {'loss':6} {'substitute':10} {'transfer':>13} {'noise':>13} {'lift':>13} "
           f"{'clean acc':>9}")
-    for row in rows_of_lever():
+    for row in rows:
         reports = results[row]
         rates = [r.transfer_rate or 0.0 for r in reports]
         noise = [r.noise_rate or 0.0 for r in reports]
