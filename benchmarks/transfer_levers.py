@@ -41,6 +41,7 @@ from bbrange.attacker.engine.evaluation import TransferReport
 from bbrange.attacker.engine.sizes import transfer_at_sizes
 from bbrange.shared.datasets import load_dataset
 from bbrange.shared.devices import as_batch, resolve_device
+from bbrange.shared.perturbations import TrainingAttack
 
 EPS = 0.3
 METHODS = ("fgsm", "pgd", "ifgsm", "mifgsm", "difgsm", "rfgsm")
@@ -78,6 +79,9 @@ def agreement(model: torch.nn.Module, x: np.ndarray, oracle_labels: np.ndarray, 
     return float((labels.numpy() == oracle_labels).mean())
 
 
+LEVERS = ("method", "loss", "ensemble")
+
+
 def rows_of_lever(methods: tuple[str, ...] = METHODS, levers: tuple[str, ...] = ("method", "loss", "ensemble"),
                   ) -> list[Row]:
     rows: list[Row] = [("method", m, "ce", "single") for m in methods]
@@ -98,24 +102,31 @@ def main(images: int = typer.Option(500, help="Evaluation images: test[1000:1000
          method: list[str] = typer.Option(list(METHODS), help="Crafting methods measured (repeat; default all)"),
          lever: list[str] = typer.Option(["method", "loss", "ensemble"], help="Levers measured besides the method "
                                          "(repeat): loss, ensemble (without it no ensemble is trained)"),
+         adversarial_training: str = typer.Option("none", help="Train every substitute half on its own FGSM or PGD "
+                                                  "examples at ε (fgsm, pgd; none)"),
+         oracle_name: str = typer.Option("mnist", "--oracle", help="The oracle's model card (e.g. mnist-fgsm-adv)"),
          device: str = "auto") -> None:
     if not (0 < images <= 9000 and 0 < tune_images <= 850):
         raise typer.BadParameter("--images must be in 1..9000 and --tune-images in 1..850 (the splits are disjoint)")
-    unknown = sorted(set(method) - set(METHODS)) + sorted(set(lever) - {"method", "loss", "ensemble"})
+    unknown = sorted(set(method) - set(METHODS)) + sorted(set(lever) - set(LEVERS))
     if unknown:
         raise typer.BadParameter(f"unknown method or lever: {', '.join(unknown)}")
     methods = tuple(m for m in METHODS if m in method)
+    if adversarial_training not in ("none", "fgsm", "pgd"):
+        raise typer.BadParameter("--adversarial-training: none, fgsm or pgd")
+    adversarial = None if adversarial_training == "none" else TrainingAttack(adversarial_training, EPS)  # type: ignore[arg-type]
     levers = tuple(lever)
     rows = rows_of_lever(methods, levers)
     dev = resolve_device(device)
-    oracle, card = label_oracle("mnist", dev)
+    oracle, card = label_oracle(oracle_name, dev)
     data = load_dataset("mnist", "test")
     x0, x_tune, y_tune = data.x[:150], data.x[150 : 150 + tune_images], data.y[150 : 150 + tune_images]
     x_eval, y_eval = data.x[1000 : 1000 + images], data.y[1000 : 1000 + images]
-    print(f"oracle mnist ({card['architecture']}, test accuracy {card['test_accuracy']:.2%}); ε = {EPS} (L∞); "
+    print(f"oracle {oracle_name} ({card['architecture']}, test accuracy {card['test_accuracy']:.2%}); ε = {EPS} (L∞); "
           f"S0 = test[0:150], ρ = {rho}, λ = −0.1, {train_epochs} training epochs; substitute papernot-mnist"
           + (f", ensemble {' + '.join(ENSEMBLE)} (same labels, augmented by the first)" if "ensemble" in levers else "")
-          + f"; methods {', '.join(methods)}; levers {', '.join(levers)}; tuning split test[150:{150 + tune_images}], "
+          + f"; methods {', '.join(methods)}; levers {', '.join(levers)}; adversarial training of the substitutes "
+          f"{adversarial_training}; tuning split test[150:{150 + tune_images}], "
           f"evaluation split test[1000:{1000 + images}]; {seeds} seed(s); device {dev}, torch threads "
           f"{torch.get_num_threads()}", flush=True)
     results: dict[Row, list[TransferReport]] = defaultdict(list)
@@ -126,13 +137,14 @@ def main(images: int = typer.Option(500, help="Evaluation images: test[1000:1000
         started = time.perf_counter()
         with_ensemble = "ensemble" in levers
         config = SubstituteConfig(substitute_epochs=rho, train_epochs=train_epochs, seed=seed,
-                                  ensemble=ENSEMBLE[1:] if with_ensemble else ())
+                                  ensemble=ENSEMBLE[1:] if with_ensemble else (), adversarial=adversarial)
         trained = frozen(train_substitute(counter, x0, config, device=dev).model)
         if with_ensemble:
             assert isinstance(trained, SubstituteEnsemble)
             models = {"single": trained.members[0], "ensemble": trained}
         else:
             models = {"single": trained}
+
         clean_tune, clean_eval = counter.label(x_tune, "agreement"), counter.label(x_eval, "agreement")
         for name, model in models.items():
             agreements[name].append(agreement(model, x_eval, clean_eval, dev))
