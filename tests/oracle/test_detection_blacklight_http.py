@@ -15,6 +15,7 @@ from bbrange.shared.stack import RedisServer
 from tests.conftest import OracleProcess, start_oracle
 from tests.oracle.test_budgets import metric_value, predict
 from tests.oracle.test_detection_blacklight import near_copies
+from tests.oracle.test_detection_http import detection
 
 FLAG = "X-Extraction-Flagged"
 
@@ -28,13 +29,8 @@ def oracle(quick_model_dir, redis_server, tmp_path_factory) -> Iterator[OraclePr
     process.stop()
 
 
-def state(oracle: OracleProcess, client_id: str) -> dict:
-    with oracle.admin_client() as admin:
-        return admin.detection(client_id).model_dump(mode="json")
-
-
 def seen(oracle: OracleProcess, client_id: str) -> int:
-    return int(state(oracle, client_id)["models"][0]["blacklight"]["queries"])
+    return int(detection(oracle, client_id)["models"][0]["blacklight"]["queries"])
 
 
 def test_a_probe_stream_is_flagged_and_under_block_refused_and_charged_nothing(oracle, mnist_test):
@@ -50,7 +46,7 @@ def test_a_probe_stream_is_flagged_and_under_block_refused_and_charged_nothing(o
         wait_until(lambda n=i + 4: seen(oracle, client_id) >= n, 10, "the detector")
     assert flagged_at is not None and flagged_at <= 20, flagged_at
     assert r.headers[FLAG] == "blacklight; queries=11"  # its 10th match: its first probe had nothing to match
-    s = state(oracle, client_id)
+    s = detection(oracle, client_id)
     assert s["flag"]["reason"] == "blacklight" and s["flag"]["linked"] == []
     bl = s["models"][0]["blacklight"]
     assert bl["matched"] >= 10 and bl["first_match_at"] == 2 and bl["max_shared"] >= 25
@@ -77,7 +73,7 @@ def test_the_stream_split_over_keys_is_flagged_with_the_keys_linked(oracle, mnis
             assert predict(oracle.url, key, probes[i + k : i + k + 1]).status_code == 200
     for k, client_id in enumerate(ids):
         wait_until(lambda c=client_id: seen(oracle, c) == 15, 10, "the detector")
-        s = state(oracle, client_id)
+        s = detection(oracle, client_id)
         others = sorted(set(ids) - {client_id})
         assert s["flagged"] and s["flag"]["reason"] == "blacklight", (k, s)
         assert set(s["flag"]["linked"]) <= set(others) and s["flag"]["linked"], s["flag"]
@@ -94,7 +90,7 @@ def test_natural_test_images_from_several_keys_are_not_flagged(oracle, mnist_tes
             assert r.status_code == 200 and FLAG not in r.headers
     for client_id, _ in clients:
         wait_until(lambda c=client_id: seen(oracle, c) == 300, 10, "the detector")
-        s = state(oracle, client_id)
+        s = detection(oracle, client_id)
         assert not s["flagged"], s
         assert s["models"][0]["blacklight"]["matched"] < 10
 
@@ -140,5 +136,5 @@ def test_a_retried_request_is_not_evidence(oracle, mnist_test):
     for headers in ({"Idempotency-Key": "batch-1"}, {"Idempotency-Key": "batch-1"}, {}):
         assert predict(oracle.url, key, x, **headers).status_code == 200
     wait_until(lambda: seen(oracle, client_id) == 40, 10, "the detector")
-    bl = state(oracle, client_id)["models"][0]["blacklight"]
+    bl = detection(oracle, client_id)["models"][0]["blacklight"]
     assert bl["matched"] == 0 and oracle.usage(client_id)["used"] == 40
