@@ -151,7 +151,8 @@ def mean_sd(values: list[float]) -> str:
 def main(images: int = typer.Option(500, help="Evaluation images (MNIST: test[1000:1000+N], at most 9,000)"),
          tune_images: int = typer.Option(200, help="Tuning images (MNIST: test[t:t+T], t = --tune-start)"),
          tune_start: int = typer.Option(0, help="MNIST: where the tuning split starts (default right after S0)"),
-         seeds: int = typer.Option(1, help="Substitutes per lever (seeds 0..n-1), each tuned on its own"),
+         seeds: int = typer.Option(1, help="Substitutes per lever (seeds f..f+n-1), each tuned on its own"),
+         first_seed: int = typer.Option(0, help="f: the first seed (to spread the seeds over processes)"),
          dataset: str = typer.Option("mnist", help="mnist or gtsrb"),
          eps: list[float] = typer.Option([], help="L∞ sizes (repeat; default MNIST 0.3, GTSRB 0.1 and 0.15)"),
          s0: int = typer.Option(0, help="S0: MNIST the first N test images (150), GTSRB the first N per class (10)"),
@@ -209,13 +210,14 @@ def main(images: int = typer.Option(500, help="Evaluation images (MNIST: test[10
           + (f", ensemble {' + '.join(presets)} (same labels, augmented by the {augment_with})" if with_ensemble
              else "")
           + f"; methods {', '.join(methods)}; levers {', '.join(levers)}; adversarial training of the substitutes "
-          f"{adversarial_training}; {seeds} seed(s); device {dev}, torch threads {torch.get_num_threads()}", flush=True)
+          f"{adversarial_training}; seeds {first_seed}..{first_seed + seeds - 1}; device {dev}, torch threads "
+          f"{torch.get_num_threads()}", flush=True)
     if white_box:
         whitebox(oracle_name, oracle, sizes, x_eval, y_eval, dev)
     results: dict[tuple[Row, float], list[TransferReport]] = defaultdict(list)
     agreements: dict[str, list[float]] = defaultdict(list)
     chosen: dict[tuple[str, float], list[str]] = defaultdict(list)
-    for seed in range(seeds):
+    for seed in range(first_seed, first_seed + seeds):
         counter = QueryCounter(oracle)
         started = time.perf_counter()
         config = SubstituteConfig(preset=presets[0], substitute_epochs=rho, lam=lam, train_epochs=train_epochs,
@@ -257,8 +259,8 @@ def main(images: int = typer.Option(500, help="Evaluation images (MNIST: test[10
         print(f"  labelling queries {counter.used('labelling'):,}", flush=True)
 
     clean = results[rows[0], sizes[0]][0].clean_accuracy or 0.0
-    print(f"\nTransfer over {seeds} seed(s), {images} evaluation images (mean ± sd, %); the oracle's clean accuracy on "
-          "them " f"{clean:.2%}; agreement with the oracle: "
+    print(f"\nTransfer over seeds {first_seed}..{first_seed + seeds - 1}, {images} evaluation images (mean ± sd, %); the "
+          f"oracle's clean accuracy on them {clean:.2%}; agreement with the oracle: "
           + ", ".join(f"{'lone' if n == 'single' else n} {mean_sd(a).strip()}" for n, a in agreements.items())
           + "; settings chosen on the tuning split: "
           + "; ".join(f"{m} at {e:g} {', '.join(chosen[m, e])}" for e in sizes for m in methods))
