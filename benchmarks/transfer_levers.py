@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 import torch
 import typer
-from oracles import frozen, label_oracle, load_oracle_model  # noqa: I001 - benchmarks/ is the script's directory
+from blackbox_gtsrb import first_per_class  # noqa: I001 - benchmarks/ is the script's directory
+from oracles import frozen, label_oracle, load_oracle_model
 
 from bbrange.attacker.engine import QueryCounter, SubstituteConfig, SubstituteEnsemble, attack_class, train_substitute
 from bbrange.attacker.engine.attack import Attack
@@ -115,7 +116,7 @@ def splits(dataset: str, s0: int, tune_start: int, tune_images: int, images: int
         return (np.arange(s0), np.arange(tune_start, tune_start + tune_images), np.arange(1000, 1000 + images),
                 f"S0 = test[0:{s0}], tuning test[{tune_start}:{tune_start + tune_images}], evaluation "
                 f"test[1000:{1000 + images}]")
-    first = np.sort(np.concatenate([np.flatnonzero(data_y == c)[:s0] for c in range(int(data_y.max()) + 1)]))
+    first = first_per_class(data_y, s0, int(data_y.max()) + 1)
     rest = np.random.default_rng(0).permutation(np.setdiff1d(np.arange(len(data_y)), first))
     if tune_images + images > len(rest):
         raise typer.BadParameter(f"{dataset}: --tune-images plus --images at most {len(rest):,}")
