@@ -156,10 +156,10 @@ def main(images: int = typer.Option(500, help="Evaluation images (MNIST: test[10
          first_seed: int = typer.Option(0, help="f: the first seed (to spread the seeds over processes)"),
          dataset: str = typer.Option("mnist", help="mnist or gtsrb"),
          eps: list[float] = typer.Option([], help="L∞ sizes (repeat; default MNIST 0.3, GTSRB 0.1 and 0.15)"),
-         s0: int = typer.Option(0, help="S0: MNIST the first N test images (150), GTSRB the first N per class (10)"),
-         rho: int = typer.Option(0, help="Substitute epochs ρ (default MNIST 6, GTSRB 4)"),
+         s0: int | None = typer.Option(None, help="S0: MNIST the first N test images (150), GTSRB the first N per class (10)"),
+         rho: int | None = typer.Option(None, help="Substitute epochs ρ (default MNIST 6, GTSRB 4)"),
          lam: float = typer.Option(-0.1, help="λ, signed (engine/substitute.py)"),
-         batch_size: int = typer.Option(0, help="Substitute training batch (default MNIST 128, GTSRB 32)"),
+         batch_size: int | None = typer.Option(None, help="Substitute training batch (default MNIST 128, GTSRB 32)"),
          train_epochs: int = typer.Option(10, help="Training epochs per substitute epoch"),
          members: list[str] = typer.Option([], help="The ensemble's presets, the lone substitute first (repeat; "
                                            "default MNIST papernot-mnist, lenet, mlp; GTSRB gtsrb-substitute × 3)"),
@@ -184,7 +184,9 @@ def main(images: int = typer.Option(500, help="Evaluation images (MNIST: test[10
     presets = tuple(members) or setup.presets
     if evaluate_on not in ("evaluation", "tuning") or augment_with not in ("first", "ensemble"):
         raise typer.BadParameter("--evaluate-on: evaluation or tuning; --augment-with: first or ensemble")
-    sizes, s0, rho = tuple(eps) or setup.eps, s0 or setup.s0, rho or setup.rho
+    sizes = tuple(eps) or setup.eps
+    s0, rho = setup.s0 if s0 is None else s0, setup.rho if rho is None else rho
+    batch_size = batch_size or setup.batch_size
     unknown = sorted(set(method) - set(METHODS)) + sorted(set(lever) - set(LEVERS))
     if unknown:
         raise typer.BadParameter(f"unknown method or lever: {', '.join(unknown)}")
@@ -207,7 +209,7 @@ def main(images: int = typer.Option(500, help="Evaluation images (MNIST: test[10
     with_ensemble = "ensemble" in levers
     print(f"oracle {oracle_name} ({card['architecture']}, test accuracy {card['test_accuracy']:.2%}); "
           f"ε = {', '.join(f'{e:g}' for e in sizes)} (L∞); {split_text}; ρ = {rho}, λ = {lam:g}, batch "
-          f"{batch_size or setup.batch_size}, {train_epochs} training epochs; substitute {presets[0]}"
+          f"{batch_size}, {train_epochs} training epochs; substitute {presets[0]}"
           + (f", ensemble {' + '.join(presets)} (same labels, augmented by the {augment_with})" if with_ensemble
              else "")
           + f"; methods {', '.join(methods)}; levers {', '.join(levers)}; adversarial training of the substitutes "
@@ -222,7 +224,7 @@ def main(images: int = typer.Option(500, help="Evaluation images (MNIST: test[10
         counter = QueryCounter(oracle)
         started = time.perf_counter()
         config = SubstituteConfig(preset=presets[0], substitute_epochs=rho, lam=lam, train_epochs=train_epochs,
-                                  batch_size=batch_size or setup.batch_size, seed=seed,
+                                  batch_size=batch_size, seed=seed,
                                   ensemble=presets[1:] if with_ensemble else (), adversarial=adversarial,
                                   augment_with=augment_with if with_ensemble else "first")  # type: ignore[arg-type]
         trained = frozen(train_substitute(counter, x0, config, device=dev).model)
