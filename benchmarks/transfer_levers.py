@@ -104,10 +104,10 @@ def agreement(model: torch.nn.Module, x: np.ndarray, oracle_labels: np.ndarray, 
     return float((labels.numpy() == oracle_labels).mean())
 
 
-def splits(dataset: str, s0: int, tune_start: int, tune_images: int, images: int,
+def splits(dataset: str, data_y: np.ndarray, s0: int, tune_start: int, tune_images: int, images: int,
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """Indices into the test set of S0, the tuning split and the evaluation split (disjoint), and how they were drawn."""
-    data_y = load_dataset(dataset, "test").y
+    """Indices into the test set (labels `data_y`) of S0, the tuning split and the evaluation split (disjoint), and how
+    they were drawn."""
     if dataset == "mnist":
         tune_start = tune_start or s0
         if not (0 < s0 <= tune_start and tune_start + tune_images <= 1000 and images <= 9000):
@@ -186,7 +186,7 @@ def main(images: int = typer.Option(500, help="Evaluation images (MNIST: test[10
         raise typer.BadParameter("--evaluate-on: evaluation or tuning; --augment-with: first or ensemble")
     sizes = tuple(eps) or setup.eps
     s0, rho = setup.s0 if s0 is None else s0, setup.rho if rho is None else rho
-    batch_size = batch_size or setup.batch_size
+    batch_size = setup.batch_size if batch_size is None else batch_size
     unknown = sorted(set(method) - set(METHODS)) + sorted(set(lever) - set(LEVERS))
     if unknown:
         raise typer.BadParameter(f"unknown method or lever: {', '.join(unknown)}")
@@ -200,8 +200,8 @@ def main(images: int = typer.Option(500, help="Evaluation images (MNIST: test[10
     dev = resolve_device(device)
     oracle_name = oracle_name or dataset
     oracle, card = label_oracle(oracle_name, dev)
-    s0_at, tune_at, eval_at, split_text = splits(dataset, s0, tune_start, tune_images, images)
     data = load_dataset(dataset, "test")
+    s0_at, tune_at, eval_at, split_text = splits(dataset, data.y, s0, tune_start, tune_images, images)
     x0, x_tune, y_tune = data.x[s0_at], data.x[tune_at], data.y[tune_at]
     if evaluate_on == "tuning":
         eval_at, split_text = tune_at, split_text + " (rows reported on the tuning split)"
